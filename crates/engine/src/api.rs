@@ -1,0 +1,302 @@
+//! What goes in and out of the engine: configuration, commands and events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialtone_protocol::{
+    CallId, CallInfo, CallKind, DeviceAddress, DeviceId, EndReason, ErrorCode, MediaState, MissedCall,
+    PresenceEntry, Profile, SignalPayload, UserId,
+};
+use serde::Serialize;
+
+use crate::backoff::Backoff;
+
+/// Called after every event, from the engine's task: a UI uses it to request a repaint.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// How to reach the server and who to be.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// The server's `ws://` URL.
+    pub server_url: String,
+    /// A sign-in token from `dialtone-server token`.
+    pub token: String,
+    /// This device's name, unique among the user's devices.
+    pub device: DeviceId,
+    /// Presence to watch once signed in: `None` watches nobody, `Some(None)` everyone,
+    /// `Some(Some(users))` those users.
+    pub watch_presence: Option<Option<Vec<UserId>>>,
+    /// Reconnect delays.
+    pub backoff: Backoff,
+    /// How long to wait for the server to confirm a call request before giving up on it.
+    pub request_timeout: Duration,
+    /// How long a connection attempt (TCP, WebSocket and hello) may take.
+    pub connect_timeout: Duration,
+    /// Seeds call ids and reconnect jitter; `None` draws a seed from the operating system.
+    pub seed: Option<u64>,
+    /// Called after every event.
+    pub waker: Option<Waker>,
+}
+
+impl EngineConfig {
+    /// Defaults for everything but the server, the token and the device.
+    pub fn new(server_url: impl Into<String>, token: impl Into<String>, device: DeviceId) -> Self {
+        Self {
+            server_url: server_url.into(),
+            token: token.into(),
+            device,
+            watch_presence: None,
+            backoff: Backoff::default(),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            seed: None,
+            waker: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("server_url", &self.server_url)
+            .field("device", &self.device)
+            .field("watch_presence", &self.watch_presence)
+            .field("backoff", &self.backoff)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the engine is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Call people. Without an id the engine makes one; with the id of an existing call, the server adds
+    /// the users to it.
+    Call {
+        /// The call's id, or `None` for a fresh one.
+        call: Option<CallId>,
+        /// Whom to call.
+        users: Vec<UserId>,
+        /// Audio or video.
+        kind: CallKind,
+        /// A group call even with one invitee.
+        group: bool,
+        /// Ring for this long instead of the server's default.
+        ring_timeout: Option<Duration>,
+    },
+    /// Answer a ringing call (camera off for "audio only").
+    Accept {
+        /// The call.
+        call: CallId,
+        /// What to send.
+        media: MediaState,
+    },
+    /// Decline a ringing call, optionally as busy.
+    Decline {
+        /// The call.
+        call: CallId,
+        /// Say busy instead of declined.
+        busy: bool,
+    },
+    /// Withdraw an unanswered outgoing call.
+    Cancel {
+        /// The call.
+        call: CallId,
+    },
+    /// Leave a call (cancels it if still unanswered).
+    Hangup {
+        /// The call.
+        call: CallId,
+    },
+    /// Invite more people into a call this device is in.
+    Invite {
+        /// The call.
+        call: CallId,
+        /// Whom.
+        users: Vec<UserId>,
+    },
+    /// Mute or unmute, camera on or off (camera on upgrades an audio call).
+    SetMedia {
+        /// The call.
+        call: CallId,
+        /// The new state.
+        media: MediaState,
+    },
+    /// Relay a session description or candidate to a device in the call.
+    Signal {
+        /// The call.
+        call: CallId,
+        /// The receiving device.
+        to: DeviceAddress,
+        /// What to send.
+        payload: SignalPayload,
+    },
+    /// Watch presence: `None` everyone, or a list of users.
+    WatchPresence(Option<Vec<UserId>>),
+    /// Change the display name or avatar.
+    SetProfile {
+        /// A new display name.
+        display_name: Option<String>,
+        /// A new avatar reference; empty clears it.
+        avatar: Option<String>,
+    },
+    /// Hang up everything, sign out and stop.
+    Shutdown,
+}
+
+/// What the engine reports. Serialized as one JSON object with an `event` field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Connecting to the server (first time or again).
+    Connecting {
+        /// The server.
+        url: String,
+        /// 0 for the first attempt, then counting reconnects.
+        attempt: u32,
+    },
+    /// Signed in.
+    SignedIn {
+        /// Who.
+        user: UserId,
+        /// On which device.
+        device: DeviceId,
+        /// The profile the server holds.
+        profile: Profile,
+    },
+    /// The connection was lost or could not be made; the engine tries again after `retry_in_ms`.
+    Reconnecting {
+        /// Why the last connection ended or failed.
+        reason: String,
+        /// Reconnect attempt number, from 1.
+        attempt: u32,
+        /// Delay before the attempt.
+        retry_in_ms: u64,
+    },
+    /// Everyone watched.
+    Presence {
+        /// Their entries.
+        users: Vec<PresenceEntry>,
+    },
+    /// One watched user changed.
+    PresenceChanged {
+        /// The new entry.
+        entry: PresenceEntry,
+    },
+    /// Calls missed while signed out.
+    MissedCalls {
+        /// Oldest first.
+        calls: Vec<MissedCall>,
+    },
+    /// This device placed a call; the server is being asked.
+    OutgoingCall {
+        /// The call.
+        call: CallId,
+        /// Whom it calls.
+        users: Vec<UserId>,
+        /// Audio or video.
+        kind: CallKind,
+    },
+    /// This device rings.
+    IncomingCall {
+        /// The call with its members.
+        call: CallInfo,
+        /// Who invites.
+        from: UserId,
+    },
+    /// An invitee's devices ring (0: offline for now).
+    Ringing {
+        /// The call.
+        call: CallId,
+        /// The invitee.
+        user: UserId,
+        /// How many devices ring.
+        devices: u32,
+    },
+    /// This device is in the call with someone else: the caller's first answer, or the callee's accept
+    /// confirmed.
+    CallActive {
+        /// The call as it stands.
+        call: CallInfo,
+    },
+    /// Someone answered, on which device.
+    ParticipantJoined {
+        /// The call.
+        call: CallId,
+        /// Who.
+        user: UserId,
+        /// Their device.
+        device: DeviceId,
+        /// What they send.
+        media: MediaState,
+    },
+    /// Someone left or was removed (declined, busy, no answer, hung up, lost).
+    ParticipantLeft {
+        /// The call.
+        call: CallId,
+        /// Who.
+        user: UserId,
+        /// Why.
+        reason: EndReason,
+    },
+    /// A member muted, unmuted, or turned their camera on or off.
+    MediaChanged {
+        /// The call.
+        call: CallId,
+        /// Who.
+        user: UserId,
+        /// The new state.
+        media: MediaState,
+    },
+    /// The call became a video call.
+    KindChanged {
+        /// The call.
+        call: CallId,
+        /// The new kind.
+        kind: CallKind,
+        /// Who upgraded it.
+        by: UserId,
+    },
+    /// Two people called each other at once; this device's call `call` became `into`.
+    Merged {
+        /// The call this device placed.
+        call: CallId,
+        /// The call both are in.
+        into: CallId,
+    },
+    /// A relayed session description or candidate.
+    Signal {
+        /// The call.
+        call: CallId,
+        /// Which device sent it.
+        from: DeviceAddress,
+        /// What it is.
+        payload: SignalPayload,
+    },
+    /// This device's part in a call ended.
+    CallEnded {
+        /// The call.
+        call: CallId,
+        /// Why.
+        reason: EndReason,
+        /// How long it was active, if it was.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+    },
+    /// A request failed (server error code) or a command did not fit (no code).
+    Error {
+        /// The server's code, when the server refused.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<ErrorCode>,
+        /// What happened.
+        message: String,
+        /// The call concerned.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        call: Option<CallId>,
+    },
+    /// The engine stopped: after [`Command::Shutdown`], or because signing in can never succeed (bad
+    /// token, version mismatch).
+    Stopped {
+        /// Why.
+        reason: String,
+    },
+}

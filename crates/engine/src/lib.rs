@@ -1,0 +1,17 @@
+//! Dialtone's call engine, headless: the app, the bot and the tests drive it the same way.
+//!
+//! Start it with [`Engine::start`]; send [`Command`]s; read [`Event`]s. Inside, one task owns the
+//! connection to the server (reconnecting with [`Backoff`]) and one [`call::Call`] state machine per call.
+//! The engine never names a UI toolkit; a UI passes a [`Waker`] to be told when events are waiting.
+//!
+//! Media (peer connections, devices) plugs in through the signaling already here: [`Command::Signal`]
+//! sends a session description or candidate to a device in the call, [`Event::Signal`] delivers one.
+
+pub mod api;
+pub mod backoff;
+pub mod call;
+mod runtime;
+
+pub use api::{Command, EngineConfig, Event, Waker};
+pub use backoff::Backoff;
+pub use runtime::{Engine, EngineStopped};

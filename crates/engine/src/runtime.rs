@@ -1,0 +1,469 @@
+//! The engine's task: connects, signs in, reconnects with backoff, and feeds commands, server messages
+//! and time to the calls' state machines, sending and emitting what they return.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dialtone_protocol::{
+    CallId, ClientFrame, ClientMessage, DeviceId, ErrorCode, PROTOCOL_VERSION, Profile, ServerMessage, UserId,
+    decode_server, encode,
+};
+use futures_util::{SinkExt, StreamExt};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::api::{Command, EngineConfig, Event};
+use crate::call::{Call, Effect, Input};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long an incoming call may ring here if the server never ends it (the server's own timeout is
+/// shorter; this only guards against a server that went quiet).
+const INCOMING_RING_LIMIT: Duration = Duration::from_secs(150);
+
+/// The engine was stopped and takes no more commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the engine has stopped")]
+pub struct EngineStopped;
+
+/// A running engine: send it [`Command`]s; its [`Event`]s come out of the receiver [`Engine::start`]
+/// returned.
+pub struct Engine {
+    commands: mpsc::UnboundedSender<Command>,
+    task: JoinHandle<()>,
+}
+
+impl Engine {
+    /// Starts the engine on the current tokio runtime.
+    pub fn start(config: EngineConfig) -> (Engine, mpsc::UnboundedReceiver<Event>) {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let rng = match config.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        let runtime = Runtime {
+            config,
+            events: event_tx,
+            commands: command_rx,
+            rng,
+            calls: BTreeMap::new(),
+            me: None,
+            outbox: Vec::new(),
+            seq: 0,
+        };
+        let task = tokio::spawn(runtime.run());
+        (Engine { commands, task }, events)
+    }
+
+    /// Queues a command.
+    pub fn send(&self, command: Command) -> Result<(), EngineStopped> {
+        self.commands.send(command).map_err(|_| EngineStopped)
+    }
+
+    /// Stops the engine at once, as a crash would: no hangup is sent, the connection just drops. For
+    /// testing how the others cope with a vanished peer.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+
+    /// Asks the engine to hang up, sign out and stop, and waits until it has.
+    pub async fn shutdown(self) {
+        let _ = self.commands.send(Command::Shutdown);
+        let _ = self.task.await;
+    }
+}
+
+enum SessionEnd {
+    Shutdown,
+    Lost(String),
+    Fatal(String),
+}
+
+enum ConnectError {
+    /// Worth trying again later.
+    Transient(String),
+    /// Will fail the same way every time.
+    Fatal(String),
+}
+
+struct Runtime {
+    config: EngineConfig,
+    events: mpsc::UnboundedSender<Event>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    rng: StdRng,
+    calls: BTreeMap<CallId, Call>,
+    me: Option<(UserId, DeviceId, Profile)>,
+    outbox: Vec<ClientMessage>,
+    seq: u64,
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl Runtime {
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+        if let Some(waker) = &self.config.waker {
+            waker();
+        }
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send(message) => self.outbox.push(message),
+                Effect::Emit(event) => self.emit(event),
+            }
+        }
+    }
+
+    fn error(&self, message: impl Into<String>, call: Option<CallId>) {
+        self.emit(Event::Error { code: None, message: message.into(), call });
+    }
+
+    async fn run(mut self) {
+        let mut attempt = 0u32;
+        loop {
+            self.emit(Event::Connecting { url: self.config.server_url.clone(), attempt });
+            let connected = match tokio::time::timeout(self.config.connect_timeout, self.connect()).await {
+                Ok(result) => result,
+                Err(_) => Err(ConnectError::Transient("timed out connecting".into())),
+            };
+            let reason = match connected {
+                Ok((socket, heartbeat)) => {
+                    attempt = 0;
+                    match self.session(socket, heartbeat).await {
+                        SessionEnd::Shutdown => {
+                            self.emit(Event::Stopped { reason: "shut down".into() });
+                            return;
+                        }
+                        SessionEnd::Fatal(reason) => {
+                            self.lose_calls();
+                            self.emit(Event::Stopped { reason });
+                            return;
+                        }
+                        SessionEnd::Lost(reason) => reason,
+                    }
+                }
+                Err(ConnectError::Fatal(reason)) => {
+                    self.emit(Event::Stopped { reason });
+                    return;
+                }
+                Err(ConnectError::Transient(reason)) => reason,
+            };
+            self.lose_calls();
+            attempt += 1;
+            let delay = self.config.backoff.delay(attempt, &mut self.rng);
+            self.emit(Event::Reconnecting { reason, attempt, retry_in_ms: delay.as_millis() as u64 });
+            let wake_at = Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wake_at) => break,
+                    command = self.commands.recv() => match command {
+                        None | Some(Command::Shutdown) => {
+                            self.emit(Event::Stopped { reason: "shut down".into() });
+                            return;
+                        }
+                        Some(_) => self.error("not connected to the server; reconnecting", None),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every call still going on is over: the server ends them too when the connection drops.
+    fn lose_calls(&mut self) {
+        let at = now();
+        let calls = std::mem::take(&mut self.calls);
+        for (_, mut call) in calls {
+            let effects = call.handle(Input::ConnectionLost, at);
+            // Nothing can be sent any more; only the events matter.
+            for effect in effects {
+                if let Effect::Emit(event) = effect {
+                    self.emit(event);
+                }
+            }
+        }
+        self.outbox.clear();
+    }
+
+    async fn connect(&mut self) -> Result<(Socket, Duration), ConnectError> {
+        let (mut socket, _) = tokio_tungstenite::connect_async(self.config.server_url.as_str()).await.map_err(|error| {
+            match error {
+                tungstenite::Error::Url(problem) => {
+                    ConnectError::Fatal(format!("bad server URL {:?}: {problem}", self.config.server_url))
+                }
+                other => ConnectError::Transient(format!("cannot connect to {}: {other}", self.config.server_url)),
+            }
+        })?;
+        let hello = ClientFrame {
+            seq: None,
+            message: ClientMessage::Hello {
+                version: PROTOCOL_VERSION,
+                token: self.config.token.clone(),
+                device: self.config.device.clone(),
+            },
+        };
+        socket
+            .send(Message::Text(encode(&hello).into()))
+            .await
+            .map_err(|error| ConnectError::Transient(format!("sending hello: {error}")))?;
+        loop {
+            let frame = socket.next().await;
+            let text = match frame {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Close(_))) | None => {
+                    return Err(ConnectError::Transient("the server closed the connection during sign-in".into()));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => return Err(ConnectError::Transient(format!("during sign-in: {error}"))),
+            };
+            match decode_server(&text) {
+                Ok(ServerMessage::Welcome { user, device, profile, heartbeat_ms, .. }) => {
+                    self.me = Some((user.clone(), device.clone(), profile.clone()));
+                    self.emit(Event::SignedIn { user, device, profile });
+                    return Ok((socket, Duration::from_millis(heartbeat_ms.max(1_000))));
+                }
+                Ok(ServerMessage::Error { code, message, .. }) => {
+                    self.emit(Event::Error { code: Some(code), message: message.clone(), call: None });
+                    return Err(match code {
+                        ErrorCode::InvalidToken | ErrorCode::TokenExpired | ErrorCode::VersionMismatch => {
+                            ConnectError::Fatal(format!("sign-in refused: {message}"))
+                        }
+                        _ => ConnectError::Transient(format!("sign-in failed: {message}")),
+                    });
+                }
+                Ok(_) => continue,
+                Err(error) => return Err(ConnectError::Transient(format!("unreadable server message: {error}"))),
+            }
+        }
+    }
+
+    async fn session(&mut self, socket: Socket, heartbeat: Duration) -> SessionEnd {
+        let (mut sink, mut stream) = socket.split();
+        if let Some(watch) = self.config.watch_presence.clone() {
+            self.outbox.push(ClientMessage::WatchPresence { users: watch });
+        }
+        // Half the server's heartbeat, so one late ping never gets us dropped.
+        let mut heartbeat = tokio::time::interval(heartbeat / 2);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut nonce = 0u64;
+        loop {
+            if let Err(error) = self.flush(&mut sink).await {
+                return SessionEnd::Lost(format!("sending: {error}"));
+            }
+            let next_deadline = self.calls.values().filter_map(Call::deadline).min().map(Instant::from_std);
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    None | Some(Command::Shutdown) => {
+                        self.hang_up_all();
+                        let _ = self.flush(&mut sink).await;
+                        let _ = sink.close().await;
+                        return SessionEnd::Shutdown;
+                    }
+                    Some(command) => self.command(command),
+                },
+                frame = stream.next() => match frame {
+                    Some(Ok(Message::Text(text))) => match decode_server(&text) {
+                        Ok(message) => if let Some(end) = self.server_message(message) {
+                            return end;
+                        },
+                        Err(error) => self.error(format!("unreadable server message: {error}"), None),
+                    },
+                    Some(Ok(Message::Close(frame))) => {
+                        let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                        return SessionEnd::Lost(format!("the server closed the connection {why}").trim_end().to_owned());
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => return SessionEnd::Lost(format!("connection error: {error}")),
+                    None => return SessionEnd::Lost("the connection closed".into()),
+                },
+                _ = heartbeat.tick() => {
+                    nonce += 1;
+                    self.outbox.push(ClientMessage::Ping { nonce });
+                }
+                _ = tokio::time::sleep_until(next_deadline.unwrap_or_else(Instant::now)), if next_deadline.is_some() => {
+                    let at = now();
+                    let due: Vec<CallId> = self.calls.values()
+                        .filter(|c| c.deadline().is_some_and(|d| d <= at))
+                        .map(|c| c.id().clone())
+                        .collect();
+                    for id in due {
+                        self.feed(&id, Input::Tick);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn flush(
+        &mut self,
+        sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    ) -> Result<(), tungstenite::Error> {
+        for message in std::mem::take(&mut self.outbox) {
+            self.seq += 1;
+            let frame = ClientFrame { seq: Some(self.seq), message };
+            sink.feed(Message::Text(encode(&frame).into())).await?;
+        }
+        sink.flush().await
+    }
+
+    fn hang_up_all(&mut self) {
+        let ids: Vec<CallId> = self.calls.keys().cloned().collect();
+        for id in ids {
+            let input = match self.calls[&id].phase() {
+                crate::call::Phase::Incoming => Input::Decline { busy: false },
+                crate::call::Phase::Ended(_) => continue,
+                _ => Input::Hangup,
+            };
+            self.feed(&id, input);
+        }
+    }
+
+    /// Feeds one input to one call and forgets the call once it is finished.
+    fn feed(&mut self, id: &CallId, input: Input) {
+        let at = now();
+        let Some(call) = self.calls.get_mut(id) else { return };
+        let effects = call.handle(input, at);
+        let finished = call.is_finished(at);
+        self.apply(effects);
+        if finished {
+            self.calls.remove(id);
+        }
+    }
+
+    fn new_call_id(&mut self) -> CallId {
+        let value: u64 = self.rng.random();
+        CallId::new(format!("c{value:016x}")).expect("a hex id is valid")
+    }
+
+    fn command(&mut self, command: Command) {
+        let Some(me) = self.me.clone() else {
+            return self.error("not signed in yet", None);
+        };
+        match command {
+            Command::Call { call, users, kind, group, ring_timeout } => {
+                if users.is_empty() {
+                    return self.error("a call needs someone to call", None);
+                }
+                let live = |id: &&CallId| self.calls.get(*id).is_some_and(|c| !c.phase().is_over());
+                if let Some(existing) = call.as_ref().filter(live) {
+                    let existing = existing.clone();
+                    return self.feed(&existing, Input::Invite(users));
+                }
+                let id = call.unwrap_or_else(|| self.new_call_id());
+                let (call, effects) =
+                    Call::place(id.clone(), me, users, kind, group, ring_timeout, now(), self.config.request_timeout);
+                self.calls.insert(id, call);
+                self.apply(effects);
+            }
+            Command::Accept { call, media } => self.command_for(call, Input::Accept(media)),
+            Command::Decline { call, busy } => self.command_for(call, Input::Decline { busy }),
+            Command::Cancel { call } => self.command_for(call, Input::Cancel),
+            Command::Hangup { call } => self.command_for(call, Input::Hangup),
+            Command::Invite { call, users } => self.command_for(call, Input::Invite(users)),
+            Command::SetMedia { call, media } => self.command_for(call, Input::SetMedia(media)),
+            Command::Signal { call, to, payload } => {
+                if self.calls.contains_key(&call) {
+                    self.outbox.push(ClientMessage::Signal { call, to, payload });
+                } else {
+                    self.error(format!("no call {call}"), Some(call));
+                }
+            }
+            Command::WatchPresence(users) => self.outbox.push(ClientMessage::WatchPresence { users }),
+            Command::SetProfile { display_name, avatar } => {
+                self.outbox.push(ClientMessage::SetProfile { display_name, avatar })
+            }
+            Command::Shutdown => unreachable!("handled by the session loop"),
+        }
+    }
+
+    fn command_for(&mut self, call: CallId, input: Input) {
+        if self.calls.contains_key(&call) {
+            self.feed(&call, input);
+        } else {
+            self.error(format!("no call {call}"), Some(call));
+        }
+    }
+
+    /// Handles one server message; `Some` ends the session.
+    fn server_message(&mut self, message: ServerMessage) -> Option<SessionEnd> {
+        let Some((me, _, _)) = self.me.clone() else { return None };
+        let at = now();
+        match message {
+            ServerMessage::Welcome { .. } | ServerMessage::Pong { .. } => {}
+            ServerMessage::Error { code: ErrorCode::Replaced, message, .. } => {
+                return Some(SessionEnd::Fatal(format!("signed in elsewhere with this device name: {message}")));
+            }
+            ServerMessage::Error { code: ErrorCode::ShuttingDown, message, .. } => {
+                return Some(SessionEnd::Lost(message));
+            }
+            ServerMessage::Error { code, message, call: Some(call), .. } if self.calls.contains_key(&call) => {
+                self.feed(&call, Input::Refused(code, message));
+            }
+            ServerMessage::Error { code, message, call, .. } => self.emit(Event::Error { code: Some(code), message, call }),
+            ServerMessage::Presence { users } => self.emit(Event::Presence { users }),
+            ServerMessage::PresenceChanged { entry } => self.emit(Event::PresenceChanged { entry }),
+            ServerMessage::MissedCalls { calls } => self.emit(Event::MissedCalls { calls }),
+            ServerMessage::Incoming { call, from } => {
+                // A call this device already left may ring again (invited back into a group call).
+                if self.calls.get(&call.call).is_none_or(|c| c.phase().is_over()) {
+                    let id = call.call.clone();
+                    let (call, effects) =
+                        Call::incoming(call, from, me, at, INCOMING_RING_LIMIT, self.config.request_timeout);
+                    self.calls.insert(id, call);
+                    self.apply(effects);
+                }
+            }
+            ServerMessage::Merged { call, into } => {
+                // Our call did not fail: it continues as `into`, so it ends without a `call_ended`.
+                self.calls.remove(&call);
+                self.emit(Event::Merged { call, into: into.call.clone() });
+                // The other side's call may be ringing here already; it is joined now.
+                let id = into.call.clone();
+                let (call, effects) = Call::joined(into, me, at, self.config.request_timeout);
+                self.calls.insert(id, call);
+                self.apply(effects);
+            }
+            ServerMessage::CallState { call } if !self.calls.contains_key(&call.call) => {
+                let id = call.call.clone();
+                let (call, effects) = Call::joined(call, me, at, self.config.request_timeout);
+                self.calls.insert(id, call);
+                self.apply(effects);
+            }
+            ServerMessage::Signal { call, from, payload } => {
+                if self.calls.contains_key(&call) {
+                    self.emit(Event::Signal { call, from, payload });
+                }
+            }
+            message @ (ServerMessage::CallState { .. }
+            | ServerMessage::Ringing { .. }
+            | ServerMessage::Joined { .. }
+            | ServerMessage::Left { .. }
+            | ServerMessage::Ended { .. }
+            | ServerMessage::MediaChanged { .. }
+            | ServerMessage::KindChanged { .. }) => {
+                let id = match &message {
+                    ServerMessage::CallState { call } => call.call.clone(),
+                    ServerMessage::Ringing { call, .. }
+                    | ServerMessage::Joined { call, .. }
+                    | ServerMessage::Left { call, .. }
+                    | ServerMessage::Ended { call, .. }
+                    | ServerMessage::MediaChanged { call, .. }
+                    | ServerMessage::KindChanged { call, .. } => call.clone(),
+                    _ => unreachable!("matched above"),
+                };
+                self.feed(&id, Input::Server(message));
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,17 @@
+//! Dialtone's signaling server.
+//!
+//! - [`token`]: sign-in tokens (HMAC-SHA256) and the server secret.
+//! - [`hub`]: the call logic, without sockets or clocks (presence, invitations, multi-device ringing,
+//!   busy, timeouts, group calls, relay between members).
+//! - [`net`]: the WebSocket front: authentication, frame limits, rate limits, graceful shutdown.
+//!
+//! Embed it with [`spawn`]; the `dialtone-server` binary wraps the same.
+
+pub mod hub;
+pub mod net;
+pub mod rate;
+pub mod token;
+
+pub use hub::{Hub, HubConfig};
+pub use net::{ServerConfig, ServerError, ServerHandle, spawn};
+pub use token::{Secret, TokenError, mint, verify};

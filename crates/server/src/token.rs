@@ -1,0 +1,253 @@
+//! Sign-in tokens: HMAC-SHA256 over the user id, display name and expiry, keyed by the server's secret.
+//!
+//! A token reads `dt1.<claims>.<signature>`, both parts base64url without padding; the claims are JSON
+//! `{"sub": user, "name": display name, "exp": unix seconds}`. The `dt1` prefix versions the format.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dialtone_protocol::{MAX_DISPLAY_NAME_CHARS, UserId};
+use hmac::{Hmac, Mac};
+use rand::{RngCore, TryRngCore};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+const PREFIX: &str = "dt1";
+const SECRET_BYTES: usize = 32;
+
+/// The server's signing key.
+#[derive(Clone)]
+pub struct Secret([u8; SECRET_BYTES]);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Why a secret file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Reading or writing the file failed.
+    #[error("secret file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The file does not hold 64 hex digits.
+    #[error("secret file {0} must hold 64 hex digits")]
+    Format(String),
+}
+
+impl Secret {
+    /// A fresh random secret from `rng`.
+    pub fn generate(rng: &mut impl RngCore) -> Self {
+        let mut bytes = [0; SECRET_BYTES];
+        rng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// A secret from raw bytes (tests, embedding).
+    pub fn from_bytes(bytes: [u8; SECRET_BYTES]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.len() != SECRET_BYTES * 2 || !text.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0; SECRET_BYTES];
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
+    /// The secret as 64 hex digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// Reads the secret at `path`, creating it (mode 0600) with a random secret when it does not exist.
+    pub fn load_or_create(path: &Path) -> Result<Self, SecretError> {
+        let io = |source| SecretError::Io { path: path.display().to_string(), source };
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_hex(&text).ok_or_else(|| SecretError::Format(path.display().to_string())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                let secret = Self::generate(&mut rand::rngs::OsRng.unwrap_err());
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = options.open(path).map_err(io)?;
+                std::io::Write::write_all(&mut file, format!("{}\n", secret.to_hex()).as_bytes()).map_err(io)?;
+                Ok(secret)
+            }
+            Err(error) => Err(io(error)),
+        }
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length.
+        Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length")
+    }
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user.
+    pub sub: UserId,
+    /// The display name to start with.
+    pub name: String,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not of the form `dt1.<claims>.<signature>`, or its claims do not decode.
+    #[error("token is malformed: {0}")]
+    Malformed(&'static str),
+    /// The signature does not match this server's secret.
+    #[error("token signature is not valid for this server")]
+    BadSignature,
+    /// The token has expired.
+    #[error("token expired at {expired_at} (unix seconds); it is now {now}")]
+    Expired {
+        /// When it expired.
+        expired_at: u64,
+        /// The time it was checked.
+        now: u64,
+    },
+    /// The display name is empty or too long.
+    #[error("token display name must be 1 to {MAX_DISPLAY_NAME_CHARS} characters")]
+    BadName,
+}
+
+/// Mints a token for `user`, valid until `expires_at_unix` seconds.
+pub fn mint(secret: &Secret, user: &UserId, display_name: &str, expires_at_unix: u64) -> Result<String, TokenError> {
+    let name_chars = display_name.chars().count();
+    if name_chars == 0 || name_chars > MAX_DISPLAY_NAME_CHARS {
+        return Err(TokenError::BadName);
+    }
+    let claims = Claims { sub: user.clone(), name: display_name.to_owned(), exp: expires_at_unix };
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialize"));
+    let signed = format!("{PREFIX}.{body}");
+    let mut mac = secret.mac();
+    mac.update(signed.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    Ok(format!("{signed}.{signature}"))
+}
+
+/// Checks a token's signature and expiry at `now_unix` seconds, returning its claims.
+pub fn verify(secret: &Secret, token: &str, now_unix: u64) -> Result<Claims, TokenError> {
+    let (signed, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed("no signature"))?;
+    let body = signed.strip_prefix("dt1.").ok_or(TokenError::Malformed("unknown format"))?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
+    let mut mac = secret.mac();
+    mac.update(signed.as_bytes());
+    // Constant-time comparison, so the signature cannot be guessed byte by byte.
+    mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
+    let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| TokenError::Malformed("claims are not base64url"))?;
+    let claims: Claims = serde_json::from_slice(&body).map_err(|_| TokenError::Malformed("claims do not decode"))?;
+    if claims.exp <= now_unix {
+        return Err(TokenError::Expired { expired_at: claims.exp, now: now_unix });
+    }
+    let name_chars = claims.name.chars().count();
+    if name_chars == 0 || name_chars > MAX_DISPLAY_NAME_CHARS {
+        return Err(TokenError::BadName);
+    }
+    Ok(claims)
+}
+
+/// Parses a duration such as `90s`, `15m`, `12h`, `30d` or a bare number of seconds.
+pub fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: u64 = digits.parse().map_err(|_| format!("{text:?} is not a duration like 90s, 15m, 12h or 30d"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        "d" => value * 86_400,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(byte: u8) -> Secret {
+        Secret::from_bytes([byte; SECRET_BYTES])
+    }
+
+    fn alice() -> UserId {
+        UserId::new("alice").unwrap()
+    }
+
+    #[test]
+    fn a_minted_token_verifies_until_it_expires() {
+        let token = mint(&secret(1), &alice(), "Alice Liddell", 1_000).unwrap();
+        let claims = verify(&secret(1), &token, 999).unwrap();
+        assert_eq!(claims.sub, alice());
+        assert_eq!(claims.name, "Alice Liddell");
+        assert_eq!(verify(&secret(1), &token, 1_000), Err(TokenError::Expired { expired_at: 1_000, now: 1_000 }));
+    }
+
+    #[test]
+    fn another_secret_or_a_changed_claim_is_a_bad_signature() {
+        let token = mint(&secret(1), &alice(), "Alice", 1_000).unwrap();
+        assert_eq!(verify(&secret(2), &token, 0), Err(TokenError::BadSignature));
+
+        let forged_claims = URL_SAFE_NO_PAD.encode(br#"{"sub":"mallory","name":"M","exp":99999}"#);
+        let signature = token.rsplit_once('.').unwrap().1;
+        let forged = format!("dt1.{forged_claims}.{signature}");
+        assert_eq!(verify(&secret(1), &forged, 0), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for garbage in ["", "abc", "dt2.x.y", "dt1.x.!!!"] {
+            assert!(matches!(verify(&secret(1), garbage, 0), Err(TokenError::Malformed(_))), "{garbage}");
+        }
+    }
+
+    #[test]
+    fn secrets_round_trip_through_hex_and_files() {
+        let original = secret(0xab);
+        assert_eq!(Secret::from_hex(&original.to_hex()).unwrap().0, original.0);
+        assert!(Secret::from_hex("xyz").is_none());
+
+        let dir = std::env::temp_dir().join(format!("dialtone-secret-test-{}", std::process::id()));
+        let path = dir.join("secret");
+        let _ = std::fs::remove_dir_all(&dir);
+        let created = Secret::load_or_create(&path).unwrap();
+        let loaded = Secret::load_or_create(&path).unwrap();
+        assert_eq!(created.0, loaded.0);
+        std::fs::write(&path, "not hex").unwrap();
+        assert!(matches!(Secret::load_or_create(&path), Err(SecretError::Format(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ttl_parses_units_and_refuses_nonsense() {
+        assert_eq!(parse_ttl("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_ttl("15m").unwrap().as_secs(), 900);
+        assert_eq!(parse_ttl("2d").unwrap().as_secs(), 172_800);
+        assert!(parse_ttl("5 weeks").is_err());
+        assert!(parse_ttl("h").is_err());
+    }
+}
