@@ -1,1 +1,291 @@
-fn main(){}
+//! `dialtone-bot`: a headless Dialtone client for automation, tests and benchmarks.
+//!
+//! Every engine event is printed on stdout as one JSON object per line, with `t_ms` (milliseconds since
+//! the bot started) added; the last line is `{"event":"summary",...}`. Logs go to stderr.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+use dialtone_engine::{Command, Engine, EngineConfig, Event};
+use dialtone_protocol::{CallId, CallKind, DeviceId, EndReason, MediaState, UserId};
+use serde::Serialize;
+use tokio::time::Instant;
+
+/// A headless Dialtone client: calls people or answers calls, prints every event as a JSON line.
+///
+/// Examples:
+///   dialtone-bot --token "$(dialtone-server token --user bob)" --answer accept --hangup-after 10s
+///   dialtone-bot --token "$(dialtone-server token --user alice)" --call bob --video --hangup-after 5s
+#[derive(Parser, Debug)]
+#[command(version, about, long_about, verbatim_doc_comment)]
+struct Cli {
+    /// The server's WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:7600", env = "DIALTONE_SERVER")]
+    server: String,
+    /// A sign-in token from `dialtone-server token --user NAME`.
+    #[arg(long, env = "DIALTONE_TOKEN", hide_env_values = true)]
+    token: String,
+    /// This device's name, unique among the user's devices.
+    #[arg(long, default_value = "bot")]
+    device: String,
+    /// Call these users (comma separated); without it the bot only answers.
+    #[arg(long, value_delimiter = ',')]
+    call: Vec<String>,
+    /// Make the calls video calls (audio otherwise).
+    #[arg(long)]
+    video: bool,
+    /// Make it a group call even with one callee.
+    #[arg(long)]
+    group: bool,
+    /// Place this many calls one after another.
+    #[arg(long, default_value_t = 1)]
+    calls: u32,
+    /// Ring for this long instead of the server's default (e.g. 10s).
+    #[arg(long, value_parser = parse_duration)]
+    ring_timeout: Option<Duration>,
+    /// What to do with incoming calls.
+    #[arg(long, value_enum, default_value_t = Answer::Accept)]
+    answer: Answer,
+    /// Wait this long before answering or declining.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    answer_delay: Duration,
+    /// Hang up this long after a call becomes active; without it the bot stays until the others leave.
+    #[arg(long, value_parser = parse_duration)]
+    hangup_after: Option<Duration>,
+    /// Watch everyone's presence and print the changes.
+    #[arg(long)]
+    watch_presence: bool,
+    /// Stop after this long whatever happens (answering bots run until stopped otherwise).
+    #[arg(long, value_parser = parse_duration)]
+    exit_after: Option<Duration>,
+}
+
+/// What the bot does when a call rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Answer {
+    /// Answer (with video for video calls).
+    Accept,
+    /// Decline.
+    Decline,
+    /// Decline as busy.
+    Busy,
+    /// Let it ring.
+    Ignore,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else if let Some(m) = text.strip_suffix('m') {
+        (m, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 2m"))?;
+    if !(value >= 0.0 && value.is_finite()) {
+        return Err(format!("{text:?} must be zero or more"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// What the bot prints last.
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    user: Option<UserId>,
+    device: String,
+    calls_placed: u32,
+    calls_received: u32,
+    answered: u32,
+    declined: u32,
+    ended: BTreeMap<&'static str, u32>,
+    /// From placing a call to its first answer, per answered outgoing call.
+    answer_latency_ms: Vec<u64>,
+    /// From an invitation ringing here to the call being active, per answered incoming call.
+    accept_latency_ms: Vec<u64>,
+    reconnects: u32,
+    errors: u32,
+    stopped: Option<String>,
+}
+
+enum Timer {
+    Answer(CallId),
+    Hangup(CallId),
+}
+
+fn print_event(started: Instant, event: &Event) {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("t_ms".into(), (started.elapsed().as_millis() as u64).into());
+    }
+    println!("{value}");
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let callees: Vec<UserId> =
+        cli.call.iter().map(|u| UserId::new(u.trim()).with_context(|| format!("--call {u:?}"))).collect::<Result<_>>()?;
+    let device = DeviceId::new(&cli.device).context("--device")?;
+    let mut config = EngineConfig::new(&cli.server, &cli.token, device);
+    if cli.watch_presence {
+        config.watch_presence = Some(None);
+    }
+    let kind = if cli.video { CallKind::Video } else { CallKind::Audio };
+
+    let started = Instant::now();
+    let (engine, mut events) = Engine::start(config);
+    let mut summary = Summary { device: cli.device.clone(), ..Summary::default() };
+    let mut timers: Vec<(Instant, Timer)> = Vec::new();
+    // The call this bot placed and is not over yet, and when it was placed.
+    let mut outgoing: Option<(CallId, Instant)> = None;
+    let mut placing = false;
+    let mut connected = false;
+    let mut ringing: BTreeMap<CallId, (Instant, CallKind)> = BTreeMap::new();
+    let mut calls_left = if callees.is_empty() { 0 } else { cli.calls };
+    let deadline = cli.exit_after.map(|d| started + d);
+    let mut exit_code = 0;
+
+    let call_command = || Command::Call {
+        call: None,
+        users: callees.clone(),
+        kind,
+        group: cli.group,
+        ring_timeout: cli.ring_timeout,
+    };
+
+    loop {
+        // Place the next call once signed in and the previous one is over.
+        if connected && !placing && outgoing.is_none() && calls_left > 0 {
+            calls_left -= 1;
+            placing = true;
+            engine.send(call_command())?;
+        }
+        let next_timer = timers.iter().map(|(at, _)| *at).min();
+        let wake = [next_timer, deadline].into_iter().flatten().min();
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                print_event(started, &event);
+                match &event {
+                    Event::SignedIn { user, .. } => {
+                        summary.user = Some(user.clone());
+                        connected = true;
+                    }
+                    Event::Reconnecting { .. } => {
+                        summary.reconnects += 1;
+                        connected = false;
+                    }
+                    Event::OutgoingCall { call, .. } => {
+                        summary.calls_placed += 1;
+                        placing = false;
+                        outgoing = Some((call.clone(), Instant::now()));
+                    }
+                    Event::Merged { call, into } => {
+                        if let Some((placed, at)) = outgoing.take() {
+                            outgoing = Some((if &placed == call { into.clone() } else { placed }, at));
+                        }
+                    }
+                    Event::IncomingCall { call, .. } => {
+                        summary.calls_received += 1;
+                        ringing.insert(call.call.clone(), (Instant::now(), call.kind));
+                        if cli.answer != Answer::Ignore {
+                            timers.push((Instant::now() + cli.answer_delay, Timer::Answer(call.call.clone())));
+                        }
+                    }
+                    Event::CallActive { call } => {
+                        summary.answered += 1;
+                        match &outgoing {
+                            Some((placed, at)) if placed == &call.call => {
+                                summary.answer_latency_ms.push(at.elapsed().as_millis() as u64)
+                            }
+                            _ => {}
+                        }
+                        if let Some((at, _)) = ringing.remove(&call.call) {
+                            summary.accept_latency_ms.push(at.elapsed().as_millis() as u64);
+                        }
+                        if let Some(after) = cli.hangup_after {
+                            timers.push((Instant::now() + after, Timer::Hangup(call.call.clone())));
+                        }
+                    }
+                    Event::CallEnded { call, reason, .. } => {
+                        *summary.ended.entry(reason.as_str()).or_default() += 1;
+                        if ringing.remove(call).is_some() && matches!(reason, EndReason::Declined | EndReason::Busy) {
+                            summary.declined += 1;
+                        }
+                        timers.retain(|(_, t)| !matches!(t, Timer::Answer(c) | Timer::Hangup(c) if c == call));
+                        if outgoing.as_ref().is_some_and(|(placed, _)| placed == call) {
+                            outgoing = None;
+                            if calls_left == 0 {
+                                break;
+                            }
+                        }
+                    }
+                    Event::Error { call: None, code: None, .. } if placing => {
+                        // The call command crossed a lost connection: place it again once signed in.
+                        summary.errors += 1;
+                        placing = false;
+                        calls_left += 1;
+                    }
+                    Event::Error { .. } => summary.errors += 1,
+                    Event::Stopped { reason } => {
+                        summary.stopped = Some(reason.clone());
+                        if reason != "shut down" {
+                            exit_code = 1;
+                        }
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                if deadline.is_some_and(|d| d <= Instant::now()) {
+                    break;
+                }
+                let now = Instant::now();
+                let (due, later): (Vec<_>, Vec<_>) = timers.drain(..).partition(|(at, _)| *at <= now);
+                timers = later;
+                for (_, timer) in due {
+                    let command = match timer {
+                        Timer::Answer(call) => {
+                            let offered = ringing.get(&call).map(|(_, kind)| *kind).unwrap_or(CallKind::Audio);
+                            match cli.answer {
+                                Answer::Accept => Command::Accept { call, media: MediaState::for_kind(offered) },
+                                Answer::Decline => Command::Decline { call, busy: false },
+                                Answer::Busy => Command::Decline { call, busy: true },
+                                Answer::Ignore => continue,
+                            }
+                        }
+                        Timer::Hangup(call) => Command::Hangup { call },
+                    };
+                    engine.send(command)?;
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+
+    engine.shutdown().await;
+    while let Ok(event) = events.try_recv() {
+        print_event(started, &event);
+        if let Event::CallEnded { reason, .. } = &event {
+            *summary.ended.entry(reason.as_str()).or_default() += 1;
+        }
+    }
+    let mut line = serde_json::to_value(&summary)?;
+    if let Some(object) = line.as_object_mut() {
+        object.insert("event".into(), "summary".into());
+        object.insert("t_ms".into(), (started.elapsed().as_millis() as u64).into());
+    }
+    println!("{line}");
+    std::process::exit(exit_code);
+}
+

@@ -342,8 +342,11 @@ impl Call {
                     _ => Vec::new(),
                 }
             }
-            (_, Input::Server(ServerMessage::Ringing { user, devices, .. })) => {
+            (_, Input::Server(ServerMessage::Ringing { user, profile, devices, .. })) => {
                 self.upsert_member(&user, MemberStatus::Ringing, None, None);
+                if let Some(member) = self.info.members.iter_mut().find(|m| m.user == user) {
+                    member.profile = profile;
+                }
                 vec![Effect::Emit(Event::Ringing { call: id, user, devices })]
             }
             (phase, Input::Server(ServerMessage::Joined { user, device, media, .. })) => {

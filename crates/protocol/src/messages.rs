@@ -14,8 +14,8 @@ pub enum CallKind {
     Video,
 }
 
-/// What one device sends into a call: seen by every other member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What one device sends into a call: seen by every other member. The default is unmuted, camera off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MediaState {
     /// The microphone is muted.
     #[serde(default)]
@@ -441,6 +441,8 @@ pub enum ServerMessage {
         call: CallId,
         /// The invitee.
         user: UserId,
+        /// The invitee's profile.
+        profile: Profile,
         /// How many of their devices ring.
         devices: u32,
         /// Who invited them.

@@ -565,9 +565,10 @@ impl Hub {
         };
         self.calls.insert(call_id.clone(), call);
         self.set_joined(user, device, Some(call_id.clone()));
+        self.add_invitees(now, &call_id, &unique, user, ring_timeout);
         let info = self.call_info(&self.calls[&call_id]);
         self.send_device(user, device, ServerMessage::CallState { call: info });
-        self.ring_users(now, &call_id, unique, user, ring_timeout);
+        self.ring_users(now, &call_id, &unique);
         Ok(())
     }
 
@@ -589,7 +590,8 @@ impl Hub {
         }
         // A 1v1 call grows into a group call.
         self.calls.get_mut(call_id).expect("checked above").group = true;
-        self.ring_users(now, call_id, fresh, user, ring_timeout);
+        self.add_invitees(now, call_id, &fresh, user, ring_timeout);
+        self.ring_users(now, call_id, &fresh);
         Ok(())
     }
 
@@ -615,13 +617,13 @@ impl Hub {
         self.publish_presence(user);
     }
 
-    /// Adds the invitees as ringing members, then rings each one's free devices. All are added before any
-    /// rings, so a busy first invitee does not end a group call the others are still to join.
-    fn ring_users(&mut self, now: Instant, call_id: &CallId, invitees: Vec<UserId>, invited_by: &UserId, timeout: Duration) {
+    /// Adds the invitees as ringing members. All are added before any rings, so that a busy first invitee
+    /// does not end a group call the others are still to join, and the call state lists everyone.
+    fn add_invitees(&mut self, now: Instant, call_id: &CallId, invitees: &[UserId], invited_by: &UserId, timeout: Duration) {
         let deadline = now + timeout;
         let invited_at_unix_ms = self.unix_ms(now);
-        let call = self.calls.get_mut(call_id).expect("ringing into a live call");
-        for invitee in &invitees {
+        let call = self.calls.get_mut(call_id).expect("inviting into a live call");
+        for invitee in invitees {
             call.members.push(Member {
                 user: invitee.clone(),
                 status: Status::Ringing {
@@ -632,15 +634,26 @@ impl Hub {
                 },
             });
         }
-        for invitee in &invitees {
+    }
+
+    /// Rings each invitee's free devices (see [`Hub::ring_user`]).
+    fn ring_users(&mut self, now: Instant, call_id: &CallId, invitees: &[UserId]) {
+        for invitee in invitees {
             if !self.calls.contains_key(call_id) {
                 break; // a busy 1v1 callee ended it
             }
-            self.ring_user(now, call_id, invitee, deadline);
+            self.ring_user(now, call_id, invitee);
         }
     }
 
-    fn ring_user(&mut self, now: Instant, call_id: &CallId, invitee: &UserId, deadline: Instant) {
+    /// Rings a ringing member's free devices, or removes them as busy when every device is in a call.
+    fn ring_user(&mut self, now: Instant, call_id: &CallId, invitee: &UserId) {
+        let Some(Member { status: Status::Ringing { deadline, .. }, .. }) =
+            self.calls.get(call_id).and_then(|c| c.member(invitee))
+        else {
+            return;
+        };
+        let deadline = *deadline;
         let (online, free): (bool, Vec<DeviceId>) = match self.users.get(invitee) {
             Some(state) => (
                 !state.devices.is_empty(),
@@ -706,6 +719,7 @@ impl Hub {
         let message = ServerMessage::Ringing {
             call: call_id.clone(),
             user: user.clone(),
+            profile: self.profile_of(user),
             devices: devices.len() as u32,
             invited_by: invited_by.clone(),
         };

@@ -219,10 +219,15 @@ fn deliver(hub: &mut Hub, outboxes: &mut HashMap<ConnId, mpsc::Sender<Outbound>>
         match output {
             Output::Send(conn, message) => {
                 let Some(outbox) = outboxes.get(&conn) else { continue };
-                if outbox.try_send(Outbound::Text(encode(&message).into())).is_err() {
-                    // Full: the client does not read. Dropping the sender ends its connection task.
-                    tracing::warn!(conn, "closing a connection that does not keep up");
-                    outboxes.remove(&conn);
+                match outbox.try_send(Outbound::Text(encode(&message).into())) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // The client does not read. Dropping the sender ends its connection task.
+                        tracing::warn!(conn, "closing a connection that does not keep up");
+                        outboxes.remove(&conn);
+                    }
+                    // The connection is ending; its disconnect is on its way to the hub.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
                 }
             }
             Output::Close(conn) => {
