@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use dialtone_engine::{Command, Engine, EngineConfig, Event};
 use dialtone_protocol::{CallId, CallKind, DeviceId, EndReason, MediaState, UserId};
@@ -29,10 +29,10 @@ struct Cli {
     token: String,
     /// This device's name, unique among the user's devices.
     #[arg(long, default_value = "bot")]
-    device: String,
+    device: DeviceId,
     /// Call these users (comma separated); without it the bot only answers.
     #[arg(long, value_delimiter = ',')]
-    call: Vec<String>,
+    call: Vec<UserId>,
     /// Make the calls video calls (audio otherwise).
     #[arg(long)]
     video: bool,
@@ -132,10 +132,8 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let callees: Vec<UserId> =
-        cli.call.iter().map(|u| UserId::new(u.trim()).with_context(|| format!("--call {u:?}"))).collect::<Result<_>>()?;
-    let device = DeviceId::new(&cli.device).context("--device")?;
-    let mut config = EngineConfig::new(&cli.server, &cli.token, device);
+    let callees = cli.call.clone();
+    let mut config = EngineConfig::new(&cli.server, &cli.token, cli.device.clone());
     if cli.watch_presence {
         config.watch_presence = Some(None);
     }
@@ -143,7 +141,7 @@ async fn main() -> Result<()> {
 
     let started = Instant::now();
     let (engine, mut events) = Engine::start(config);
-    let mut summary = Summary { device: cli.device.clone(), ..Summary::default() };
+    let mut summary = Summary { device: cli.device.to_string(), ..Summary::default() };
     let mut timers: Vec<(Instant, Timer)> = Vec::new();
     // The call this bot placed and is not over yet, and when it was placed.
     let mut outgoing: Option<(CallId, Instant)> = None;

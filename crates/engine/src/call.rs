@@ -277,9 +277,11 @@ impl Call {
                 Vec::new()
             }
             (Phase::Ended(EndReason::Cancelled), Input::Refused(ErrorCode::NotAllowed, _))
-                if self.direction == Direction::Outgoing =>
+                if self.direction == Direction::Outgoing && self.deadline.is_some() =>
             {
                 // Our cancel crossed an answer: the server still has us in the call, so leave it, once.
+                // The deadline marks that we still wait for the answer to the cancel; clearing it makes
+                // a later refusal (of this hangup, say) fall through instead of hanging up again.
                 self.deadline = None;
                 vec![Effect::Send(ClientMessage::Hangup { call: id })]
             }

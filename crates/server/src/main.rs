@@ -31,7 +31,7 @@ enum Action {
     Token {
         /// The user id (letters, digits and . _ - @ +).
         #[arg(long)]
-        user: String,
+        user: UserId,
         /// The display name; the user id when omitted.
         #[arg(long)]
         name: Option<String>,
@@ -81,7 +81,6 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Action::Token { user, name, ttl, secret_file }) => {
-            let user = UserId::new(user).context("--user")?;
             let (secret, _) = load_secret(secret_file)?;
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
             let name = name.unwrap_or_else(|| user.to_string());

@@ -50,6 +50,11 @@ impl Secret {
         Self(bytes)
     }
 
+    /// A fresh secret from the operating system's random source (an embedded server's).
+    pub fn random() -> Self {
+        Self::generate(&mut rand::rngs::OsRng.unwrap_err())
+    }
+
     /// A secret from raw bytes (tests, embedding).
     pub fn from_bytes(bytes: [u8; SECRET_BYTES]) -> Self {
         Self(bytes)
@@ -82,7 +87,7 @@ impl Secret {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(io)?;
                 }
-                let secret = Self::generate(&mut rand::rngs::OsRng.unwrap_err());
+                let secret = Self::random();
                 let mut options = std::fs::OpenOptions::new();
                 options.write(true).create_new(true);
                 #[cfg(unix)]

@@ -1,0 +1,108 @@
+//! The bot binary as automation uses it: real processes against a real server on 127.0.0.1.
+
+use std::process::{Command, Output};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dialtone_protocol::UserId;
+use dialtone_server::{Secret, ServerConfig, ServerHandle, mint};
+use serde_json::Value;
+
+fn secret() -> Secret {
+    Secret::from_bytes([5; 32])
+}
+
+fn token(user: &str) -> String {
+    let expires = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+    mint(&secret(), &UserId::new(user).unwrap(), user, expires).unwrap()
+}
+
+async fn server() -> ServerHandle {
+    dialtone_server::spawn(ServerConfig::new("127.0.0.1:0".parse().unwrap(), secret())).await.unwrap()
+}
+
+/// Runs the bot to completion off the async runtime, so the server keeps serving meanwhile.
+async fn bot(server: &ServerHandle, user: &str, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dialtone-bot"));
+    command.args(["--server", &server.url(), "--token", &token(user)]).args(args);
+    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+}
+
+fn lines(output: &Output) -> Vec<Value> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+fn events<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["event"] == name).collect()
+}
+
+#[tokio::test]
+async fn a_calling_bot_and_an_answering_bot_complete_a_call() {
+    let server = server().await;
+    let answering = bot(&server, "bob", &["--device", "phone", "--answer", "accept", "--exit-after", "3s"]);
+    let calling = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        bot(&server, "alice", &["--call", "bob", "--video", "--hangup-after", "200ms", "--calls", "2"]).await
+    };
+    let (bob, alice) = tokio::join!(answering, calling);
+    assert!(alice.status.success(), "{}", String::from_utf8_lossy(&alice.stderr));
+    assert!(bob.status.success(), "{}", String::from_utf8_lossy(&bob.stderr));
+
+    let alice = lines(&alice);
+    assert!(alice.iter().all(|l| l["t_ms"].is_u64()), "every line has t_ms");
+    assert_eq!(events(&alice, "call_active").len(), 2);
+    assert!(events(&alice, "call_ended").iter().all(|e| e["reason"] == "hangup"));
+    let summary = alice.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["calls_placed"], 2);
+    assert_eq!(summary["answered"], 2);
+    assert_eq!(summary["ended"]["hangup"], 2);
+    assert_eq!(summary["answer_latency_ms"].as_array().unwrap().len(), 2);
+
+    let bob = lines(&bob);
+    let summary = bob.last().unwrap();
+    assert_eq!(summary["calls_received"], 2);
+    assert_eq!(summary["ended"]["remote_hangup"], 2);
+    assert_eq!(events(&bob, "incoming_call")[0]["call"]["kind"], "video");
+}
+
+#[tokio::test]
+async fn a_busy_bot_makes_the_caller_end_busy() {
+    let server = server().await;
+    let answering = bot(&server, "bob", &["--answer", "busy", "--exit-after", "2s"]);
+    let calling = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        bot(&server, "alice", &["--call", "bob"]).await
+    };
+    let (bob, alice) = tokio::join!(answering, calling);
+    let alice = lines(&alice);
+    assert_eq!(alice.last().unwrap()["ended"]["busy"], 1, "{alice:#?}");
+    let bob = lines(&bob);
+    assert_eq!(bob.last().unwrap()["declined"], 1, "{bob:#?}");
+}
+
+#[tokio::test]
+async fn a_bad_token_exits_non_zero_with_the_reason() {
+    let server = server().await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dialtone-bot"));
+    command.args(["--server", &server.url(), "--token", "dt1.bogus.bogus", "--call", "bob"]);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let lines = lines(&output);
+    let stopped = events(&lines, "stopped");
+    assert!(stopped[0]["reason"].as_str().unwrap().contains("sign-in refused"), "{lines:#?}");
+}
+
+#[test]
+fn bad_flags_get_a_clear_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_dialtone-bot"))
+        .args(["--token", "x", "--call", "not a user"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--call") && stderr.contains("letters, digits"), "{stderr}");
+}
