@@ -56,6 +56,19 @@ impl Phase {
     }
 }
 
+/// Whom a placed call invites, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// The invitees.
+    pub users: Vec<UserId>,
+    /// Audio or video.
+    pub kind: CallKind,
+    /// A group call even with one invitee.
+    pub group: bool,
+    /// Ring for this long instead of the server's default.
+    pub ring_timeout: Option<Duration>,
+}
+
 /// Who started the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -117,17 +130,15 @@ pub struct Call {
 }
 
 impl Call {
-    /// A call this device places: it asks the server to invite `users`.
+    /// A call this device places: it asks the server to send `invitation`.
     pub fn place(
         id: CallId,
         me: (UserId, DeviceId, Profile),
-        users: Vec<UserId>,
-        kind: CallKind,
-        group: bool,
-        ring_timeout: Option<Duration>,
+        invitation: Invitation,
         now: Instant,
         request_timeout: Duration,
     ) -> (Self, Vec<Effect>) {
+        let Invitation { users, kind, group, ring_timeout } = invitation;
         let (user, device, profile) = me;
         let media = MediaState::for_kind(kind);
         let mut members = vec![CallMember {

@@ -7,6 +7,8 @@
 //! Media (peer connections, devices) plugs in through the signaling already here: [`Command::Signal`]
 //! sends a session description or candidate to a device in the call, [`Event::Signal`] delivers one.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod backoff;
 pub mod call;

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::api::{Command, EngineConfig, Event};
-use crate::call::{Call, Effect, Input};
+use crate::call::{Call, Effect, Input, Invitation};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -360,8 +360,8 @@ impl Runtime {
                     return self.feed(&existing, Input::Invite(users));
                 }
                 let id = call.unwrap_or_else(|| self.new_call_id());
-                let (call, effects) =
-                    Call::place(id.clone(), me, users, kind, group, ring_timeout, now(), self.config.request_timeout);
+                let invitation = Invitation { users, kind, group, ring_timeout };
+                let (call, effects) = Call::place(id.clone(), me, invitation, now(), self.config.request_timeout);
                 self.calls.insert(id, call);
                 self.apply(effects);
             }
@@ -396,7 +396,7 @@ impl Runtime {
 
     /// Handles one server message; `Some` ends the session.
     fn server_message(&mut self, message: ServerMessage) -> Option<SessionEnd> {
-        let Some((me, _, _)) = self.me.clone() else { return None };
+        let (me, _, _) = self.me.clone()?;
         let at = now();
         match message {
             ServerMessage::Welcome { .. } | ServerMessage::Pong { .. } => {}

@@ -8,6 +8,8 @@
 //! Client frames may carry a `seq` number; an error caused by that frame echoes it back, so a client
 //! can tell which of its requests failed.
 
+#![warn(missing_docs)]
+
 mod ids;
 mod messages;
 

@@ -89,6 +89,8 @@ enum Status {
         deadline: Instant,
         invited_by: UserId,
         invited_at_unix_ms: u64,
+        /// Some device has rung for this invitation; only invitees it never reached get a missed call.
+        rang: bool,
     },
     Joined {
         device: DeviceId,
@@ -178,6 +180,8 @@ pub struct Hub {
     watch_all: HashSet<ConnId>,
     watchers: HashMap<UserId, HashSet<ConnId>>,
     watching: HashMap<ConnId, Vec<UserId>>,
+    /// Set while a device's old connection is replaced by a new one.
+    presence_paused: bool,
     outputs: VecDeque<Output>,
 }
 
@@ -195,6 +199,7 @@ impl Hub {
             watch_all: HashSet::new(),
             watchers: HashMap::new(),
             watching: HashMap::new(),
+            presence_paused: false,
             outputs: VecDeque::new(),
         }
     }
@@ -296,7 +301,10 @@ impl Hub {
                 },
             );
             self.outputs.push_back(Output::Close(old));
+            // The device stays online throughout: watchers see no offline blip.
+            self.presence_paused = true;
             self.disconnect(now, old);
+            self.presence_paused = false;
         }
 
         let entry = self.users.entry(user.clone()).or_insert_with(|| User {
@@ -366,6 +374,9 @@ impl Hub {
     }
 
     fn publish_presence(&mut self, user: &UserId) {
+        if self.presence_paused {
+            return;
+        }
         let Some(entry) = self.presence_of(user) else { return };
         let state = self.users.get_mut(user).expect("presence_of found the user");
         if state.published.as_ref() == Some(&entry) {
@@ -631,6 +642,7 @@ impl Hub {
                     deadline,
                     invited_by: invited_by.clone(),
                     invited_at_unix_ms,
+                    rang: false,
                 },
             });
         }
@@ -697,10 +709,11 @@ impl Hub {
 
     fn ring_device_quietly(&mut self, call_id: &CallId, user: &UserId, device: &DeviceId) -> bool {
         let Some(call) = self.calls.get_mut(call_id) else { return false };
-        let Some(Member { status: Status::Ringing { devices, invited_by, .. }, .. }) = call.member_mut(user) else {
+        let Some(Member { status: Status::Ringing { devices, invited_by, rang, .. }, .. }) = call.member_mut(user) else {
             return false;
         };
         devices.insert(device.clone());
+        *rang = true;
         let from = invited_by.clone();
         let info = self.call_info(&self.calls[call_id]);
         if let Some(state) = self.users.get_mut(user).and_then(|u| u.devices.get_mut(device)) {
@@ -746,7 +759,10 @@ impl Hub {
         exempt: Option<(&DeviceId, Option<EndReason>)>,
     ) {
         let devices = match self.calls.get(call_id).and_then(|c| c.member(user)).map(|m| &m.status) {
-            Some(Status::Ringing { devices, .. }) => devices.clone(),
+            Some(Status::Ringing { devices, deadline, .. }) => {
+                self.timers.remove(&(*deadline, Timer::Ring(call_id.clone(), user.clone())));
+                devices.clone()
+            }
             _ => BTreeSet::new(),
         };
         for device in &devices {
@@ -768,7 +784,9 @@ impl Hub {
 
     fn record_missed(&mut self, call_id: &CallId, user: &UserId, reason: EndReason) {
         let Some(call) = self.calls.get(call_id) else { return };
-        let Some(Member { status: Status::Ringing { invited_by, invited_at_unix_ms, .. }, .. }) = call.member(user) else {
+        let Some(Member { status: Status::Ringing { invited_by, invited_at_unix_ms, rang: false, .. }, .. }) =
+            call.member(user)
+        else {
             return;
         };
         let record = MissedCall {
@@ -980,14 +998,10 @@ impl Hub {
                 }
             }
         }
+        // Ring timers went with stop_ringing above.
         let Some(call) = self.calls.remove(call_id) else { return };
         if let Some(deadline) = call.idle_deadline {
             self.timers.remove(&(deadline, Timer::Idle(call_id.clone())));
-        }
-        for member in call.members {
-            if let Status::Ringing { deadline, .. } = member.status {
-                self.timers.remove(&(deadline, Timer::Ring(call_id.clone(), member.user)));
-            }
         }
     }
 

@@ -7,6 +7,8 @@
 //!
 //! Embed it with [`spawn`]; the `dialtone-server` binary wraps the same.
 
+#![warn(missing_docs)]
+
 pub mod hub;
 pub mod net;
 pub mod rate;

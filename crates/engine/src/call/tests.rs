@@ -128,7 +128,7 @@ impl Start {
             Start::Placing => {
                 let me = (user("alice"), device("laptop"), profile("alice"));
                 let users = vec![user("bob")];
-                Call::place(this_call(), me, users, CallKind::Audio, false, None, t0, REQUEST_TIMEOUT).0
+                Call::place(this_call(), me, Invitation { users, kind: CallKind::Audio, group: false, ring_timeout: None }, t0, REQUEST_TIMEOUT).0
             }
             Start::Incoming => {
                 let ringing = info(&[("alice", MemberStatus::Joined), ("bob", MemberStatus::Ringing)]);
@@ -327,7 +327,8 @@ fn server_ended_ends_every_phase_and_confirms_an_ended_one() {
         (Active, EndReason::RemoteHangup),
     ];
     for (start, reason) in cases {
-        let call = check(start, server_ended(reason), now, t0, Phase::Ended(reason), &[format!("ended {reason}").as_str()]);
+        let call =
+            check(start, server_ended(reason), now, t0, Phase::Ended(reason), &[format!("ended {reason}").as_str()]);
         assert_eq!(call.deadline(), None, "{start:?}: the server's word needs no confirmation");
         assert!(call.is_finished(now), "{start:?}");
     }
@@ -380,7 +381,13 @@ fn ticks_give_up_exactly_at_the_deadlines() {
             assert_eq!(call.deadline(), Some(now + REQUEST_TIMEOUT), "{start:?}");
         }
     }
-    let waiting = [(Placing, Some(t0 + REQUEST_TIMEOUT)), (Answering, Some(t0 + REQUEST_TIMEOUT)), (Incoming, Some(t0 + RING_LIMIT)), (Ringing, None), (Active, None)];
+    let waiting = [
+        (Placing, Some(t0 + REQUEST_TIMEOUT)),
+        (Answering, Some(t0 + REQUEST_TIMEOUT)),
+        (Incoming, Some(t0 + RING_LIMIT)),
+        (Ringing, None),
+        (Active, None),
+    ];
     for (start, deadline) in waiting {
         assert_eq!(start.build(t0).deadline(), deadline, "{start:?}");
     }
@@ -427,7 +434,11 @@ fn a_cancel_that_crossed_an_answer_hangs_up_exactly_once() {
         assert_eq!(call.phase(), Phase::Ended(EndReason::Cancelled), "{start:?}");
         assert!(call.is_finished(t0 + secs(2)), "{start:?}");
 
-        assert_eq!(call.handle(refused(), t0 + secs(3)), Vec::<Effect>::new(), "{start:?}: a second refusal sends nothing");
+        assert_eq!(
+            call.handle(refused(), t0 + secs(3)),
+            Vec::<Effect>::new(),
+            "{start:?}: a second refusal sends nothing"
+        );
         assert_eq!(call.phase(), Phase::Ended(EndReason::Cancelled), "{start:?}");
     }
 
@@ -456,7 +467,10 @@ fn call_ended_reports_the_duration_since_activation() {
             "outgoing, answered at +3 s, hung up at +10 s",
             |t0| {
                 let mut call = Start::Placing.build(t0);
-                call.handle(call_state(&[("alice", MemberStatus::Joined), ("bob", MemberStatus::Ringing)]), t0 + secs(1));
+                call.handle(
+                    call_state(&[("alice", MemberStatus::Joined), ("bob", MemberStatus::Ringing)]),
+                    t0 + secs(1),
+                );
                 call.handle(bob_joined(), t0 + secs(3));
                 call.handle(Input::Hangup, t0 + secs(10))
             },
@@ -491,21 +505,13 @@ fn call_ended_reports_the_duration_since_activation() {
             },
             Some(4_000),
         ),
-        (
-            "outgoing, cancelled unanswered",
-            |t0| Start::Ringing.build(t0).handle(Input::Cancel, t0 + secs(5)),
-            None,
-        ),
+        ("outgoing, cancelled unanswered", |t0| Start::Ringing.build(t0).handle(Input::Cancel, t0 + secs(5)), None),
         (
             "incoming, declined",
             |t0| Start::Incoming.build(t0).handle(Input::Decline { busy: false }, t0 + secs(5)),
             None,
         ),
-        (
-            "answering, never confirmed",
-            |t0| Start::Answering.build(t0).handle(Input::Tick, t0 + REQUEST_TIMEOUT),
-            None,
-        ),
+        ("answering, never confirmed", |t0| Start::Answering.build(t0).handle(Input::Tick, t0 + REQUEST_TIMEOUT), None),
     ];
     let t0 = Instant::now();
     for (case, scenario, expected) in cases {

@@ -135,13 +135,7 @@ impl TestHub {
 
     fn with_config(config: HubConfig) -> Self {
         let t0 = Instant::now();
-        Self {
-            hub: Hub::new(config, t0, EPOCH_UNIX_MS),
-            t0,
-            inbox: BTreeMap::new(),
-            closed: Vec::new(),
-            next_seq: 1,
-        }
+        Self { hub: Hub::new(config, t0, EPOCH_UNIX_MS), t0, inbox: BTreeMap::new(), closed: Vec::new(), next_seq: 1 }
     }
 
     fn config(&self) -> &HubConfig {
@@ -436,11 +430,8 @@ fn declining_on_one_device_ends_the_ringing_on_the_others() {
 #[test]
 fn an_invitee_is_busy_only_when_every_device_is_in_a_call() {
     // (bob's devices already in a call, which of bob's connections ring)
-    let cases: [(&[ConnId], &[ConnId]); 3] = [
-        (&[], &[BOB_PHONE, BOB_LAPTOP]),
-        (&[BOB_PHONE], &[BOB_LAPTOP]),
-        (&[BOB_PHONE, BOB_LAPTOP], &[]),
-    ];
+    let cases: [(&[ConnId], &[ConnId]); 3] =
+        [(&[], &[BOB_PHONE, BOB_LAPTOP]), (&[BOB_PHONE], &[BOB_LAPTOP]), (&[BOB_PHONE, BOB_LAPTOP], &[])];
     for (in_a_call, ringing) in cases {
         let mut h = TestHub::new();
         h.sign_in(h.t0, ALICE_LAPTOP, "alice/laptop");
@@ -632,7 +623,11 @@ fn relay_is_only_between_devices_taking_part_in_the_call() {
                 assert_eq!(h.take(conn), vec![relayed], "{case}");
             }
             None => {
-                assert_eq!(only_error(&h.take(from)), (ErrorCode::NotAllowed, Some(seq), Some(call_id("c1"))), "{case}");
+                assert_eq!(
+                    only_error(&h.take(from)),
+                    (ErrorCode::NotAllowed, Some(seq), Some(call_id("c1"))),
+                    "{case}"
+                );
             }
         }
         h.assert_silent(&case);
@@ -672,7 +667,11 @@ fn only_the_initiating_device_may_cancel_and_only_before_an_answer() {
             }
             assert_eq!(h.hub.call_count(), 0, "{case}");
         } else {
-            assert_eq!(only_error(&h.take(canceller)), (ErrorCode::NotAllowed, Some(seq), Some(call_id("g1"))), "{case}");
+            assert_eq!(
+                only_error(&h.take(canceller)),
+                (ErrorCode::NotAllowed, Some(seq), Some(call_id("g1"))),
+                "{case}"
+            );
             assert_eq!(h.hub.call_count(), 1, "{case}");
         }
         h.assert_silent(&case);
@@ -720,8 +719,11 @@ fn signing_in_again_with_the_same_device_replaces_the_old_connection() {
     while let Some(output) = h.hub.poll_output() {
         outputs.push(output);
     }
-    let [Output::Send(OLD, ServerMessage::Error { code: ErrorCode::Replaced, seq: None, .. }), Output::Close(OLD), Output::Send(NEW, ServerMessage::Welcome { .. })] =
-        outputs.as_slice()
+    let [
+        Output::Send(OLD, ServerMessage::Error { code: ErrorCode::Replaced, seq: None, .. }),
+        Output::Close(OLD),
+        Output::Send(NEW, ServerMessage::Welcome { .. }),
+    ] = outputs.as_slice()
     else {
         panic!("expected replaced error and close for the old connection, then a welcome: {outputs:?}");
     };
@@ -781,9 +783,24 @@ fn presence_changes_are_pushed_only_to_watchers_and_only_when_something_changed(
 
     // (step, what dave (watching bob) is pushed, what erin (watching everyone) is pushed besides)
     let steps: [(&str, PresenceStep, &[Seen], &[Seen]); 11] = [
-        ("bob signs in on his phone", |h, t| h.sign_in(t, BOB_PHONE, "bob/phone"), &[("bob", "bob", true, 1, false)], &[]),
-        ("alice signs in", |h, t| h.sign_in(t, ALICE_LAPTOP, "alice/laptop"), &[], &[("alice", "alice", true, 1, false)]),
-        ("bob signs in on his laptop", |h, t| h.sign_in(t, BOB_LAPTOP, "bob/laptop"), &[("bob", "bob", true, 2, false)], &[]),
+        (
+            "bob signs in on his phone",
+            |h, t| h.sign_in(t, BOB_PHONE, "bob/phone"),
+            &[("bob", "bob", true, 1, false)],
+            &[],
+        ),
+        (
+            "alice signs in",
+            |h, t| h.sign_in(t, ALICE_LAPTOP, "alice/laptop"),
+            &[],
+            &[("alice", "alice", true, 1, false)],
+        ),
+        (
+            "bob signs in on his laptop",
+            |h, t| h.sign_in(t, BOB_LAPTOP, "bob/laptop"),
+            &[("bob", "bob", true, 2, false)],
+            &[],
+        ),
         (
             "bob sets the name he has",
             |h, t| {
@@ -825,7 +842,12 @@ fn presence_changes_are_pushed_only_to_watchers_and_only_when_something_changed(
             &[],
         ),
         ("bob's phone goes away", |h, t| h.hub.disconnect(t, BOB_PHONE), &[("bob", "Bobby", true, 1, true)], &[]),
-        ("carol, watched only by erin, goes away", |h, t| h.hub.disconnect(t, CAROL_PHONE), &[], &[("carol", "carol", false, 0, false)]),
+        (
+            "carol, watched only by erin, goes away",
+            |h, t| h.hub.disconnect(t, CAROL_PHONE),
+            &[],
+            &[("carol", "carol", false, 0, false)],
+        ),
         ("bob's laptop goes away", |h, t| h.hub.disconnect(t, BOB_LAPTOP), &[("bob", "Bobby", false, 0, false)], &[]),
     ];
     for (i, (step, act, dave_sees, erin_also_sees)) in steps.into_iter().enumerate() {
