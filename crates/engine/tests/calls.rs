@@ -388,6 +388,13 @@ async fn presence_follows_sign_in_and_out() {
             matches!(e, Event::PresenceChanged { entry } if entry.user == common::user("bob") && entry.online && entry.profile.display_name == "BOB")
         })
         .await;
+    bob.send(Command::SetProfile { display_name: Some("Bobby Tables".into()), avatar: Some("sha256:abc".into()) });
+    alice
+        .expect("bob's new profile", |e| {
+            matches!(e, Event::PresenceChanged { entry } if entry.profile.display_name == "Bobby Tables"
+                && entry.profile.avatar.as_deref() == Some("sha256:abc"))
+        })
+        .await;
     bob.engine.shutdown().await;
     alice
         .expect("bob offline", |e| {

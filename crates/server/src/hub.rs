@@ -116,8 +116,6 @@ struct Call {
     /// Users who were in the call and left; they may join it again by its id.
     former: BTreeSet<UserId>,
     idle_deadline: Option<Instant>,
-    /// Why the last invitee went away, used when a group call ends with nobody having answered.
-    last_removal: Option<EndReason>,
 }
 
 impl Call {
@@ -354,7 +352,7 @@ impl Hub {
             self.leave(now, &call, &user, EndReason::ConnectionLost);
         }
         for call in state.ringing {
-            self.remove_ringing_device(now, &call, &user, &device);
+            self.remove_ringing_device(&call, &user, &device);
         }
         self.publish_presence(&user);
     }
@@ -427,7 +425,7 @@ impl Hub {
             }
             ClientMessage::Accept { call, media } => self.accept(now, &user, &device, &call, media),
             ClientMessage::Decline { call, busy } => self.decline(now, &user, &device, &call, busy),
-            ClientMessage::Cancel { call } => self.cancel(now, &user, &device, &call),
+            ClientMessage::Cancel { call } => self.cancel(&user, &device, &call),
             ClientMessage::Hangup { call } => self.hangup(now, &user, &device, &call),
             ClientMessage::SetMedia { call, media } => self.set_media(&user, &device, &call, media),
             ClientMessage::Signal { call, to, payload } => {
@@ -572,7 +570,6 @@ impl Hub {
             answered: false,
             former: BTreeSet::new(),
             idle_deadline: None,
-            last_removal: None,
         };
         self.calls.insert(call_id.clone(), call);
         self.set_joined(user, device, Some(call_id.clone()));
@@ -741,7 +738,7 @@ impl Hub {
 
     /// Stops `device` ringing for `call` because it went away; the member stays, ringing elsewhere or
     /// waiting for a sign-in until the timeout.
-    fn remove_ringing_device(&mut self, _now: Instant, call_id: &CallId, user: &UserId, device: &DeviceId) {
+    fn remove_ringing_device(&mut self, call_id: &CallId, user: &UserId, device: &DeviceId) {
         let Some(call) = self.calls.get_mut(call_id) else { return };
         if let Some(Member { status: Status::Ringing { devices, .. }, .. }) = call.member_mut(user) {
             devices.remove(device);
@@ -888,7 +885,7 @@ impl Hub {
         Ok(())
     }
 
-    fn cancel(&mut self, now: Instant, user: &UserId, device: &DeviceId, call_id: &CallId) -> Result<(), Refusal> {
+    fn cancel(&mut self, user: &UserId, device: &DeviceId, call_id: &CallId) -> Result<(), Refusal> {
         let Some(call) = self.calls.get(call_id) else {
             return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
         };
@@ -898,7 +895,7 @@ impl Hub {
         if call.answered {
             return refuse(ErrorCode::NotAllowed, "the call was answered: hang up instead");
         }
-        self.end_call(now, call_id, EndReason::Cancelled);
+        self.end_call(call_id, EndReason::Cancelled);
         Ok(())
     }
 
@@ -911,7 +908,7 @@ impl Hub {
         }
         if &call.initiator == user && !call.answered {
             // Hanging up before anyone answered is cancelling.
-            self.end_call(now, call_id, EndReason::Cancelled);
+            self.end_call(call_id, EndReason::Cancelled);
             return Ok(());
         }
         self.send_device(user, device, ServerMessage::Ended { call: call_id.clone(), reason: EndReason::Hangup });
@@ -924,7 +921,7 @@ impl Hub {
         let Some(call) = self.calls.get(call_id) else { return };
         if &call.initiator == user && !call.answered {
             // The caller vanished while it rang: nobody is left to answer to.
-            self.end_call(now, call_id, EndReason::Cancelled);
+            self.end_call(call_id, EndReason::Cancelled);
             return;
         }
         if let Some(device) = call.joined_device(user).cloned() {
@@ -938,24 +935,23 @@ impl Hub {
         let Some(call) = self.calls.get_mut(call_id) else { return };
         call.members.retain(|m| &m.user != user);
         call.former.insert(user.clone());
-        call.last_removal = Some(reason);
         if let Some(state) = self.users.get_mut(user) {
             state.invited_to.remove(call_id);
         }
         let call = &self.calls[call_id];
         if !call.group {
             let for_others = if reason == EndReason::Hangup { EndReason::RemoteHangup } else { reason };
-            self.end_call(now, call_id, for_others);
+            self.end_call(call_id, for_others);
             return;
         }
         let (joined, ringing, answered) = (call.joined_count(), call.ringing_count(), call.answered);
         let message = ServerMessage::Left { call: call_id.clone(), user: user.clone(), reason };
         self.send_joined(call_id, None, message);
         if joined == 0 {
-            self.end_call(now, call_id, EndReason::Cancelled);
+            self.end_call(call_id, EndReason::Cancelled);
         } else if joined == 1 && ringing == 0 && !answered {
             // Everyone invited declined, was busy or did not answer.
-            self.end_call(now, call_id, reason);
+            self.end_call(call_id, reason);
         } else {
             self.update_idle(now, call_id);
         }
@@ -981,7 +977,7 @@ impl Hub {
 
     /// Ends the whole call: every joined device hears `reason`, every ringing device too; invitees who
     /// never rang anywhere get a missed-call record.
-    fn end_call(&mut self, _now: Instant, call_id: &CallId, reason: EndReason) {
+    fn end_call(&mut self, call_id: &CallId, reason: EndReason) {
         let Some(call) = self.calls.get(call_id) else { return };
         let members = call.members.clone();
         for member in &members {
@@ -1076,7 +1072,7 @@ impl Hub {
                 Timer::Idle(call_id) => {
                     let due = self.calls.get(&call_id).and_then(|c| c.idle_deadline).is_some_and(|d| d <= now);
                     if due {
-                        self.end_call(now, &call_id, EndReason::IdleTimeout);
+                        self.end_call(&call_id, EndReason::IdleTimeout);
                     }
                 }
             }
