@@ -10,6 +10,7 @@ use dialtone_protocol::{
 use serde::Serialize;
 
 use crate::backoff::Backoff;
+pub use dialtone_media::MediaConfig;
 
 /// Called after every event, from the engine's task: a UI uses it to request a repaint.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -36,6 +37,8 @@ pub struct EngineConfig {
     pub seed: Option<u64>,
     /// Called after every event.
     pub waker: Option<Waker>,
+    /// Peer connections: `None` runs signaling only, and relayed signals come out as [`Event::Signal`].
+    pub media: Option<MediaConfig>,
 }
 
 impl EngineConfig {
@@ -51,6 +54,7 @@ impl EngineConfig {
             connect_timeout: Duration::from_secs(10),
             seed: None,
             waker: None,
+            media: None,
         }
     }
 }
@@ -272,6 +276,18 @@ pub enum Event {
         /// What it is.
         payload: SignalPayload,
     },
+    /// A peer connection to another device of the call changed state. Devices connect while the call
+    /// rings, so that media starts the moment someone answers.
+    MediaLink {
+        /// The call.
+        call: CallId,
+        /// The other device.
+        peer: DeviceAddress,
+        /// The new state.
+        state: MediaLinkState,
+        /// Time since this device started setting up the connection.
+        after_ms: u64,
+    },
     /// This device's part in a call ended.
     CallEnded {
         /// The call.
@@ -299,4 +315,33 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+}
+
+/// Where a peer connection stands (see [`Event::MediaLink`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaLinkState {
+    /// ICE and DTLS are being set up.
+    Connecting,
+    /// Connected: media can flow.
+    Connected,
+    /// Connectivity was lost; it may recover.
+    Disconnected,
+    /// Failed for good.
+    Failed,
+    /// Closed on purpose (the call ended, or another device answered).
+    Closed,
+}
+
+impl From<dialtone_media::LinkState> for MediaLinkState {
+    fn from(state: dialtone_media::LinkState) -> Self {
+        use dialtone_media::LinkState;
+        match state {
+            LinkState::Connecting => MediaLinkState::Connecting,
+            LinkState::Connected => MediaLinkState::Connected,
+            LinkState::Disconnected => MediaLinkState::Disconnected,
+            LinkState::Failed => MediaLinkState::Failed,
+            LinkState::Closed => MediaLinkState::Closed,
+        }
+    }
 }

@@ -196,13 +196,14 @@ impl Call {
         (call, vec![Effect::Emit(Event::IncomingCall { call: info, from })])
     }
 
-    /// A call the server put this device in without it ringing here first (a glare merge).
+    /// A call someone else placed that the server put this device in without it ringing here first (a
+    /// glare merge, or rejoining a group call).
     pub fn joined(info: CallInfo, me: UserId, now: Instant, request_timeout: Duration) -> (Self, Vec<Effect>) {
         let media = info.member(&me).and_then(|m| m.media).unwrap_or(MediaState::for_kind(info.kind));
         let mut call = Self {
             info,
             me,
-            direction: Direction::Outgoing,
+            direction: Direction::Incoming,
             phase: Phase::Ringing,
             media,
             active_since: None,

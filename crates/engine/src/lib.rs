@@ -12,8 +12,9 @@
 pub mod api;
 pub mod backoff;
 pub mod call;
+mod links;
 mod runtime;
 
-pub use api::{Command, EngineConfig, Event, Waker};
+pub use api::{Command, EngineConfig, Event, MediaConfig, MediaLinkState, Waker};
 pub use backoff::Backoff;
 pub use runtime::{Engine, EngineStopped};

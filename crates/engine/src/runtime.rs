@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dialtone_media::LinkEvent;
 use dialtone_protocol::{
-    CallId, ClientFrame, ClientMessage, DeviceId, ErrorCode, PROTOCOL_VERSION, Profile, ServerMessage, UserId,
+    CallId, ClientFrame, ClientMessage, DeviceAddress, DeviceId, ErrorCode, PROTOCOL_VERSION, Profile, ServerMessage, UserId,
     decode_server, encode,
 };
 use futures_util::{SinkExt, StreamExt};
@@ -19,7 +20,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::api::{Command, EngineConfig, Event};
-use crate::call::{Call, Effect, Input, Invitation};
+use crate::call::{Call, Direction, Effect, Input, Invitation};
+use crate::links::{Links, TaggedLinkEvent};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -48,8 +50,12 @@ impl Engine {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
+        let (link_tx, link_events) = mpsc::unbounded_channel();
+        let links = Links::new(config.media.clone(), link_tx);
         let runtime = Runtime {
             config,
+            links,
+            link_events,
             events: event_tx,
             commands: command_rx,
             rng,
@@ -95,6 +101,8 @@ enum ConnectError {
 
 struct Runtime {
     config: EngineConfig,
+    links: Links,
+    link_events: mpsc::UnboundedReceiver<TaggedLinkEvent>,
     events: mpsc::UnboundedSender<Event>,
     commands: mpsc::UnboundedReceiver<Command>,
     rng: StdRng,
@@ -120,7 +128,43 @@ impl Runtime {
         for effect in effects {
             match effect {
                 Effect::Send(message) => self.outbox.push(message),
-                Effect::Emit(event) => self.emit(event),
+                Effect::Emit(event) => {
+                    self.follow_media(&event);
+                    self.emit(event);
+                }
+            }
+        }
+    }
+
+    /// Opens and closes peer connections as the call events say (see the `links` module).
+    fn follow_media(&mut self, event: &Event) {
+        let Some((user, device, _)) = &self.me else { return };
+        let me = DeviceAddress { user: user.clone(), device: device.clone() };
+        let joined_here = match event {
+            Event::CallActive { call } => {
+                self.calls.get(&call.call).is_some_and(|c| c.direction() == Direction::Incoming)
+            }
+            _ => false,
+        };
+        self.links.follow(event, &me, joined_here);
+    }
+
+    fn link_event(&mut self, call: CallId, peer: DeviceAddress, event: LinkEvent) {
+        match event {
+            LinkEvent::Signal(payload) => {
+                if self.calls.contains_key(&call) {
+                    self.outbox.push(ClientMessage::Signal { call, to: peer, payload });
+                }
+            }
+            LinkEvent::State { state, after } => {
+                if matches!(state, dialtone_media::LinkState::Closed | dialtone_media::LinkState::Failed) {
+                    self.links.forget(&call, &peer);
+                }
+                let after_ms = after.as_millis() as u64;
+                self.emit(Event::MediaLink { call, peer, state: state.into(), after_ms });
+            }
+            LinkEvent::Error(message) => {
+                self.emit(Event::Error { code: None, message: format!("media connection to {peer}: {message}"), call: Some(call) });
             }
         }
     }
@@ -183,6 +227,7 @@ impl Runtime {
     fn lose_calls(&mut self) {
         let at = now();
         let calls = std::mem::take(&mut self.calls);
+        self.links.close_all();
         for (_, mut call) in calls {
             let effects = call.handle(Input::ConnectionLost, at);
             // Nothing can be sent any more; only the events matter.
@@ -286,6 +331,7 @@ impl Runtime {
                     Some(Err(error)) => return SessionEnd::Lost(format!("connection error: {error}")),
                     None => return SessionEnd::Lost("the connection closed".into()),
                 },
+                Some((call, peer, event)) = self.link_events.recv() => self.link_event(call, peer, event),
                 _ = heartbeat.tick() => {
                     nonce += 1;
                     self.outbox.push(ClientMessage::Ping { nonce });
@@ -439,11 +485,15 @@ impl Runtime {
                 self.calls.insert(id, call);
                 self.apply(effects);
             }
-            ServerMessage::Signal { call, from, payload } => {
-                if self.calls.contains_key(&call) {
+            ServerMessage::Signal { call, from, payload } if self.calls.contains_key(&call) => {
+                if self.links.enabled() {
+                    self.links.signal(&call, from, payload);
+                } else {
                     self.emit(Event::Signal { call, from, payload });
                 }
             }
+            // A late signal for a call this device has already left.
+            ServerMessage::Signal { .. } => {}
             message @ (ServerMessage::CallState { .. }
             | ServerMessage::Ringing { .. }
             | ServerMessage::Joined { .. }

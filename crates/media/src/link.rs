@@ -198,7 +198,6 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
             urls: server.urls.clone(),
             username: server.username.clone(),
             credential: server.credential.clone(),
-            ..Default::default()
         })
         .collect();
     let loopback_only = config.bind_addrs.iter().all(IpAddr::is_loopback);
