@@ -1,9 +1,11 @@
 //! Dialtone's media: WebRTC peer connections between the devices of a call.
 //!
 //! - [`link`]: one peer connection to one remote device, set up through the call's signaling relay.
+//! - [`video`]: frames, the test-pattern camera, and the VP8 codec.
 
 #![warn(missing_docs)]
 
 pub mod link;
+pub mod video;
 
 pub use link::{IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkState, MediaConfig, Role};

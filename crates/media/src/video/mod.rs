@@ -1,0 +1,9 @@
+//! Video: frames, the test-pattern source, and the VP8 codec.
+
+pub mod frame;
+pub mod pattern;
+pub mod vp8;
+
+pub use frame::{I420Frame, RgbaFrame};
+pub use pattern::{Stamp, TestPattern, now_us, read_stamp};
+pub use vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};
