@@ -17,4 +17,6 @@ mod runtime;
 
 pub use api::{Command, EngineConfig, Event, MediaConfig, MediaLinkState, Waker};
 pub use backoff::Backoff;
+pub use links::RemoteVideo;
 pub use runtime::{Engine, EngineStopped};
+pub use dialtone_media::{CameraConfig, DecodedFrame, VideoSlot};

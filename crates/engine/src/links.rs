@@ -9,13 +9,45 @@
 //!   or the call ends.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use dialtone_media::{Link, LinkEvent, MediaConfig, Role};
-use dialtone_protocol::{CallId, CallInfo, DeviceAddress, MemberStatus, SignalPayload};
+use dialtone_media::{Link, LinkEvent, MediaConfig, Role, VideoSender, VideoSlot, Wake};
+use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceAddress, MemberStatus, SignalPayload};
 use tokio::sync::mpsc;
 
 use crate::api::Event;
+
+/// The incoming video streams of every call, by call and sending device: what a UI draws. Each slot holds
+/// the stream's latest decoded frame.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteVideo(Arc<Mutex<StreamMap>>);
+
+type StreamMap = BTreeMap<(CallId, DeviceAddress), Arc<VideoSlot>>;
+
+impl RemoteVideo {
+    /// The stream from `peer` in `call`, if there is a connection to it.
+    pub fn get(&self, call: &CallId, peer: &DeviceAddress) -> Option<Arc<VideoSlot>> {
+        self.0.lock().ok()?.get(&(call.clone(), peer.clone())).cloned()
+    }
+
+    /// Every stream of `call`.
+    pub fn streams(&self, call: &CallId) -> Vec<(DeviceAddress, Arc<VideoSlot>)> {
+        let Ok(map) = self.0.lock() else { return Vec::new() };
+        map.iter().filter(|((c, _), _)| c == call).map(|((_, peer), slot)| (peer.clone(), slot.clone())).collect()
+    }
+
+    fn insert(&self, call: &CallId, peer: &DeviceAddress, slot: Arc<VideoSlot>) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert((call.clone(), peer.clone()), slot);
+        }
+    }
+
+    fn remove(&self, call: &CallId, peer: &DeviceAddress) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(&(call.clone(), peer.clone()));
+        }
+    }
+}
 
 /// A link's event, tagged with the call and the remote device it belongs to.
 pub(crate) type TaggedLinkEvent = (CallId, DeviceAddress, LinkEvent);
@@ -24,11 +56,20 @@ pub(crate) struct Links {
     config: Option<Arc<MediaConfig>>,
     links: BTreeMap<(CallId, DeviceAddress), Link>,
     events: mpsc::UnboundedSender<TaggedLinkEvent>,
+    video: RemoteVideo,
+    wake: Option<Wake>,
+    /// This device's camera, per call where it sends video; encoded once for all the call's links.
+    senders: BTreeMap<CallId, VideoSender>,
 }
 
 impl Links {
-    pub(crate) fn new(config: Option<MediaConfig>, events: mpsc::UnboundedSender<TaggedLinkEvent>) -> Self {
-        Self { config: config.map(Arc::new), links: BTreeMap::new(), events }
+    pub(crate) fn new(
+        config: Option<MediaConfig>,
+        events: mpsc::UnboundedSender<TaggedLinkEvent>,
+        video: RemoteVideo,
+        wake: Option<Wake>,
+    ) -> Self {
+        Self { config: config.map(Arc::new), links: BTreeMap::new(), events, video, wake, senders: BTreeMap::new() }
     }
 
     /// Whether this engine makes peer connections at all.
@@ -42,16 +83,46 @@ impl Links {
         if !self.links.contains_key(&key) {
             let events = self.events.clone();
             let (tag_call, tag_peer) = key.clone();
+            let slot = VideoSlot::new(self.wake.clone());
+            self.video.insert(call, &peer, slot.clone());
             let link = Link::spawn(
                 config,
                 role,
                 Arc::new(move |event| {
                     let _ = events.send((tag_call.clone(), tag_peer.clone(), event));
                 }),
+                slot,
             );
             self.links.insert(key.clone(), link);
+            self.retarget(call);
         }
         self.links.get(&key)
+    }
+
+    /// Points the call's video sender at the call's current links.
+    fn retarget(&self, call: &CallId) {
+        if let Some(sender) = self.senders.get(call) {
+            let targets = self.links.iter().filter(|((c, _), _)| c == call).map(|(_, link)| link.sender()).collect();
+            sender.set_targets(targets);
+        }
+    }
+
+    /// Turns this device's camera on or off in `call`.
+    pub(crate) fn set_camera(&mut self, call: &CallId, on: bool) {
+        let Some(config) = &self.config else { return };
+        match (on, self.senders.contains_key(call)) {
+            (true, false) => match VideoSender::start(config.camera) {
+                Ok(sender) => {
+                    self.senders.insert(call.clone(), sender);
+                    self.retarget(call);
+                }
+                Err(error) => tracing::warn!(%error, "cannot start the camera"),
+            },
+            (false, true) => {
+                self.senders.remove(call);
+            }
+            _ => {}
+        }
     }
 
     /// Offers a connection to every joined device of `info` other than `me` that has none yet.
@@ -67,7 +138,15 @@ impl Links {
 
     fn close_where(&mut self, call: &CallId, doomed: impl Fn(&DeviceAddress) -> bool) {
         // Dropping a link closes it; its `closed` state still arrives as an event.
-        self.links.retain(|(c, peer), _| !(c == call && doomed(peer)));
+        let video = &self.video;
+        self.links.retain(|(c, peer), _| {
+            let keep = !(c == call && doomed(peer));
+            if !keep {
+                video.remove(c, peer);
+            }
+            keep
+        });
+        self.retarget(call);
     }
 
     /// A relayed signal from `from`; an offer from a device without a connection opens one.
@@ -84,12 +163,19 @@ impl Links {
 
     /// Forgets a link that reported itself closed or failed.
     pub(crate) fn forget(&mut self, call: &CallId, peer: &DeviceAddress) {
-        self.links.remove(&(call.clone(), peer.clone()));
+        if self.links.remove(&(call.clone(), peer.clone())).is_some() {
+            self.video.remove(call, peer);
+            self.retarget(call);
+        }
     }
 
-    /// Closes every connection (the server connection is gone, so are the calls).
+    /// Closes every connection and stops every camera (the server connection is gone, so are the calls).
     pub(crate) fn close_all(&mut self) {
+        for (call, peer) in self.links.keys() {
+            self.video.remove(call, peer);
+        }
         self.links.clear();
+        self.senders.clear();
     }
 
     /// Applies the rules in the module documentation to one engine event. `joined_here` says whether a
@@ -100,12 +186,21 @@ impl Links {
         }
         match event {
             Event::IncomingCall { call, .. } => self.offer_to_joined(call, me),
-            Event::CallActive { call } if joined_here => self.offer_to_joined(call, me),
+            Event::CallActive { call } => {
+                if joined_here {
+                    self.offer_to_joined(call, me);
+                }
+                let camera_on = call.member(&me.user).and_then(|m| m.media).is_some_and(|m| m.camera_on);
+                self.set_camera(&call.call, call.kind == CallKind::Video && camera_on);
+            }
             Event::ParticipantJoined { call, user, device, .. } => {
                 self.close_where(call, |peer| &peer.user == user && &peer.device != device);
             }
             Event::ParticipantLeft { call, user, .. } => self.close_where(call, |peer| &peer.user == user),
-            Event::CallEnded { call, .. } | Event::Merged { call, .. } => self.close_where(call, |_| true),
+            Event::CallEnded { call, .. } | Event::Merged { call, .. } => {
+                self.senders.remove(call);
+                self.close_where(call, |_| true);
+            }
             _ => {}
         }
     }

@@ -21,7 +21,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::api::{Command, EngineConfig, Event};
 use crate::call::{Call, Direction, Effect, Input, Invitation};
-use crate::links::{Links, TaggedLinkEvent};
+use crate::links::{Links, RemoteVideo, TaggedLinkEvent};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -39,6 +39,7 @@ pub struct EngineStopped;
 pub struct Engine {
     commands: mpsc::UnboundedSender<Command>,
     task: JoinHandle<()>,
+    remote_video: RemoteVideo,
 }
 
 impl Engine {
@@ -51,7 +52,9 @@ impl Engine {
             None => StdRng::from_os_rng(),
         };
         let (link_tx, link_events) = mpsc::unbounded_channel();
-        let links = Links::new(config.media.clone(), link_tx);
+        let remote_video = RemoteVideo::default();
+        let wake = config.waker.clone().map(|waker| -> dialtone_media::Wake { waker });
+        let links = Links::new(config.media.clone(), link_tx, remote_video.clone(), wake);
         let runtime = Runtime {
             config,
             links,
@@ -65,7 +68,12 @@ impl Engine {
             seq: 0,
         };
         let task = tokio::spawn(runtime.run());
-        (Engine { commands, task }, events)
+        (Engine { commands, task, remote_video }, events)
+    }
+
+    /// The incoming video streams (latest decoded frame per remote device), for drawing.
+    pub fn remote_video(&self) -> RemoteVideo {
+        self.remote_video.clone()
     }
 
     /// Queues a command.
@@ -416,7 +424,12 @@ impl Runtime {
             Command::Cancel { call } => self.command_for(call, Input::Cancel),
             Command::Hangup { call } => self.command_for(call, Input::Hangup),
             Command::Invite { call, users } => self.command_for(call, Input::Invite(users)),
-            Command::SetMedia { call, media } => self.command_for(call, Input::SetMedia(media)),
+            Command::SetMedia { call, media } => {
+                if self.calls.get(&call).is_some_and(|c| c.phase().is_joined()) {
+                    self.links.set_camera(&call, media.camera_on);
+                }
+                self.command_for(call, Input::SetMedia(media))
+            }
             Command::Signal { call, to, payload } => {
                 if self.calls.contains_key(&call) {
                     self.outbox.push(ClientMessage::Signal { call, to, payload });

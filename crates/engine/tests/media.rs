@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use dialtone_engine::{Command, Event, MediaConfig, MediaLinkState};
-use dialtone_protocol::{CallKind, EndReason};
+use dialtone_protocol::{CallKind, EndReason, MediaState};
 
 async fn with_media(server: &dialtone_server::ServerHandle, name: &str, device: &str) -> Client {
     let mut config = engine_config(&server.url(), name, device);
@@ -86,4 +86,71 @@ async fn group_members_who_answer_together_connect_to_each_other() {
     // Someone who leaves takes their connections with them.
     bob.send(Command::Hangup { call: call.clone() });
     carol.expect("bob's connection closed", |e| link_is(e, "phone", MediaLinkState::Closed)).await;
+}
+
+/// Waits until `count` frames from `peer` have been decoded, returning when the first one landed
+/// (microseconds since the Unix epoch) and the frame numbers seen.
+async fn frames_from(client: &Client, call: &dialtone_protocol::CallId, peer: (&str, &str), count: usize) -> (u64, Vec<u32>) {
+    let peer = dialtone_protocol::DeviceAddress { user: user(peer.0), device: dialtone_protocol::DeviceId::new(peer.1).unwrap() };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut seen: Vec<std::sync::Arc<dialtone_engine::DecodedFrame>> = Vec::new();
+    while seen.len() < count {
+        assert!(tokio::time::Instant::now() < deadline, "{}: {} frames from {peer} in {WAIT:?}", client.name, seen.len());
+        if let Some(frame) = client.engine.remote_video().get(call, &peer).and_then(|slot| slot.latest())
+            && seen.last().is_none_or(|last| last.index != frame.index)
+        {
+            seen.push(frame);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    (seen[0].decoded_us, seen.iter().map(|f| f.stamp.expect("test pattern").frame).collect())
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_flows_both_ways_as_soon_as_the_call_is_answered() {
+    let server = server().await;
+    let mut alice = with_media(&server, "alice", "laptop").await;
+    let mut bob = with_media(&server, "bob", "phone").await;
+
+    let call = alice.call(&["bob"], CallKind::Video, false).await;
+    bob.incoming(&call).await;
+    bob.expect("pre-connected", |e| link_is(e, "laptop", MediaLinkState::Connected)).await;
+    alice.expect("pre-connected", |e| link_is(e, "phone", MediaLinkState::Connected)).await;
+    assert!(alice.engine.remote_video().get(&call, &dialtone_protocol::DeviceAddress { user: user("bob"), device: dialtone_protocol::DeviceId::new("phone").unwrap() })
+        .is_some_and(|slot| slot.frames_decoded() == 0), "no media before the answer");
+
+    let accepted_us = now_us();
+    bob.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Video) });
+    let (first_at_alice, numbers) = frames_from(&alice, &call, ("bob", "phone"), 10).await;
+    let accept_to_first_frame_ms = (first_at_alice - accepted_us) as f64 / 1e3;
+    eprintln!("accept -> first decoded frame at the caller: {accept_to_first_frame_ms:.1} ms");
+    assert!(accept_to_first_frame_ms < 1_000.0, "{accept_to_first_frame_ms} ms");
+    assert!(numbers.windows(2).all(|pair| pair[0] < pair[1]), "{numbers:?}");
+    let (_, numbers) = frames_from(&bob, &call, ("alice", "laptop"), 10).await;
+    assert!(numbers.windows(2).all(|pair| pair[0] < pair[1]), "{numbers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_audio_only_sends_no_video_and_the_camera_can_come_on_later() {
+    let server = server().await;
+    let mut alice = with_media(&server, "alice", "laptop").await;
+    let mut bob = with_media(&server, "bob", "phone").await;
+
+    let call = alice.call(&["bob"], CallKind::Video, false).await;
+    bob.incoming(&call).await;
+    bob.expect("pre-connected", |e| link_is(e, "laptop", MediaLinkState::Connected)).await;
+    bob.send(Command::Accept { call: call.clone(), media: MediaState { audio_muted: false, camera_on: false } });
+    bob.expect("active", |e| matches!(e, Event::CallActive { .. })).await;
+    frames_from(&bob, &call, ("alice", "laptop"), 5).await;
+    let bob_phone = dialtone_protocol::DeviceAddress { user: user("bob"), device: dialtone_protocol::DeviceId::new("phone").unwrap() };
+    let slot = alice.engine.remote_video().get(&call, &bob_phone).expect("a connection to bob");
+    assert_eq!(slot.frames_decoded(), 0, "bob's camera is off");
+
+    bob.send(Command::SetMedia { call: call.clone(), media: MediaState { audio_muted: false, camera_on: true } });
+    frames_from(&alice, &call, ("bob", "phone"), 5).await;
+    alice.expect("bob's camera on", |e| matches!(e, Event::MediaChanged { media, .. } if media.camera_on)).await;
 }

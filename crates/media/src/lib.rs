@@ -8,4 +8,5 @@
 pub mod link;
 pub mod video;
 
-pub use link::{IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkState, MediaConfig, Role};
+pub use link::{IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, MediaConfig, Role};
+pub use video::{CameraConfig, DecodedFrame, VideoSender, VideoSlot, Wake};

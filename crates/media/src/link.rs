@@ -21,8 +21,18 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use rtc::media::Sample;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::rtp_transceiver::RtpSender;
+
+use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder,
@@ -38,6 +48,8 @@ pub struct MediaConfig {
     /// Time between ICE connectivity checks. The library's 200 ms default alone costs ~200 ms per
     /// connection on a fast network; 20 ms connects loopback peers in a few tens of milliseconds.
     pub ice_check_interval: Duration,
+    /// The camera to send in video calls (the test-pattern camera until real devices are wired).
+    pub camera: CameraConfig,
 }
 
 impl Default for MediaConfig {
@@ -46,6 +58,7 @@ impl Default for MediaConfig {
             bind_addrs: vec![IpAddr::from([127, 0, 0, 1])],
             ice_servers: Vec::new(),
             ice_check_interval: Duration::from_millis(20),
+            camera: CameraConfig::default(),
         }
     }
 }
@@ -113,20 +126,94 @@ enum Command {
 #[derive(Debug)]
 pub struct Link {
     commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+}
+
+/// What the link's task, its event handler and the video sender share.
+struct Shared {
+    connected: AtomicBool,
+    /// Set once both descriptions are in and the payload type is known.
+    video_out: OnceLock<Outgoing>,
+    /// The remote side has no keyframe from us yet (new connection, or it asked for one).
+    wants_keyframe: AtomicBool,
+    remote_video: Arc<VideoSlot>,
+}
+
+struct Outgoing {
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("connected", &self.connected)
+            .field("negotiated", &self.video_out.get().is_some())
+            .field("wants_keyframe", &self.wants_keyframe)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sending side of a link, for the video sender that feeds every link of a call.
+#[derive(Debug, Clone)]
+pub struct LinkSender(Arc<Shared>);
+
+impl LinkSender {
+    /// Connected and negotiated: frames sent now arrive.
+    pub fn is_ready(&self) -> bool {
+        self.0.connected.load(Ordering::Relaxed) && self.0.video_out.get().is_some()
+    }
+
+    /// The remote side needs a keyframe before anything else is of use to it.
+    pub fn wants_keyframe(&self) -> bool {
+        self.0.wants_keyframe.load(Ordering::Relaxed)
+    }
+
+    /// A keyframe is on its way.
+    pub fn keyframe_sent(&self) {
+        self.0.wants_keyframe.store(false, Ordering::Relaxed);
+    }
+
+    /// Sends one encoded video frame.
+    pub async fn send_video(&self, data: Bytes, duration: Duration) -> Result<(), LinkError> {
+        let Some(out) = self.0.video_out.get() else { return Ok(()) };
+        let sample = Sample { data, duration, ..Sample::new(std::time::Instant::now()) };
+        out.track.sample_writer(out.ssrc, out.payload_type).write_sample(&sample).await?;
+        Ok(())
+    }
 }
 
 impl Link {
-    /// Starts a link on the current tokio runtime.
-    pub fn spawn(config: Arc<MediaConfig>, role: Role, events: LinkEvents) -> Link {
+    /// Starts a link on the current tokio runtime; decoded video from the remote device lands in
+    /// `remote_video`.
+    pub fn spawn(config: Arc<MediaConfig>, role: Role, events: LinkEvents, remote_video: Arc<VideoSlot>) -> Link {
         let (commands, command_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            connected: AtomicBool::new(false),
+            video_out: OnceLock::new(),
+            wants_keyframe: AtomicBool::new(true),
+            remote_video,
+        });
+        let task_shared = shared.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            if let Err(error) = run(&config, role, command_rx, events.clone(), started).await {
+            if let Err(error) = run(&config, role, command_rx, events.clone(), started, task_shared).await {
                 events(LinkEvent::Error(error.to_string()));
                 events(LinkEvent::State { state: LinkState::Failed, after: started.elapsed() });
             }
         });
-        Link { commands }
+        Link { commands, shared }
+    }
+
+    /// The handle the call's video sender sends through.
+    pub fn sender(&self) -> LinkSender {
+        LinkSender(self.shared.clone())
+    }
+
+    /// The remote device's video.
+    pub fn remote_video(&self) -> Arc<VideoSlot> {
+        self.shared.remote_video.clone()
     }
 
     /// Hands the link a session description or candidate from the remote device.
@@ -160,6 +247,7 @@ pub enum LinkError {
 struct Handler {
     events: LinkEvents,
     started: Instant,
+    shared: Arc<Shared>,
 }
 
 #[async_trait::async_trait]
@@ -183,7 +271,41 @@ impl PeerConnectionEventHandler for Handler {
             RTCPeerConnectionState::Closed => LinkState::Closed,
             _ => LinkState::Connecting,
         };
+        self.shared.connected.store(state == LinkState::Connected, Ordering::Relaxed);
         (self.events)(LinkEvent::State { state, after: self.started.elapsed() });
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if track.kind().await != RtpCodecKind::Video {
+            return; // audio arrives with the audio pipeline
+        }
+        let slot = self.shared.remote_video.clone();
+        tokio::spawn(receive_video(track, slot));
+    }
+}
+
+/// Reassembles, decodes and publishes one incoming video track; asks for keyframes when it must.
+async fn receive_video(track: Arc<dyn TrackRemote>, slot: Arc<VideoSlot>) {
+    let mut receiver = match VideoReceiver::new(slot) {
+        Ok(receiver) => receiver,
+        Err(error) => {
+            tracing::warn!(%error, "no video decoder");
+            return;
+        }
+    };
+    let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    let mut last_request: Option<Instant> = None;
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
+        let outcome = receiver.packet(packet.header.sequence_number, packet.header.marker, &packet.payload);
+        // At most one keyframe request per 300 ms: the sender answers each with a large frame.
+        if outcome == ReceiveOutcome::NeedKeyframe && last_request.is_none_or(|at| at.elapsed() > Duration::from_millis(300)) {
+            last_request = Some(Instant::now());
+            let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc };
+            if let Err(error) = track.write_rtcp(vec![Box::new(pli)]).await {
+                tracing::debug!(%error, "keyframe request");
+            }
+        }
     }
 }
 
@@ -226,13 +348,14 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: LinkEvents,
     started: Instant,
+    shared: Arc<Shared>,
 ) -> Result<(), LinkError> {
-    let pc = build(config, Arc::new(Handler { events: events.clone(), started })).await?;
+    let pc = build(config, Arc::new(Handler { events: events.clone(), started, shared: shared.clone() })).await?;
     events(LinkEvent::State { state: LinkState::Connecting, after: started.elapsed() });
     // Both kinds, both ways, negotiated now: answering the call needs no renegotiation.
     // Both kinds, both ways, negotiated now: answering the call needs no renegotiation. The answerer
     // adds its tracks after the offer, so they take the offered transceivers.
-    let tracks = Tracks::new()?;
+    let mut tracks = Tracks::new()?;
     if role == Role::Offerer {
         tracks.add_to(&pc).await?;
         let offer = pc.create_offer(None).await?;
@@ -240,7 +363,7 @@ async fn run(
         events(LinkEvent::Signal(SignalPayload::Offer { sdp: offer.sdp }));
     }
 
-    let mut exchange = Exchange { role, tracks, have_remote: false, early_candidates: Vec::new() };
+    let mut exchange = Exchange { role, tracks, shared, have_remote: false, early_candidates: Vec::new() };
     let result = loop {
         match commands.recv().await {
             None | Some(Command::Close) => break Ok(()),
@@ -260,12 +383,28 @@ async fn run(
 struct Exchange {
     role: Role,
     tracks: Tracks,
+    shared: Arc<Shared>,
     have_remote: bool,
     /// Candidates can overtake the description they belong to; they wait for it here.
     early_candidates: Vec<RTCIceCandidateInit>,
 }
 
 impl Exchange {
+    /// Both descriptions are in: the video payload type is known, so video can be sent.
+    async fn negotiated(&self) -> Result<(), LinkError> {
+        let Some(sender) = &self.tracks.video_sender else { return Ok(()) };
+        let parameters = sender.get_parameters().await?;
+        let Some(codec) = parameters.rtp_parameters.codecs.first() else {
+            return Err(LinkError::Unexpected("answer without a video codec"));
+        };
+        let _ = self.shared.video_out.set(Outgoing {
+            track: self.tracks.video.clone(),
+            ssrc: self.tracks.video_ssrc,
+            payload_type: codec.payload_type,
+        });
+        Ok(())
+    }
+
     async fn apply<P: PeerConnection>(&mut self, pc: &P, payload: SignalPayload, events: &LinkEvents) -> Result<(), LinkError> {
         match payload {
             SignalPayload::Offer { sdp } => {
@@ -278,6 +417,7 @@ impl Exchange {
                 let answer = pc.create_answer(None).await?;
                 pc.set_local_description(answer.clone()).await?;
                 events(LinkEvent::Signal(SignalPayload::Answer { sdp: answer.sdp }));
+                self.negotiated().await?;
             }
             SignalPayload::Answer { sdp } => {
                 if self.role != Role::Offerer || self.have_remote {
@@ -285,6 +425,7 @@ impl Exchange {
                 }
                 pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
                 self.have_remote = true;
+                self.negotiated().await?;
             }
             SignalPayload::Candidate { candidate, sdp_mid, sdp_mline_index } => {
                 let init = RTCIceCandidateInit { candidate, sdp_mid, sdp_mline_index, ..Default::default() };
@@ -309,6 +450,8 @@ impl Exchange {
 struct Tracks {
     audio: Arc<TrackLocalStaticSample>,
     video: Arc<TrackLocalStaticSample>,
+    video_ssrc: u32,
+    video_sender: Option<Arc<dyn RtpSender>>,
 }
 
 impl Tracks {
@@ -327,13 +470,19 @@ impl Tracks {
             sdp_fmtp_line: String::new(),
             rtcp_feedback: vec![],
         };
-        Ok(Self { audio: Self::track(RtpCodecKind::Audio, opus)?, video: Self::track(RtpCodecKind::Video, vp8)? })
+        let video_ssrc = random_ssrc();
+        Ok(Self {
+            audio: Self::track(RtpCodecKind::Audio, opus, random_ssrc())?,
+            video: Self::track(RtpCodecKind::Video, vp8, video_ssrc)?,
+            video_ssrc,
+            video_sender: None,
+        })
     }
 
-    fn track(kind: RtpCodecKind, codec: RTCRtpCodec) -> Result<Arc<TrackLocalStaticSample>, LinkError> {
+    fn track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Result<Arc<TrackLocalStaticSample>, LinkError> {
         let stream = "dialtone".to_owned();
         let encoding = RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(random_ssrc()), ..Default::default() },
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
             codec,
             ..Default::default()
         };
@@ -341,9 +490,9 @@ impl Tracks {
         Ok(Arc::new(TrackLocalStaticSample::new(std::time::Instant::now(), track)?))
     }
 
-    async fn add_to<P: PeerConnection>(&self, pc: &P) -> Result<(), LinkError> {
+    async fn add_to<P: PeerConnection>(&mut self, pc: &P) -> Result<(), LinkError> {
         pc.add_track(Arc::clone(&self.audio) as Arc<dyn TrackLocal>).await?;
-        pc.add_track(Arc::clone(&self.video) as Arc<dyn TrackLocal>).await?;
+        self.video_sender = Some(pc.add_track(Arc::clone(&self.video) as Arc<dyn TrackLocal>).await?);
         Ok(())
     }
 }

@@ -3,16 +3,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dialtone_media::{Link, LinkEvent, LinkState, MediaConfig, Role};
+use dialtone_media::{CameraConfig, Link, LinkEvent, LinkState, MediaConfig, Role, VideoSender, VideoSlot};
 use tokio::sync::mpsc;
 
 type Events = mpsc::UnboundedReceiver<LinkEvent>;
 
 fn spawn(role: Role) -> (Link, Events) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let link = Link::spawn(Arc::new(MediaConfig::default()), role, Arc::new(move |event| {
-        let _ = tx.send(event);
-    }));
+    let link = Link::spawn(
+        Arc::new(MediaConfig::default()),
+        role,
+        Arc::new(move |event| {
+            let _ = tx.send(event);
+        }),
+        VideoSlot::new(None),
+    );
     (link, rx)
 }
 
@@ -56,4 +61,57 @@ async fn two_links_connect_over_loopback_and_close() {
             None => panic!("events ended without closed"),
         }
     }
+}
+
+/// Keeps relaying signals in the background (candidates can still trickle after connecting).
+fn relay_rest(offerer: Link, mut offers: Events, answerer: Link, mut answers: Events) -> (Arc<Link>, Arc<Link>) {
+    let (offerer, answerer) = (Arc::new(offerer), Arc::new(answerer));
+    let (o, a) = (offerer.clone(), answerer.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(event) = offers.recv() => if let LinkEvent::Signal(payload) = event { a.remote_signal(payload) },
+                Some(event) = answers.recv() => if let LinkEvent::Signal(payload) = event { o.remote_signal(payload) },
+                else => break,
+            }
+        }
+    });
+    (offerer, answerer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_sent_on_one_side_is_decoded_on_the_other_in_order_and_fresh() {
+    let (offerer, mut offers) = spawn(Role::Offerer);
+    let (answerer, mut answers) = spawn(Role::Answerer);
+    connect(&offerer, &mut offers, &answerer, &mut answers).await;
+    let (offerer, answerer) = relay_rest(offerer, offers, answerer, answers);
+
+    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 };
+    let started = tokio::time::Instant::now();
+    let sender = VideoSender::start(camera).unwrap();
+    sender.set_targets(vec![answerer.sender()]);
+    let slot = offerer.remote_video();
+    let mut frames = Vec::new();
+    let mut first_frame_after = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while frames.len() < 30 {
+        assert!(tokio::time::Instant::now() < deadline, "only {} frames in 10 s", frames.len());
+        if let Some(frame) = slot.latest()
+            && frames.last().is_none_or(|last: &Arc<dialtone_media::DecodedFrame>| last.index != frame.index)
+        {
+            first_frame_after.get_or_insert(started.elapsed());
+            frames.push(frame);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let first = &frames[0];
+    let first_frame_after = first_frame_after.expect("frames arrived");
+    eprintln!("start to first decoded frame: {first_frame_after:?}");
+    assert!(first_frame_after < Duration::from_millis(500), "{first_frame_after:?}");
+    assert_eq!((first.picture.width, first.picture.height), (320, 240));
+    let numbers: Vec<u32> = frames.iter().map(|f| f.stamp.expect("stamped").frame).collect();
+    assert!(numbers.windows(2).all(|pair| pair[0] < pair[1]), "frame numbers increase: {numbers:?}");
+    let latencies: Vec<u64> = frames.iter().map(|f| f.decoded_us - f.stamp.unwrap().captured_us).collect();
+    assert!(latencies.iter().all(|&us| us < 200_000), "capture to decode under 200 ms: {latencies:?}");
+    eprintln!("capture to decode: {latencies:?} us");
 }

@@ -1,9 +1,11 @@
-//! Video: frames, the test-pattern source, and the VP8 codec.
+//! Video: frames, the test-pattern source, the VP8 codec, and sending and receiving streams.
 
 pub mod frame;
 pub mod pattern;
+pub mod stream;
 pub mod vp8;
 
 pub use frame::{I420Frame, RgbaFrame};
 pub use pattern::{Stamp, TestPattern, now_us, read_stamp};
 pub use vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};
+pub use stream::{CameraConfig, DecodedFrame, VideoSender, VideoSlot, Wake};

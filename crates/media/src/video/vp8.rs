@@ -22,6 +22,12 @@ pub struct CodecError {
     message: String,
 }
 
+impl CodecError {
+    pub(crate) fn new(operation: &'static str, message: impl Into<String>) -> Self {
+        Self { operation, message: message.into() }
+    }
+}
+
 fn check(operation: &'static str, result: vpx::vpx_codec_err_t) -> Result<(), CodecError> {
     if result == vpx::vpx_codec_err_t::VPX_CODEC_OK {
         return Ok(());

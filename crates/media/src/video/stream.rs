@@ -1,0 +1,263 @@
+//! Video on the move: the capture-and-encode loop that feeds every peer of a call, the receiving side
+//! that reassembles, decodes and publishes frames, and the "latest frame" slot a UI reads.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp::packetizer::Depacketizer;
+use tokio::sync::mpsc;
+
+use super::frame::RgbaFrame;
+use super::pattern::{Stamp, TestPattern, now_us, read_stamp};
+use super::vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};
+use crate::link::LinkSender;
+
+/// Called when something new is ready for a UI (a decoded frame).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// The fake camera's settings (and, later, the real camera's capture format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CameraConfig {
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Encoder target bitrate.
+    pub bitrate_kbps: u32,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self { width: 640, height: 360, fps: 30, bitrate_kbps: 800 }
+    }
+}
+
+/// One decoded picture and what is known about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedFrame {
+    /// The picture.
+    pub picture: RgbaFrame,
+    /// The test pattern's stamp, when the sender is a fake camera.
+    pub stamp: Option<Stamp>,
+    /// When it was decoded, microseconds since the Unix epoch.
+    pub decoded_us: u64,
+    /// Counts decoded frames of this stream, from 1.
+    pub index: u64,
+}
+
+/// The latest frame of one incoming video stream. Readers never block and never see a queue: a new
+/// frame replaces the old one.
+pub struct VideoSlot {
+    latest: ArcSwapOption<DecodedFrame>,
+    decoded: AtomicU64,
+    wake: Option<Wake>,
+}
+
+impl std::fmt::Debug for VideoSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoSlot").field("decoded", &self.decoded).finish_non_exhaustive()
+    }
+}
+
+impl VideoSlot {
+    /// An empty slot; `wake` is called whenever a frame lands.
+    pub fn new(wake: Option<Wake>) -> Arc<Self> {
+        Arc::new(Self { latest: ArcSwapOption::empty(), decoded: AtomicU64::new(0), wake })
+    }
+
+    /// The latest frame, if any arrived yet.
+    pub fn latest(&self) -> Option<Arc<DecodedFrame>> {
+        self.latest.load_full()
+    }
+
+    /// How many frames were decoded so far.
+    pub fn frames_decoded(&self) -> u64 {
+        self.decoded.load(Ordering::Relaxed)
+    }
+
+    fn publish(&self, picture: RgbaFrame) {
+        let index = self.decoded.fetch_add(1, Ordering::Relaxed) + 1;
+        let stamp = read_stamp(&picture);
+        self.latest.store(Some(Arc::new(DecodedFrame { picture, stamp, decoded_us: now_us(), index })));
+        if let Some(wake) = &self.wake {
+            wake();
+        }
+    }
+}
+
+/// Reassembles VP8 frames from RTP packets, decodes them and publishes them into a slot.
+pub(crate) struct VideoReceiver {
+    depacketizer: Vp8Packet,
+    decoder: Vp8Decoder,
+    frame: Vec<u8>,
+    expected_sequence: Option<u16>,
+    /// A packet was lost: frames are skipped until the next keyframe.
+    broken: bool,
+    slot: Arc<VideoSlot>,
+}
+
+/// What the receive loop should do after a packet.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReceiveOutcome {
+    /// Nothing to do.
+    Continue,
+    /// The stream is broken until a keyframe comes: ask the sender for one.
+    NeedKeyframe,
+}
+
+impl VideoReceiver {
+    pub(crate) fn new(slot: Arc<VideoSlot>) -> Result<Self, CodecError> {
+        Ok(Self {
+            depacketizer: Vp8Packet::default(),
+            decoder: Vp8Decoder::new()?,
+            frame: Vec::new(),
+            expected_sequence: None,
+            broken: true,
+            slot,
+        })
+    }
+
+    /// Takes one RTP packet (sequence number, marker bit, payload).
+    pub(crate) fn packet(&mut self, sequence: u16, marker: bool, payload: &Bytes) -> ReceiveOutcome {
+        let in_order = self.expected_sequence.is_none_or(|expected| expected == sequence);
+        self.expected_sequence = Some(sequence.wrapping_add(1));
+        if !in_order {
+            // A gap: this frame cannot be completed, and later frames refer to it.
+            self.frame.clear();
+            self.broken = true;
+        }
+        let Ok(data) = self.depacketizer.depacketize(payload) else {
+            self.frame.clear();
+            self.broken = true;
+            return ReceiveOutcome::NeedKeyframe;
+        };
+        if self.depacketizer.is_partition_head(payload) {
+            self.frame.clear();
+        }
+        self.frame.extend_from_slice(&data);
+        if !marker {
+            return if in_order { ReceiveOutcome::Continue } else { ReceiveOutcome::NeedKeyframe };
+        }
+        let frame = std::mem::take(&mut self.frame);
+        // VP8's frame tag: bit 0 clear means a keyframe.
+        let keyframe = frame.first().is_some_and(|tag| tag & 1 == 0);
+        if self.broken && !keyframe {
+            return ReceiveOutcome::NeedKeyframe;
+        }
+        match self.decoder.decode(&frame) {
+            Ok(Some(picture)) => {
+                self.broken = false;
+                self.slot.publish(picture);
+                ReceiveOutcome::Continue
+            }
+            Ok(None) => ReceiveOutcome::Continue,
+            Err(error) => {
+                tracing::debug!(%error, "undecodable video frame");
+                self.broken = true;
+                ReceiveOutcome::NeedKeyframe
+            }
+        }
+    }
+}
+
+/// Captures from the (fake) camera, encodes once, and sends every frame to every target link.
+pub struct VideoSender {
+    targets: Arc<Mutex<Vec<LinkSender>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for VideoSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoSender").finish_non_exhaustive()
+    }
+}
+
+impl VideoSender {
+    /// Starts capturing: a thread captures and encodes at the camera's rate, a task sends. Must be called
+    /// within a tokio runtime.
+    pub fn start(camera: CameraConfig) -> Result<VideoSender, CodecError> {
+        let mut encoder = Vp8Encoder::new(camera.width & !1, camera.height & !1, camera.bitrate_kbps)?;
+        let targets: Arc<Mutex<Vec<LinkSender>>> = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let keyframe_wanted = Arc::new(AtomicBool::new(true));
+        let (frames, mut encoded) = mpsc::channel::<(EncodedFrame, Duration)>(4);
+
+        let period = Duration::from_secs(1) / camera.fps.max(1);
+        let capture_stop = stop.clone();
+        let capture_keyframe = keyframe_wanted.clone();
+        std::thread::Builder::new()
+            .name("dialtone-camera".into())
+            .spawn(move || {
+                let (width, height) = encoder.size();
+                let mut pattern = TestPattern::new(width, height);
+                let mut next = Instant::now();
+                let duration_ms = period.as_millis() as u32;
+                while !capture_stop.load(Ordering::Relaxed) {
+                    let (frame, _) = pattern.next_frame(now_us());
+                    let keyframe = capture_keyframe.swap(false, Ordering::Relaxed);
+                    match encoder.encode(&frame, duration_ms, keyframe) {
+                        Ok(packets) => {
+                            for packet in packets {
+                                if frames.blocking_send((packet, period)).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(error) => tracing::warn!(%error, "video encoding failed"),
+                    }
+                    next += period;
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    } else {
+                        next = now; // fell behind: do not try to catch up with a burst
+                    }
+                }
+            })
+            .map_err(|error| CodecError::new("camera thread", error.to_string()))?;
+
+        let send_targets = targets.clone();
+        tokio::spawn(async move {
+            while let Some((frame, duration)) = encoded.recv().await {
+                let targets: Vec<LinkSender> = send_targets.lock().map(|t| t.clone()).unwrap_or_default();
+                let data = Bytes::from(frame.data);
+                for target in &targets {
+                    if !target.is_ready() {
+                        continue;
+                    }
+                    // A target that has not had a keyframe yet (new, or it asked) gets none of the frames
+                    // that depend on one it lacks.
+                    if frame.keyframe {
+                        target.keyframe_sent();
+                    } else if target.wants_keyframe() {
+                        keyframe_wanted.store(true, Ordering::Relaxed);
+                        continue;
+                    }
+                    if let Err(error) = target.send_video(data.clone(), duration).await {
+                        tracing::debug!(%error, "sending video");
+                    }
+                }
+            }
+        });
+        Ok(VideoSender { targets, stop })
+    }
+
+    /// Replaces the links the video goes to.
+    pub fn set_targets(&self, targets: Vec<LinkSender>) {
+        if let Ok(mut current) = self.targets.lock() {
+            *current = targets;
+        }
+    }
+}
+
+impl Drop for VideoSender {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
