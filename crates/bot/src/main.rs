@@ -11,6 +11,10 @@ use clap::{Parser, ValueEnum};
 use dialtone_engine::{Command, Engine, EngineConfig, Event};
 use dialtone_protocol::{CallId, CallKind, DeviceId, EndReason, MediaState, UserId};
 use serde::Serialize;
+use std::sync::Arc;
+
+use dialtone_engine::{CameraConfig, MediaConfig};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// A headless Dialtone client: calls people or answers calls, prints every event as a JSON line.
@@ -60,6 +64,28 @@ struct Cli {
     /// Stop after this long whatever happens (answering bots run until stopped otherwise).
     #[arg(long, value_parser = parse_duration)]
     exit_after: Option<Duration>,
+    /// Make peer connections and send the test-pattern camera in video calls; the summary then reports
+    /// the video received from each peer.
+    #[arg(long)]
+    media: bool,
+    /// The test-pattern camera's format, WIDTHxHEIGHT@FPS.
+    #[arg(long, default_value = "640x360@30", value_parser = parse_camera)]
+    camera: (u32, u32, u32),
+    /// Local addresses for media (host candidates); loopback by default, so calls stay on this machine.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+    media_bind: Vec<std::net::IpAddr>,
+}
+
+fn parse_camera(text: &str) -> Result<(u32, u32, u32), String> {
+    let bad = || format!("{text:?} is not a camera format like 640x360@30");
+    let (size, fps) = text.split_once('@').ok_or_else(bad)?;
+    let (width, height) = size.split_once('x').ok_or_else(bad)?;
+    let parse = |part: &str| part.parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(bad);
+    let (width, height, fps) = (parse(width)?, parse(height)?, parse(fps)?);
+    if width > 3840 || height > 2160 || fps > 60 {
+        return Err(format!("{text:?} is larger than 3840x2160@60"));
+    }
+    Ok((width, height, fps))
 }
 
 /// What the bot does when a call rings.
@@ -110,6 +136,28 @@ struct Summary {
     reconnects: u32,
     errors: u32,
     stopped: Option<String>,
+    /// Per incoming video stream (with --media).
+    video: Vec<VideoSummary>,
+}
+
+/// What arrived from one peer's camera.
+#[derive(Debug, Serialize)]
+struct VideoSummary {
+    call: CallId,
+    peer: String,
+    frames_decoded: u64,
+    /// From the call becoming active here to the first decoded frame.
+    first_frame_ms: Option<u64>,
+    /// Gaps of more than 200 ms between frames once video was flowing.
+    freezes: u32,
+    /// Capture to decode, from the test pattern's stamp, median of the frames seen.
+    latency_ms_median: Option<f64>,
+    #[serde(skip)]
+    last_index: u64,
+    #[serde(skip)]
+    last_at: Option<Instant>,
+    #[serde(skip)]
+    latencies_us: Vec<u64>,
 }
 
 enum Timer {
@@ -134,6 +182,19 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let callees = cli.call.clone();
     let mut config = EngineConfig::new(&cli.server, &cli.token, cli.device.clone());
+    let frames_landed = Arc::new(Notify::new());
+    if cli.media {
+        let (width, height, fps) = cli.camera;
+        let bitrate_kbps = (width * height * fps / 11_000).clamp(150, 4_000);
+        config.media = Some(MediaConfig {
+            bind_addrs: cli.media_bind.clone(),
+            camera: CameraConfig { width, height, fps, bitrate_kbps },
+            ..MediaConfig::default()
+        });
+        let notify = frames_landed.clone();
+        config.waker = Some(Arc::new(move || notify.notify_one()));
+    }
+    let mut active_since: BTreeMap<CallId, Instant> = BTreeMap::new();
     if cli.watch_presence {
         config.watch_presence = Some(None);
     }
@@ -200,6 +261,7 @@ async fn main() -> Result<()> {
                         }
                     }
                     Event::CallActive { call } => {
+                        active_since.insert(call.call.clone(), Instant::now());
                         summary.answered += 1;
                         match &outgoing {
                             Some((placed, at)) if placed == &call.call => {
@@ -267,6 +329,45 @@ async fn main() -> Result<()> {
                     engine.send(command)?;
                 }
             }
+            _ = frames_landed.notified() => {
+                let now = Instant::now();
+                for (call, since) in &active_since {
+                    for (peer, slot) in engine.remote_video().streams(call) {
+                        let Some(frame) = slot.latest() else { continue };
+                        let peer = peer.to_string();
+                        let entry = match summary.video.iter().position(|v| &v.call == call && v.peer == peer) {
+                            Some(at) => &mut summary.video[at],
+                            None => {
+                                summary.video.push(VideoSummary {
+                                    call: call.clone(),
+                                    peer,
+                                    frames_decoded: 0,
+                                    first_frame_ms: None,
+                                    freezes: 0,
+                                    latency_ms_median: None,
+                                    last_index: 0,
+                                    last_at: None,
+                                    latencies_us: Vec::new(),
+                                });
+                                summary.video.last_mut().expect("just pushed")
+                            }
+                        };
+                        if frame.index == entry.last_index {
+                            continue;
+                        }
+                        entry.first_frame_ms.get_or_insert(now.saturating_duration_since(*since).as_millis() as u64);
+                        if entry.last_at.is_some_and(|at| now - at > Duration::from_millis(200)) {
+                            entry.freezes += 1;
+                        }
+                        entry.last_at = Some(now);
+                        entry.last_index = frame.index;
+                        entry.frames_decoded = slot.frames_decoded();
+                        if let Some(stamp) = frame.stamp {
+                            entry.latencies_us.push(frame.decoded_us.saturating_sub(stamp.captured_us));
+                        }
+                    }
+                }
+            }
             _ = tokio::signal::ctrl_c() => break,
         }
     }
@@ -277,6 +378,10 @@ async fn main() -> Result<()> {
         if let Event::CallEnded { reason, .. } = &event {
             *summary.ended.entry(reason.as_str()).or_default() += 1;
         }
+    }
+    for video in &mut summary.video {
+        video.latencies_us.sort_unstable();
+        video.latency_ms_median = video.latencies_us.get(video.latencies_us.len() / 2).map(|us| *us as f64 / 1e3);
     }
     let mut line = serde_json::to_value(&summary)?;
     if let Some(object) = line.as_object_mut() {

@@ -106,3 +106,31 @@ fn bad_flags_get_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--call") && stderr.contains("letters, digits"), "{stderr}");
 }
+
+#[tokio::test]
+async fn bots_with_media_report_the_video_they_received() {
+    let server = server().await;
+    let answering = bot(&server, "bob", &["--media", "--camera", "320x180@30", "--exit-after", "3s"]);
+    let calling = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        bot(&server, "alice", &["--media", "--camera", "320x180@30", "--call", "bob", "--video", "--hangup-after", "1s"]).await
+    };
+    let (bob, alice) = tokio::join!(answering, calling);
+    for output in [&alice, &bob] {
+        let lines = lines(output);
+        let summary = lines.last().unwrap();
+        let video = summary["video"].as_array().unwrap_or_else(|| panic!("{summary}"));
+        assert_eq!(video.len(), 1, "{summary}");
+        assert!(video[0]["frames_decoded"].as_u64().unwrap() >= 15, "{summary}");
+        assert!(video[0]["first_frame_ms"].as_u64().unwrap() < 1_000, "{summary}");
+        assert_eq!(video[0]["freezes"], 0, "{summary}");
+        assert!(events(&lines, "media_link").iter().any(|e| e["state"] == "connected"), "{lines:#?}");
+    }
+}
+
+#[test]
+fn a_bad_camera_format_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_dialtone-bot")).args(["--token", "x", "--camera", "big"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("640x360@30"));
+}

@@ -154,3 +154,34 @@ async fn answering_audio_only_sends_no_video_and_the_camera_can_come_on_later() 
     frames_from(&alice, &call, ("bob", "phone"), 5).await;
     alice.expect("bob's camera on", |e| matches!(e, Event::MediaChanged { media, .. } if media.camera_on)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_four_in_mesh_sees_every_other_member() {
+    let server = server().await;
+    let config = |name: &str| {
+        let mut config = engine_config(&server.url(), name, "pc");
+        // Small frames: four members encode and decode twelve streams on two cores.
+        config.media = Some(MediaConfig {
+            camera: dialtone_engine::CameraConfig { width: 256, height: 144, fps: 15, bitrate_kbps: 200 },
+            ..MediaConfig::default()
+        });
+        config
+    };
+    let mut members = Vec::new();
+    for name in ["alice", "bob", "carol", "dave"] {
+        members.push(Client::start(config(name), name).await);
+    }
+    let call = members[0].call(&["bob", "carol", "dave"], CallKind::Video, true).await;
+    for member in &mut members[1..] {
+        member.incoming(&call).await;
+        member.accept(&call, CallKind::Video).await;
+    }
+    for (index, member) in members.iter().enumerate() {
+        for (other_index, other) in ["alice", "bob", "carol", "dave"].iter().enumerate() {
+            if index != other_index {
+                let (_, numbers) = frames_from(member, &call, (other, "pc"), 5).await;
+                assert!(numbers.windows(2).all(|pair| pair[0] < pair[1]), "{} from {other}: {numbers:?}", member.name);
+            }
+        }
+    }
+}
