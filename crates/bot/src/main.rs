@@ -176,7 +176,7 @@ fn print_event(started: Instant, event: &Event) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error,dialtone_engine=warn,dialtone_media=warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

@@ -137,6 +137,8 @@ struct Shared {
     /// The remote side has no keyframe from us yet (new connection, or it asked for one).
     wants_keyframe: AtomicBool,
     remote_video: Arc<VideoSlot>,
+    /// Becomes true when the connection is closed, ending the receiving tasks with it.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 struct Outgoing {
@@ -194,6 +196,7 @@ impl Link {
             video_out: OnceLock::new(),
             wants_keyframe: AtomicBool::new(true),
             remote_video,
+            closed: tokio::sync::watch::Sender::new(false),
         });
         let task_shared = shared.clone();
         tokio::spawn(async move {
@@ -280,12 +283,12 @@ impl PeerConnectionEventHandler for Handler {
             return; // audio arrives with the audio pipeline
         }
         let slot = self.shared.remote_video.clone();
-        tokio::spawn(receive_video(track, slot));
+        tokio::spawn(receive_video(track, slot, self.shared.closed.subscribe()));
     }
 }
 
 /// Reassembles, decodes and publishes one incoming video track; asks for keyframes when it must.
-async fn receive_video(track: Arc<dyn TrackRemote>, slot: Arc<VideoSlot>) {
+async fn receive_video(track: Arc<dyn TrackRemote>, slot: Arc<VideoSlot>, mut closed: tokio::sync::watch::Receiver<bool>) {
     let mut receiver = match VideoReceiver::new(slot) {
         Ok(receiver) => receiver,
         Err(error) => {
@@ -295,8 +298,16 @@ async fn receive_video(track: Arc<dyn TrackRemote>, slot: Arc<VideoSlot>) {
     };
     let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
     let mut last_request: Option<Instant> = None;
-    while let Some(event) = track.poll().await {
-        let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
+    loop {
+        let event = tokio::select! {
+            event = track.poll() => event,
+            _ = closed.wait_for(|closed| *closed) => None,
+        };
+        let packet = match event {
+            Some(TrackRemoteEvent::OnRtpPacket(packet)) => packet,
+            None | Some(TrackRemoteEvent::OnEnded) => break,
+            Some(_) => continue,
+        };
         let outcome = receiver.packet(packet.header.sequence_number, packet.header.marker, &packet.payload);
         // At most one keyframe request per 300 ms: the sender answers each with a large frame.
         if outcome == ReceiveOutcome::NeedKeyframe && last_request.is_none_or(|at| at.elapsed() > Duration::from_millis(300)) {
@@ -375,6 +386,7 @@ async fn run(
         }
     };
     let _ = pc.close().await;
+    exchange.shared.closed.send_replace(true);
     events(LinkEvent::State { state: LinkState::Closed, after: started.elapsed() });
     result
 }
