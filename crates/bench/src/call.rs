@@ -77,6 +77,11 @@ fn memory_mib() -> Result<(f64, f64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Threads of this process: a leaked camera or task thread shows here.
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |dir| dir.count())
+}
+
 struct Member {
     name: String,
     engine: Engine,
@@ -219,8 +224,11 @@ pub async fn run(args: CallArgs) -> Result<()> {
     let (rss, peak) = memory_mib()?;
     println!(
         "  steady one-way {}x{}@{}: {cores:.3} cores (whole process: server, both engines, the polling loop), \
-         {fps:.1} fps received, RSS {rss:.1} MiB (peak {peak:.1} MiB)",
-        camera.width, camera.height, camera.fps
+         {fps:.1} fps received, RSS {rss:.1} MiB (peak {peak:.1} MiB), {} threads",
+        camera.width,
+        camera.height,
+        camera.fps,
+        thread_count()
     );
     println!("  capture -> decoded at the receiver: {}", summary(&mut latencies));
     hang_up(&mut alice, &mut bob, &call).await?;

@@ -385,8 +385,14 @@ async fn run(
             }
         }
     };
-    let _ = pc.close().await;
+    // Receivers stop first: they hold decoders and the remote's frames.
     exchange.shared.closed.send_replace(true);
+    if tokio::time::timeout(Duration::from_secs(2), pc.close()).await.is_err() {
+        tracing::warn!("closing the peer connection took over 2 s; leaving it");
+    }
+    // Whatever still holds the link's state (the WebRTC stack may keep its handler a while) must not
+    // keep a full-size picture alive with it.
+    exchange.shared.remote_video.clear();
     events(LinkEvent::State { state: LinkState::Closed, after: started.elapsed() });
     result
 }

@@ -81,6 +81,11 @@ impl VideoSlot {
         self.decoded.load(Ordering::Relaxed)
     }
 
+    /// Drops the held frame: the stream is over.
+    pub(crate) fn clear(&self) {
+        self.latest.store(None);
+    }
+
     fn publish(&self, picture: RgbaFrame) {
         let index = self.decoded.fetch_add(1, Ordering::Relaxed) + 1;
         let stamp = read_stamp(&picture);
