@@ -13,7 +13,7 @@ use dialtone_protocol::{CallId, CallKind, DeviceId, EndReason, MediaState, UserI
 use serde::Serialize;
 use std::sync::Arc;
 
-use dialtone_engine::{CameraConfig, MediaConfig};
+use dialtone_engine::{CameraConfig, MediaConfig, MicrophoneConfig};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -71,6 +71,9 @@ struct Cli {
     /// The test-pattern camera's format, WIDTHxHEIGHT@FPS.
     #[arg(long, default_value = "640x360@30", value_parser = parse_camera)]
     camera: (u32, u32, u32),
+    /// The tone the fake microphone plays, in Hz (with --media).
+    #[arg(long, default_value_t = 440.0)]
+    tone: f32,
     /// Local addresses for media (host candidates); loopback by default, so calls stay on this machine.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
     media_bind: Vec<std::net::IpAddr>,
@@ -138,6 +141,22 @@ struct Summary {
     stopped: Option<String>,
     /// Per incoming video stream (with --media).
     video: Vec<VideoSummary>,
+    /// Per incoming audio stream (with --media).
+    audio: Vec<AudioSummary>,
+}
+
+/// What arrived from one peer's microphone, as last seen during the call.
+#[derive(Debug, Serialize)]
+struct AudioSummary {
+    call: CallId,
+    peer: String,
+    frames_decoded: u64,
+    /// Lost frames rebuilt from forward error correction.
+    frames_recovered: u64,
+    /// Lost frames concealed.
+    frames_concealed: u64,
+    /// The strongest frequency heard (the peer's tone, for a fake microphone).
+    tone_hz: Option<f32>,
 }
 
 /// What arrived from one peer's camera.
@@ -189,12 +208,15 @@ async fn main() -> Result<()> {
         config.media = Some(MediaConfig {
             bind_addrs: cli.media_bind.clone(),
             camera: CameraConfig { width, height, fps, bitrate_kbps },
+            microphone: MicrophoneConfig { tone_hz: cli.tone, ..MicrophoneConfig::default() },
             ..MediaConfig::default()
         });
         let notify = frames_landed.clone();
         config.waker = Some(Arc::new(move || notify.notify_one()));
     }
     let mut active_since: BTreeMap<CallId, Instant> = BTreeMap::new();
+    // Audio is sampled now and then: its slots disappear with the call.
+    let mut audio_check = tokio::time::interval(Duration::from_millis(250));
     if cli.watch_presence {
         config.watch_presence = Some(None);
     }
@@ -364,6 +386,25 @@ async fn main() -> Result<()> {
                         entry.frames_decoded = slot.frames_decoded();
                         if let Some(stamp) = frame.stamp {
                             entry.latencies_us.push(frame.decoded_us.saturating_sub(stamp.captured_us));
+                        }
+                    }
+                }
+            }
+            _ = audio_check.tick(), if cli.media => {
+                for call in active_since.keys() {
+                    for (peer, slot) in engine.remote_audio().streams(call) {
+                        let entry = AudioSummary {
+                            call: call.clone(),
+                            peer: peer.to_string(),
+                            frames_decoded: slot.frames_decoded(),
+                            frames_recovered: slot.frames_recovered(),
+                            frames_concealed: slot.frames_concealed(),
+                            tone_hz: slot.dominant_frequency(),
+                        };
+                        match summary.audio.iter_mut().find(|a| a.call == entry.call && a.peer == entry.peer) {
+                            Some(existing) if entry.frames_decoded >= existing.frames_decoded => *existing = entry,
+                            Some(_) => {}
+                            None => summary.audio.push(entry),
                         }
                     }
                 }

@@ -110,7 +110,7 @@ fn bad_flags_get_a_clear_error() {
 #[tokio::test]
 async fn bots_with_media_report_the_video_they_received() {
     let server = server().await;
-    let answering = bot(&server, "bob", &["--media", "--camera", "320x180@30", "--exit-after", "3s"]);
+    let answering = bot(&server, "bob", &["--media", "--camera", "320x180@30", "--tone", "660", "--exit-after", "3s"]);
     let calling = async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         bot(&server, "alice", &["--media", "--camera", "320x180@30", "--call", "bob", "--video", "--hangup-after", "1s"]).await
@@ -125,7 +125,12 @@ async fn bots_with_media_report_the_video_they_received() {
         assert!(video[0]["first_frame_ms"].as_u64().unwrap() < 1_000, "{summary}");
         assert_eq!(video[0]["freezes"], 0, "{summary}");
         assert!(events(&lines, "media_link").iter().any(|e| e["state"] == "connected"), "{lines:#?}");
+        let audio = summary["audio"].as_array().unwrap_or_else(|| panic!("{summary}"));
+        assert!(audio[0]["frames_decoded"].as_u64().unwrap() >= 25, "{summary}");
     }
+    let tone = |output: &Output| lines(output).last().unwrap()["audio"][0]["tone_hz"].as_f64();
+    assert_eq!(tone(&alice), Some(660.0), "alice hears bob's tone");
+    assert_eq!(tone(&bob), Some(440.0), "bob hears alice's tone");
 }
 
 #[test]

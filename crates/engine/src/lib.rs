@@ -17,6 +17,6 @@ mod runtime;
 
 pub use api::{Command, EngineConfig, Event, MediaConfig, MediaLinkState, Waker};
 pub use backoff::Backoff;
-pub use links::RemoteVideo;
+pub use links::{RemoteAudio, RemoteVideo, Streams};
 pub use runtime::{Engine, EngineStopped};
-pub use dialtone_media::{CameraConfig, DecodedFrame, VideoSlot};
+pub use dialtone_media::{AudioSlot, CameraConfig, DecodedFrame, MicrophoneConfig, VideoSlot};

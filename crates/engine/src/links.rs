@@ -11,32 +11,48 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use dialtone_media::{Link, LinkEvent, MediaConfig, Role, VideoSender, VideoSlot, Wake};
+use dialtone_media::{AudioSender, AudioSlot, Link, LinkEvent, MediaConfig, Role, VideoSender, VideoSlot, Wake};
 use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceAddress, MemberStatus, SignalPayload};
 use tokio::sync::mpsc;
 
 use crate::api::Event;
 
-/// The incoming video streams of every call, by call and sending device: what a UI draws. Each slot holds
-/// the stream's latest decoded frame.
-#[derive(Debug, Clone, Default)]
-pub struct RemoteVideo(Arc<Mutex<StreamMap>>);
+/// The incoming streams of one kind in every call, by call and sending device: what a UI draws or plays.
+#[derive(Debug)]
+pub struct Streams<Slot>(Arc<Mutex<StreamMap<Slot>>>);
 
-type StreamMap = BTreeMap<(CallId, DeviceAddress), Arc<VideoSlot>>;
+type StreamMap<Slot> = BTreeMap<(CallId, DeviceAddress), Arc<Slot>>;
 
-impl RemoteVideo {
+/// Incoming video: each slot holds the stream's latest decoded frame.
+pub type RemoteVideo = Streams<VideoSlot>;
+/// Incoming audio: each slot holds counters, the level and the last half second.
+pub type RemoteAudio = Streams<AudioSlot>;
+
+impl<Slot> Clone for Streams<Slot> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<Slot> Default for Streams<Slot> {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(BTreeMap::new())))
+    }
+}
+
+impl<Slot> Streams<Slot> {
     /// The stream from `peer` in `call`, if there is a connection to it.
-    pub fn get(&self, call: &CallId, peer: &DeviceAddress) -> Option<Arc<VideoSlot>> {
+    pub fn get(&self, call: &CallId, peer: &DeviceAddress) -> Option<Arc<Slot>> {
         self.0.lock().ok()?.get(&(call.clone(), peer.clone())).cloned()
     }
 
     /// Every stream of `call`.
-    pub fn streams(&self, call: &CallId) -> Vec<(DeviceAddress, Arc<VideoSlot>)> {
+    pub fn streams(&self, call: &CallId) -> Vec<(DeviceAddress, Arc<Slot>)> {
         let Ok(map) = self.0.lock() else { return Vec::new() };
         map.iter().filter(|((c, _), _)| c == call).map(|((_, peer), slot)| (peer.clone(), slot.clone())).collect()
     }
 
-    fn insert(&self, call: &CallId, peer: &DeviceAddress, slot: Arc<VideoSlot>) {
+    fn insert(&self, call: &CallId, peer: &DeviceAddress, slot: Arc<Slot>) {
         if let Ok(mut map) = self.0.lock() {
             map.insert((call.clone(), peer.clone()), slot);
         }
@@ -57,9 +73,12 @@ pub(crate) struct Links {
     links: BTreeMap<(CallId, DeviceAddress), Link>,
     events: mpsc::UnboundedSender<TaggedLinkEvent>,
     video: RemoteVideo,
+    audio: RemoteAudio,
     wake: Option<Wake>,
     /// This device's camera, per call where it sends video; encoded once for all the call's links.
-    senders: BTreeMap<CallId, VideoSender>,
+    cameras: BTreeMap<CallId, VideoSender>,
+    /// This device's microphone, per call where it is not muted.
+    microphones: BTreeMap<CallId, AudioSender>,
 }
 
 impl Links {
@@ -67,9 +86,19 @@ impl Links {
         config: Option<MediaConfig>,
         events: mpsc::UnboundedSender<TaggedLinkEvent>,
         video: RemoteVideo,
+        audio: RemoteAudio,
         wake: Option<Wake>,
     ) -> Self {
-        Self { config: config.map(Arc::new), links: BTreeMap::new(), events, video, wake, senders: BTreeMap::new() }
+        Self {
+            config: config.map(Arc::new),
+            links: BTreeMap::new(),
+            events,
+            video,
+            audio,
+            wake,
+            cameras: BTreeMap::new(),
+            microphones: BTreeMap::new(),
+        }
     }
 
     /// Whether this engine makes peer connections at all.
@@ -83,15 +112,18 @@ impl Links {
         if !self.links.contains_key(&key) {
             let events = self.events.clone();
             let (tag_call, tag_peer) = key.clone();
-            let slot = VideoSlot::new(self.wake.clone());
-            self.video.insert(call, &peer, slot.clone());
+            let video = VideoSlot::new(self.wake.clone());
+            let audio = AudioSlot::new();
+            self.video.insert(call, &peer, video.clone());
+            self.audio.insert(call, &peer, audio.clone());
             let link = Link::spawn(
                 config,
                 role,
                 Arc::new(move |event| {
                     let _ = events.send((tag_call.clone(), tag_peer.clone(), event));
                 }),
-                slot,
+                video,
+                audio,
             );
             self.links.insert(key.clone(), link);
             self.retarget(call);
@@ -99,27 +131,48 @@ impl Links {
         self.links.get(&key)
     }
 
-    /// Points the call's video sender at the call's current links.
+    /// Points the call's camera and microphone at the call's current links.
     fn retarget(&self, call: &CallId) {
-        if let Some(sender) = self.senders.get(call) {
-            let targets = self.links.iter().filter(|((c, _), _)| c == call).map(|(_, link)| link.sender()).collect();
-            sender.set_targets(targets);
+        let targets = || self.links.iter().filter(|((c, _), _)| c == call).map(|(_, link)| link.sender()).collect();
+        if let Some(camera) = self.cameras.get(call) {
+            camera.set_targets(targets());
+        }
+        if let Some(microphone) = self.microphones.get(call) {
+            microphone.set_targets(targets());
+        }
+    }
+
+    /// Turns this device's microphone on (unmuted) or off (muted) in `call`.
+    pub(crate) fn set_microphone(&mut self, call: &CallId, on: bool) {
+        let Some(config) = &self.config else { return };
+        match (on, self.microphones.contains_key(call)) {
+            (true, false) => match AudioSender::start(config.microphone) {
+                Ok(sender) => {
+                    self.microphones.insert(call.clone(), sender);
+                    self.retarget(call);
+                }
+                Err(error) => tracing::warn!(%error, "cannot start the microphone"),
+            },
+            (false, true) => {
+                self.microphones.remove(call);
+            }
+            _ => {}
         }
     }
 
     /// Turns this device's camera on or off in `call`.
     pub(crate) fn set_camera(&mut self, call: &CallId, on: bool) {
         let Some(config) = &self.config else { return };
-        match (on, self.senders.contains_key(call)) {
+        match (on, self.cameras.contains_key(call)) {
             (true, false) => match VideoSender::start(config.camera) {
                 Ok(sender) => {
-                    self.senders.insert(call.clone(), sender);
+                    self.cameras.insert(call.clone(), sender);
                     self.retarget(call);
                 }
                 Err(error) => tracing::warn!(%error, "cannot start the camera"),
             },
             (false, true) => {
-                self.senders.remove(call);
+                self.cameras.remove(call);
             }
             _ => {}
         }
@@ -138,11 +191,12 @@ impl Links {
 
     fn close_where(&mut self, call: &CallId, doomed: impl Fn(&DeviceAddress) -> bool) {
         // Dropping a link closes it; its `closed` state still arrives as an event.
-        let video = &self.video;
+        let (video, audio) = (&self.video, &self.audio);
         self.links.retain(|(c, peer), _| {
             let keep = !(c == call && doomed(peer));
             if !keep {
                 video.remove(c, peer);
+                audio.remove(c, peer);
             }
             keep
         });
@@ -165,6 +219,7 @@ impl Links {
     pub(crate) fn forget(&mut self, call: &CallId, peer: &DeviceAddress) {
         if self.links.remove(&(call.clone(), peer.clone())).is_some() {
             self.video.remove(call, peer);
+            self.audio.remove(call, peer);
             self.retarget(call);
         }
     }
@@ -173,9 +228,11 @@ impl Links {
     pub(crate) fn close_all(&mut self) {
         for (call, peer) in self.links.keys() {
             self.video.remove(call, peer);
+            self.audio.remove(call, peer);
         }
         self.links.clear();
-        self.senders.clear();
+        self.cameras.clear();
+        self.microphones.clear();
     }
 
     /// Applies the rules in the module documentation to one engine event. `joined_here` says whether a
@@ -190,15 +247,17 @@ impl Links {
                 if joined_here {
                     self.offer_to_joined(call, me);
                 }
-                let camera_on = call.member(&me.user).and_then(|m| m.media).is_some_and(|m| m.camera_on);
-                self.set_camera(&call.call, call.kind == CallKind::Video && camera_on);
+                let media = call.member(&me.user).and_then(|m| m.media).unwrap_or_default();
+                self.set_camera(&call.call, call.kind == CallKind::Video && media.camera_on);
+                self.set_microphone(&call.call, !media.audio_muted);
             }
             Event::ParticipantJoined { call, user, device, .. } => {
                 self.close_where(call, |peer| &peer.user == user && &peer.device != device);
             }
             Event::ParticipantLeft { call, user, .. } => self.close_where(call, |peer| &peer.user == user),
             Event::CallEnded { call, .. } | Event::Merged { call, .. } => {
-                self.senders.remove(call);
+                self.cameras.remove(call);
+                self.microphones.remove(call);
                 self.close_where(call, |_| true);
             }
             _ => {}

@@ -21,7 +21,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::api::{Command, EngineConfig, Event};
 use crate::call::{Call, Direction, Effect, Input, Invitation};
-use crate::links::{Links, RemoteVideo, TaggedLinkEvent};
+use crate::links::{Links, RemoteAudio, RemoteVideo, TaggedLinkEvent};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -40,6 +40,7 @@ pub struct Engine {
     commands: mpsc::UnboundedSender<Command>,
     task: JoinHandle<()>,
     remote_video: RemoteVideo,
+    remote_audio: RemoteAudio,
 }
 
 impl Engine {
@@ -53,8 +54,9 @@ impl Engine {
         };
         let (link_tx, link_events) = mpsc::unbounded_channel();
         let remote_video = RemoteVideo::default();
+        let remote_audio = RemoteAudio::default();
         let wake = config.waker.clone().map(|waker| -> dialtone_media::Wake { waker });
-        let links = Links::new(config.media.clone(), link_tx, remote_video.clone(), wake);
+        let links = Links::new(config.media.clone(), link_tx, remote_video.clone(), remote_audio.clone(), wake);
         let runtime = Runtime {
             config,
             links,
@@ -68,12 +70,17 @@ impl Engine {
             seq: 0,
         };
         let task = tokio::spawn(runtime.run());
-        (Engine { commands, task, remote_video }, events)
+        (Engine { commands, task, remote_video, remote_audio }, events)
     }
 
     /// The incoming video streams (latest decoded frame per remote device), for drawing.
     pub fn remote_video(&self) -> RemoteVideo {
         self.remote_video.clone()
+    }
+
+    /// The incoming audio streams (counters, level, the last half second per remote device).
+    pub fn remote_audio(&self) -> RemoteAudio {
+        self.remote_audio.clone()
     }
 
     /// Queues a command.
@@ -427,6 +434,7 @@ impl Runtime {
             Command::SetMedia { call, media } => {
                 if self.calls.get(&call).is_some_and(|c| c.phase().is_joined()) {
                     self.links.set_camera(&call, media.camera_on);
+                    self.links.set_microphone(&call, !media.audio_muted);
                 }
                 self.command_for(call, Input::SetMedia(media))
             }

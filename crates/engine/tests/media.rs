@@ -185,3 +185,50 @@ async fn a_group_of_four_in_mesh_sees_every_other_member() {
         }
     }
 }
+
+async fn with_tone(server: &dialtone_server::ServerHandle, name: &str, tone_hz: f32) -> Client {
+    let mut config = engine_config(&server.url(), name, "pc");
+    config.media = Some(MediaConfig {
+        microphone: dialtone_engine::MicrophoneConfig { tone_hz, ..Default::default() },
+        ..MediaConfig::default()
+    });
+    Client::start(config, name).await
+}
+
+/// Waits until the audio from `peer` has lasted long enough to analyse, and returns its tone.
+async fn tone_from(client: &Client, call: &dialtone_protocol::CallId, peer: &str) -> f32 {
+    let peer = dialtone_protocol::DeviceAddress { user: user(peer), device: dialtone_protocol::DeviceId::new("pc").unwrap() };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(slot) = client.engine.remote_audio().get(call, &peer)
+            && slot.frames_decoded() >= 25
+            && let Some(frequency) = slot.dominant_frequency()
+        {
+            return frequency;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}: no audio from {peer}", client.name);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_side_hears_the_others_tone_and_muting_stops_it() {
+    let server = server().await;
+    let mut alice = with_tone(&server, "alice", 440.0).await;
+    let mut bob = with_tone(&server, "bob", 660.0).await;
+
+    let call = alice.call(&["bob"], CallKind::Audio, false).await;
+    bob.incoming(&call).await;
+    bob.accept(&call, CallKind::Audio).await;
+    assert_eq!(tone_from(&bob, &call, "alice").await, 440.0);
+    assert_eq!(tone_from(&alice, &call, "bob").await, 660.0);
+
+    bob.send(Command::SetMedia { call: call.clone(), media: MediaState { audio_muted: true, camera_on: false } });
+    alice.expect("bob muted", |e| matches!(e, Event::MediaChanged { media, .. } if media.audio_muted)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let bob_pc = dialtone_protocol::DeviceAddress { user: user("bob"), device: dialtone_protocol::DeviceId::new("pc").unwrap() };
+    let slot = alice.engine.remote_audio().get(&call, &bob_pc).unwrap();
+    let before = slot.frames_decoded();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(slot.frames_decoded(), before, "a muted microphone sends nothing");
+}

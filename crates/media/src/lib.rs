@@ -2,11 +2,14 @@
 //!
 //! - [`link`]: one peer connection to one remote device, set up through the call's signaling relay.
 //! - [`video`]: frames, the test-pattern camera, and the VP8 codec.
+//! - [`audio`]: the tone microphone, Opus, the jitter buffer.
 
 #![warn(missing_docs)]
 
+pub mod audio;
 pub mod link;
 pub mod video;
 
 pub use link::{IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, MediaConfig, Role};
+pub use audio::{AudioSender, AudioSlot, MicrophoneConfig};
 pub use video::{CameraConfig, DecodedFrame, VideoSender, VideoSlot, Wake};

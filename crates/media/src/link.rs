@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
+use crate::audio::stream::{AudioReceiver, AudioSlot, MicrophoneConfig};
 use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
@@ -50,6 +51,8 @@ pub struct MediaConfig {
     pub ice_check_interval: Duration,
     /// The camera to send in video calls (the test-pattern camera until real devices are wired).
     pub camera: CameraConfig,
+    /// The microphone (the tone source until real devices are wired).
+    pub microphone: MicrophoneConfig,
 }
 
 impl Default for MediaConfig {
@@ -59,6 +62,7 @@ impl Default for MediaConfig {
             ice_servers: Vec::new(),
             ice_check_interval: Duration::from_millis(20),
             camera: CameraConfig::default(),
+            microphone: MicrophoneConfig::default(),
         }
     }
 }
@@ -132,11 +136,13 @@ pub struct Link {
 /// What the link's task, its event handler and the video sender share.
 struct Shared {
     connected: AtomicBool,
-    /// Set once both descriptions are in and the payload type is known.
+    /// Set once both descriptions are in and the payload types are known.
     video_out: OnceLock<Outgoing>,
+    audio_out: OnceLock<Outgoing>,
     /// The remote side has no keyframe from us yet (new connection, or it asked for one).
     wants_keyframe: AtomicBool,
     remote_video: Arc<VideoSlot>,
+    remote_audio: Arc<AudioSlot>,
     /// Becomes true when the connection is closed, ending the receiving tasks with it.
     closed: tokio::sync::watch::Sender<bool>,
 }
@@ -179,7 +185,16 @@ impl LinkSender {
 
     /// Sends one encoded video frame.
     pub async fn send_video(&self, data: Bytes, duration: Duration) -> Result<(), LinkError> {
-        let Some(out) = self.0.video_out.get() else { return Ok(()) };
+        Self::send(self.0.video_out.get(), data, duration).await
+    }
+
+    /// Sends one Opus packet.
+    pub async fn send_audio(&self, data: Bytes, duration: Duration) -> Result<(), LinkError> {
+        Self::send(self.0.audio_out.get(), data, duration).await
+    }
+
+    async fn send(out: Option<&Outgoing>, data: Bytes, duration: Duration) -> Result<(), LinkError> {
+        let Some(out) = out else { return Ok(()) };
         let sample = Sample { data, duration, ..Sample::new(std::time::Instant::now()) };
         out.track.sample_writer(out.ssrc, out.payload_type).write_sample(&sample).await?;
         Ok(())
@@ -187,15 +202,23 @@ impl LinkSender {
 }
 
 impl Link {
-    /// Starts a link on the current tokio runtime; decoded video from the remote device lands in
-    /// `remote_video`.
-    pub fn spawn(config: Arc<MediaConfig>, role: Role, events: LinkEvents, remote_video: Arc<VideoSlot>) -> Link {
+    /// Starts a link on the current tokio runtime; what the remote device sends lands in
+    /// `remote_video` and `remote_audio`.
+    pub fn spawn(
+        config: Arc<MediaConfig>,
+        role: Role,
+        events: LinkEvents,
+        remote_video: Arc<VideoSlot>,
+        remote_audio: Arc<AudioSlot>,
+    ) -> Link {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             connected: AtomicBool::new(false),
             video_out: OnceLock::new(),
+            audio_out: OnceLock::new(),
             wants_keyframe: AtomicBool::new(true),
             remote_video,
+            remote_audio,
             closed: tokio::sync::watch::Sender::new(false),
         });
         let task_shared = shared.clone();
@@ -217,6 +240,11 @@ impl Link {
     /// The remote device's video.
     pub fn remote_video(&self) -> Arc<VideoSlot> {
         self.shared.remote_video.clone()
+    }
+
+    /// The remote device's audio.
+    pub fn remote_audio(&self) -> Arc<AudioSlot> {
+        self.shared.remote_audio.clone()
     }
 
     /// Hands the link a session description or candidate from the remote device.
@@ -279,11 +307,34 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        if track.kind().await != RtpCodecKind::Video {
-            return; // audio arrives with the audio pipeline
+        let closed = self.shared.closed.subscribe();
+        if track.kind().await == RtpCodecKind::Video {
+            tokio::spawn(receive_video(track, self.shared.remote_video.clone(), closed));
+        } else {
+            tokio::spawn(receive_audio(track, self.shared.remote_audio.clone(), closed));
         }
-        let slot = self.shared.remote_video.clone();
-        tokio::spawn(receive_video(track, slot, self.shared.closed.subscribe()));
+    }
+}
+
+/// Feeds one incoming audio track through the jitter buffer into its slot.
+async fn receive_audio(track: Arc<dyn TrackRemote>, slot: Arc<AudioSlot>, mut closed: tokio::sync::watch::Receiver<bool>) {
+    let mut receiver = match AudioReceiver::new(slot) {
+        Ok(receiver) => receiver,
+        Err(error) => {
+            tracing::warn!(%error, "no audio decoder");
+            return;
+        }
+    };
+    loop {
+        let event = tokio::select! {
+            event = track.poll() => event,
+            _ = closed.wait_for(|closed| *closed) => None,
+        };
+        match event {
+            Some(TrackRemoteEvent::OnRtpPacket(packet)) => receiver.packet(packet.header.sequence_number, packet.payload),
+            None | Some(TrackRemoteEvent::OnEnded) => break,
+            Some(_) => {}
+        }
     }
 }
 
@@ -410,15 +461,21 @@ struct Exchange {
 impl Exchange {
     /// Both descriptions are in: the video payload type is known, so video can be sent.
     async fn negotiated(&self) -> Result<(), LinkError> {
-        let Some(sender) = &self.tracks.video_sender else { return Ok(()) };
-        let parameters = sender.get_parameters().await?;
-        let Some(codec) = parameters.rtp_parameters.codecs.first() else {
-            return Err(LinkError::Unexpected("answer without a video codec"));
+        let (Some(video), Some(audio)) = (&self.tracks.video_sender, &self.tracks.audio_sender) else { return Ok(()) };
+        let payload_type = |parameters: rtc::rtp_transceiver::rtp_sender::RTCRtpSendParameters, what| {
+            parameters.rtp_parameters.codecs.first().map(|codec| codec.payload_type).ok_or(LinkError::Unexpected(what))
         };
+        let video_pt = payload_type(video.get_parameters().await?, "answer without a video codec")?;
+        let audio_pt = payload_type(audio.get_parameters().await?, "answer without an audio codec")?;
         let _ = self.shared.video_out.set(Outgoing {
             track: self.tracks.video.clone(),
             ssrc: self.tracks.video_ssrc,
-            payload_type: codec.payload_type,
+            payload_type: video_pt,
+        });
+        let _ = self.shared.audio_out.set(Outgoing {
+            track: self.tracks.audio.clone(),
+            ssrc: self.tracks.audio_ssrc,
+            payload_type: audio_pt,
         });
         Ok(())
     }
@@ -469,7 +526,9 @@ struct Tracks {
     audio: Arc<TrackLocalStaticSample>,
     video: Arc<TrackLocalStaticSample>,
     video_ssrc: u32,
+    audio_ssrc: u32,
     video_sender: Option<Arc<dyn RtpSender>>,
+    audio_sender: Option<Arc<dyn RtpSender>>,
 }
 
 impl Tracks {
@@ -488,12 +547,14 @@ impl Tracks {
             sdp_fmtp_line: String::new(),
             rtcp_feedback: vec![],
         };
-        let video_ssrc = random_ssrc();
+        let (video_ssrc, audio_ssrc) = (random_ssrc(), random_ssrc());
         Ok(Self {
-            audio: Self::track(RtpCodecKind::Audio, opus, random_ssrc())?,
+            audio: Self::track(RtpCodecKind::Audio, opus, audio_ssrc)?,
             video: Self::track(RtpCodecKind::Video, vp8, video_ssrc)?,
             video_ssrc,
+            audio_ssrc,
             video_sender: None,
+            audio_sender: None,
         })
     }
 
@@ -509,7 +570,7 @@ impl Tracks {
     }
 
     async fn add_to<P: PeerConnection>(&mut self, pc: &P) -> Result<(), LinkError> {
-        pc.add_track(Arc::clone(&self.audio) as Arc<dyn TrackLocal>).await?;
+        self.audio_sender = Some(pc.add_track(Arc::clone(&self.audio) as Arc<dyn TrackLocal>).await?);
         self.video_sender = Some(pc.add_track(Arc::clone(&self.video) as Arc<dyn TrackLocal>).await?);
         Ok(())
     }

@@ -17,6 +17,7 @@ fn spawn(role: Role) -> (Link, Events) {
             let _ = tx.send(event);
         }),
         VideoSlot::new(None),
+        dialtone_media::AudioSlot::new(),
     );
     (link, rx)
 }

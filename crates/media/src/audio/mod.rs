@@ -1,0 +1,16 @@
+//! Audio: the tone source (the fake microphone), Opus, the jitter buffer, and what was received.
+
+pub mod analysis;
+pub mod opus_codec;
+pub mod stream;
+pub mod tone;
+
+pub use analysis::dominant_frequency;
+pub use opus_codec::{OpusDecoder, OpusEncoder};
+pub use stream::{AudioError, AudioSender, AudioSlot, MicrophoneConfig};
+pub use tone::ToneSource;
+
+/// The sample rate of everything audio here.
+pub const SAMPLE_RATE: u32 = 48_000;
+/// Samples in one 20 ms frame at [`SAMPLE_RATE`], mono.
+pub const FRAME_SAMPLES: usize = 960;

@@ -1,0 +1,294 @@
+//! Audio on the move: the microphone loop that encodes once for every peer, the receiving jitter buffer
+//! that reorders, recovers and conceals, and the slot that holds what was heard.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::opus_codec::{OpusDecoder, OpusEncoder, OpusError};
+use super::tone::ToneSource;
+use super::{FRAME_SAMPLES, SAMPLE_RATE, dominant_frequency};
+use crate::link::LinkSender;
+
+/// The fake microphone's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MicrophoneConfig {
+    /// The tone it plays, in Hz.
+    pub tone_hz: f32,
+    /// The Opus bitrate.
+    pub bitrate_bps: i32,
+}
+
+impl Default for MicrophoneConfig {
+    fn default() -> Self {
+        Self { tone_hz: 440.0, bitrate_bps: 32_000 }
+    }
+}
+
+/// How much recent audio a slot keeps, for analysis and level meters.
+const KEPT_SAMPLES: usize = SAMPLE_RATE as usize / 2;
+
+/// Packets held back to reorder before a missing one is given up on (3 × 20 ms).
+const JITTER_DEPTH: usize = 3;
+
+#[derive(Debug, Default)]
+struct Heard {
+    recent: VecDeque<i16>,
+    decoded: u64,
+    recovered: u64,
+    concealed: u64,
+    level: f32,
+}
+
+/// What arrived from one peer's microphone: counters and the last half second.
+#[derive(Debug, Default)]
+pub struct AudioSlot {
+    heard: Mutex<Heard>,
+}
+
+impl AudioSlot {
+    /// An empty slot.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Heard) -> T) -> T {
+        let heard = self.heard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&heard)
+    }
+
+    /// Frames decoded from packets that arrived.
+    pub fn frames_decoded(&self) -> u64 {
+        self.read(|h| h.decoded)
+    }
+
+    /// Lost frames rebuilt from the next packet's in-band FEC.
+    pub fn frames_recovered(&self) -> u64 {
+        self.read(|h| h.recovered)
+    }
+
+    /// Lost frames invented by the decoder's concealment.
+    pub fn frames_concealed(&self) -> u64 {
+        self.read(|h| h.concealed)
+    }
+
+    /// The loudness of the latest frame, 0 (silence) to 1 (full scale), RMS.
+    pub fn level(&self) -> f32 {
+        self.read(|h| h.level)
+    }
+
+    /// The last half second.
+    pub fn recent(&self) -> Vec<i16> {
+        self.read(|h| h.recent.iter().copied().collect())
+    }
+
+    /// The strongest frequency of the last half second (for checking the tone source).
+    pub fn dominant_frequency(&self) -> Option<f32> {
+        dominant_frequency(&self.recent())
+    }
+
+    fn push(&self, frame: &[i16; FRAME_SAMPLES], how: Decoded) {
+        let mut heard = self.heard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match how {
+            Decoded::Arrived => heard.decoded += 1,
+            Decoded::Recovered => heard.recovered += 1,
+            Decoded::Concealed => heard.concealed += 1,
+        }
+        let square_sum: f64 = frame.iter().map(|s| f64::from(*s).powi(2)).sum();
+        heard.level = ((square_sum / FRAME_SAMPLES as f64).sqrt() / f64::from(i16::MAX)) as f32;
+        heard.recent.extend(frame.iter().copied());
+        let excess = heard.recent.len().saturating_sub(KEPT_SAMPLES);
+        heard.recent.drain(..excess);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Decoded {
+    Arrived,
+    Recovered,
+    Concealed,
+}
+
+/// Orders Opus packets by sequence number, decodes them, and fills gaps from FEC or concealment.
+pub(crate) struct AudioReceiver {
+    decoder: OpusDecoder,
+    /// Packets waiting, by extended (never wrapping) sequence number.
+    pending: BTreeMap<u64, Bytes>,
+    /// The extended sequence number to play next.
+    next: Option<u64>,
+    slot: Arc<AudioSlot>,
+}
+
+impl AudioReceiver {
+    pub(crate) fn new(slot: Arc<AudioSlot>) -> Result<Self, OpusError> {
+        Ok(Self { decoder: OpusDecoder::new()?, pending: BTreeMap::new(), next: None, slot })
+    }
+
+    fn extend(&self, sequence: u16) -> u64 {
+        match self.next {
+            None => u64::from(sequence) + (1 << 32),
+            Some(next) => {
+                let offset = i64::from(sequence.wrapping_sub(next as u16) as i16);
+                (next as i64 + offset) as u64
+            }
+        }
+    }
+
+    /// Takes one RTP packet.
+    pub(crate) fn packet(&mut self, sequence: u16, payload: Bytes) {
+        let extended = self.extend(sequence);
+        let next = *self.next.get_or_insert(extended);
+        if extended < next {
+            return; // too late: its slot was already filled
+        }
+        self.pending.insert(extended, payload);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(next) = self.next {
+            let outcome = if let Some(packet) = self.pending.remove(&next) {
+                self.decoder.decode(&packet).map(|frame| (frame, Decoded::Arrived))
+            } else if self.pending.len() >= JITTER_DEPTH {
+                match self.pending.get(&(next + 1)) {
+                    Some(following) => self.decoder.recover(following).map(|frame| (frame, Decoded::Recovered)),
+                    None => self.decoder.conceal().map(|frame| (frame, Decoded::Concealed)),
+                }
+            } else {
+                return;
+            };
+            match outcome {
+                Ok((frame, how)) => self.slot.push(&frame, how),
+                Err(error) => tracing::debug!(%error, "undecodable audio packet"),
+            }
+            self.next = Some(next + 1);
+        }
+    }
+}
+
+/// Why the microphone could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// The encoder refused its settings.
+    #[error("opus: {0}")]
+    Opus(#[from] OpusError),
+    /// No thread for capturing.
+    #[error("microphone thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Captures from the (fake) microphone every 20 ms, encodes once, sends to every target link.
+pub struct AudioSender {
+    targets: Arc<Mutex<Vec<LinkSender>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for AudioSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioSender").finish_non_exhaustive()
+    }
+}
+
+impl AudioSender {
+    /// Starts the microphone: a thread captures and encodes, a task sends. Within a tokio runtime.
+    pub fn start(microphone: MicrophoneConfig) -> Result<AudioSender, AudioError> {
+        let mut encoder = OpusEncoder::new(microphone.bitrate_bps)?;
+        let targets: Arc<Mutex<Vec<LinkSender>>> = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (packets, mut encoded) = mpsc::channel::<Vec<u8>>(8);
+        let period = Duration::from_millis(20);
+        let capture_stop = stop.clone();
+        std::thread::Builder::new().name("dialtone-microphone".into()).spawn(move || {
+            let mut tone = ToneSource::new(microphone.tone_hz);
+            let mut next = Instant::now();
+            while !capture_stop.load(Ordering::Relaxed) {
+                match encoder.encode(&tone.next_frame()) {
+                    Ok(packet) => {
+                        if packets.blocking_send(packet).is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "audio encoding failed"),
+                }
+                next += period;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else {
+                    next = now;
+                }
+            }
+        })?;
+        let send_targets = targets.clone();
+        tokio::spawn(async move {
+            while let Some(packet) = encoded.recv().await {
+                let targets: Vec<LinkSender> = send_targets.lock().map(|t| t.clone()).unwrap_or_default();
+                let data = Bytes::from(packet);
+                for target in targets.iter().filter(|t| t.is_ready()) {
+                    if let Err(error) = target.send_audio(data.clone(), period).await {
+                        tracing::debug!(%error, "sending audio");
+                    }
+                }
+            }
+        });
+        Ok(AudioSender { targets, stop })
+    }
+
+    /// Replaces the links the audio goes to.
+    pub fn set_targets(&self, targets: Vec<LinkSender>) {
+        if let Ok(mut current) = self.targets.lock() {
+            *current = targets;
+        }
+    }
+}
+
+impl Drop for AudioSender {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::ToneSource;
+
+    fn packets(count: usize) -> Vec<Bytes> {
+        let mut tone = ToneSource::new(600.0);
+        let mut encoder = OpusEncoder::new(32_000).unwrap();
+        (0..count).map(|_| Bytes::from(encoder.encode(&tone.next_frame()).unwrap())).collect()
+    }
+
+    #[test]
+    fn reordered_packets_are_played_in_order_and_nothing_is_lost() {
+        let packets = packets(20);
+        let slot = AudioSlot::new();
+        let mut receiver = AudioReceiver::new(slot.clone()).unwrap();
+        // Sequence numbers wrap past 65535 on the way.
+        let order = [0, 2, 1, 3, 5, 4, 6, 7, 8, 9, 11, 10, 12, 13, 14, 15, 16, 17, 18, 19];
+        for index in order {
+            receiver.packet(65_530u16.wrapping_add(index as u16), packets[index].clone());
+        }
+        assert_eq!((slot.frames_decoded(), slot.frames_recovered(), slot.frames_concealed()), (20, 0, 0));
+        assert_eq!(slot.dominant_frequency(), Some(600.0));
+        assert!(slot.level() > 0.1, "{}", slot.level());
+    }
+
+    #[test]
+    fn a_lost_packet_is_recovered_from_fec_and_a_lost_pair_partly_concealed() {
+        let packets = packets(20);
+        let slot = AudioSlot::new();
+        let mut receiver = AudioReceiver::new(slot.clone()).unwrap();
+        for index in (0..20).filter(|i| ![5, 12, 13].contains(i)) {
+            receiver.packet(index as u16, packets[index].clone());
+        }
+        assert_eq!(slot.frames_decoded(), 17);
+        // 5 and 13 come back from the FEC in the packets after them; 12 has no successor to use.
+        assert_eq!(slot.frames_recovered(), 2);
+        assert_eq!(slot.frames_concealed(), 1);
+    }
+}
