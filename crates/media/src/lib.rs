@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod audio;
+mod keyframe;
 pub mod link;
 pub mod video;
 

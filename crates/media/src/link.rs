@@ -19,7 +19,7 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYP
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +33,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::audio::stream::{AudioReceiver, AudioSlot, MicrophoneConfig};
+use crate::keyframe::{self, KeyframeRequests};
 use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
@@ -143,6 +144,8 @@ struct Shared {
     wants_keyframe: AtomicBool,
     remote_video: Arc<VideoSlot>,
     remote_audio: Arc<AudioSlot>,
+    /// Asks the remote sender for a keyframe (set once its video track arrives).
+    keyframe_request: std::sync::Mutex<Option<mpsc::UnboundedSender<()>>>,
     /// Becomes true when the connection is closed, ending the receiving tasks with it.
     closed: tokio::sync::watch::Sender<bool>,
 }
@@ -219,6 +222,7 @@ impl Link {
             wants_keyframe: AtomicBool::new(true),
             remote_video,
             remote_audio,
+            keyframe_request: std::sync::Mutex::new(None),
             closed: tokio::sync::watch::Sender::new(false),
         });
         let task_shared = shared.clone();
@@ -245,6 +249,16 @@ impl Link {
     /// The remote device's audio.
     pub fn remote_audio(&self) -> Arc<AudioSlot> {
         self.shared.remote_audio.clone()
+    }
+
+    /// Asks the remote device for a keyframe (a picture loss indication), as the receiver does by itself
+    /// after a loss. Nothing happens before the remote video track has arrived.
+    pub fn request_keyframe(&self) {
+        if let Ok(request) = self.shared.keyframe_request.lock()
+            && let Some(request) = request.as_ref()
+        {
+            let _ = request.send(());
+        }
     }
 
     /// Hands the link a session description or candidate from the remote device.
@@ -309,7 +323,11 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let closed = self.shared.closed.subscribe();
         if track.kind().await == RtpCodecKind::Video {
-            tokio::spawn(receive_video(track, self.shared.remote_video.clone(), closed));
+            let (request, requests) = mpsc::unbounded_channel();
+            if let Ok(mut slot) = self.shared.keyframe_request.lock() {
+                *slot = Some(request);
+            }
+            tokio::spawn(receive_video(track, self.shared.remote_video.clone(), closed, requests));
         } else {
             tokio::spawn(receive_audio(track, self.shared.remote_audio.clone(), closed));
         }
@@ -339,7 +357,12 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, slot: Arc<AudioSlot>, mut cl
 }
 
 /// Reassembles, decodes and publishes one incoming video track; asks for keyframes when it must.
-async fn receive_video(track: Arc<dyn TrackRemote>, slot: Arc<VideoSlot>, mut closed: tokio::sync::watch::Receiver<bool>) {
+async fn receive_video(
+    track: Arc<dyn TrackRemote>,
+    slot: Arc<VideoSlot>,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+    mut asked: mpsc::UnboundedReceiver<()>,
+) {
     let mut receiver = match VideoReceiver::new(slot) {
         Ok(receiver) => receiver,
         Err(error) => {
@@ -351,22 +374,49 @@ async fn receive_video(track: Arc<dyn TrackRemote>, slot: Arc<VideoSlot>, mut cl
     let mut last_request: Option<Instant> = None;
     loop {
         let event = tokio::select! {
-            event = track.poll() => event,
+            event = track.poll() => event.map(Some),
+            Some(()) = asked.recv() => Some(None),
             _ = closed.wait_for(|closed| *closed) => None,
         };
         let packet = match event {
-            Some(TrackRemoteEvent::OnRtpPacket(packet)) => packet,
-            None | Some(TrackRemoteEvent::OnEnded) => break,
-            Some(_) => continue,
+            Some(Some(TrackRemoteEvent::OnRtpPacket(packet))) => packet,
+            // Asked from outside (see `Link::request_keyframe`).
+            Some(None) => {
+                last_request = Some(Instant::now());
+                send_keyframe_request(&track, media_ssrc).await;
+                continue;
+            }
+            None | Some(Some(TrackRemoteEvent::OnEnded)) => break,
+            Some(Some(_)) => continue,
         };
         let outcome = receiver.packet(packet.header.sequence_number, packet.header.marker, &packet.payload);
         // At most one keyframe request per 300 ms: the sender answers each with a large frame.
         if outcome == ReceiveOutcome::NeedKeyframe && last_request.is_none_or(|at| at.elapsed() > Duration::from_millis(300)) {
             last_request = Some(Instant::now());
-            let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc };
-            if let Err(error) = track.write_rtcp(vec![Box::new(pli)]).await {
-                tracing::debug!(%error, "keyframe request");
-            }
+            send_keyframe_request(&track, media_ssrc).await;
+        }
+    }
+}
+
+async fn send_keyframe_request(track: &Arc<dyn TrackRemote>, media_ssrc: u32) {
+    let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc };
+    if let Err(error) = track.write_rtcp(vec![Box::new(pli)]).await {
+        tracing::debug!(%error, "keyframe request");
+    }
+}
+
+/// Turns keyframe requests arriving for our video track into a keyframe from the sender.
+async fn watch_keyframe_requests(track: Arc<TrackLocalStaticSample>, shared: Arc<Shared>) {
+    let mut closed = shared.closed.subscribe();
+    loop {
+        let event = tokio::select! {
+            event = track.poll() => event,
+            _ = closed.wait_for(|closed| *closed) => None,
+        };
+        match event {
+            Some(TrackLocalEvent::OnRtcpPacket(_)) => shared.wants_keyframe.store(true, Ordering::Relaxed),
+            Some(_) => {}
+            None => break,
         }
     }
 }
@@ -374,7 +424,8 @@ async fn receive_video(track: Arc<dyn TrackRemote>, slot: Arc<VideoSlot>, mut cl
 async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerConnection, LinkError> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs()?;
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
+        .with(rtc::interceptor::Slot::from(keyframe::SLOT), KeyframeRequests::default());
     let ice_servers = config
         .ice_servers
         .iter()
@@ -467,6 +518,9 @@ impl Exchange {
         };
         let video_pt = payload_type(video.get_parameters().await?, "answer without a video codec")?;
         let audio_pt = payload_type(audio.get_parameters().await?, "answer without an audio codec")?;
+        if self.shared.video_out.get().is_none() {
+            tokio::spawn(watch_keyframe_requests(self.tracks.video.clone(), self.shared.clone()));
+        }
         let _ = self.shared.video_out.set(Outgoing {
             track: self.tracks.video.clone(),
             ssrc: self.tracks.video_ssrc,

@@ -116,3 +116,31 @@ async fn video_sent_on_one_side_is_decoded_on_the_other_in_order_and_fresh() {
     assert!(latencies.iter().all(|&us| us < 200_000), "capture to decode under 200 ms: {latencies:?}");
     eprintln!("capture to decode: {latencies:?} us");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyframe_request_gets_a_keyframe() {
+    let (offerer, mut offers) = spawn(Role::Offerer);
+    let (answerer, mut answers) = spawn(Role::Answerer);
+    connect(&offerer, &mut offers, &answerer, &mut answers).await;
+    let (offerer, answerer) = relay_rest(offerer, offers, answerer, answers);
+
+    let sender = VideoSender::start(CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 }).unwrap();
+    sender.set_targets(vec![answerer.sender()]);
+    let slot = offerer.remote_video();
+    let wait_for = |frames: u64| {
+        let slot = slot.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while slot.frames_decoded() < frames {
+                assert!(tokio::time::Instant::now() < deadline, "only {} frames", slot.frames_decoded());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    wait_for(10).await;
+    assert_eq!(slot.keyframes_decoded(), 1, "one keyframe to start, none since");
+
+    offerer.request_keyframe();
+    wait_for(slot.frames_decoded() + 10).await;
+    assert_eq!(slot.keyframes_decoded(), 2, "the request was answered with exactly one keyframe");
+}

@@ -56,6 +56,7 @@ pub struct DecodedFrame {
 pub struct VideoSlot {
     latest: ArcSwapOption<DecodedFrame>,
     decoded: AtomicU64,
+    keyframes: AtomicU64,
     wake: Option<Wake>,
 }
 
@@ -68,7 +69,7 @@ impl std::fmt::Debug for VideoSlot {
 impl VideoSlot {
     /// An empty slot; `wake` is called whenever a frame lands.
     pub fn new(wake: Option<Wake>) -> Arc<Self> {
-        Arc::new(Self { latest: ArcSwapOption::empty(), decoded: AtomicU64::new(0), wake })
+        Arc::new(Self { latest: ArcSwapOption::empty(), decoded: AtomicU64::new(0), keyframes: AtomicU64::new(0), wake })
     }
 
     /// The latest frame, if any arrived yet.
@@ -81,12 +82,20 @@ impl VideoSlot {
         self.decoded.load(Ordering::Relaxed)
     }
 
+    /// How many of them were keyframes.
+    pub fn keyframes_decoded(&self) -> u64 {
+        self.keyframes.load(Ordering::Relaxed)
+    }
+
     /// Drops the held frame: the stream is over.
     pub(crate) fn clear(&self) {
         self.latest.store(None);
     }
 
-    fn publish(&self, picture: RgbaFrame) {
+    fn publish(&self, picture: RgbaFrame, keyframe: bool) {
+        if keyframe {
+            self.keyframes.fetch_add(1, Ordering::Relaxed);
+        }
         let index = self.decoded.fetch_add(1, Ordering::Relaxed) + 1;
         let stamp = read_stamp(&picture);
         self.latest.store(Some(Arc::new(DecodedFrame { picture, stamp, decoded_us: now_us(), index })));
@@ -158,7 +167,7 @@ impl VideoReceiver {
         match self.decoder.decode(&frame) {
             Ok(Some(picture)) => {
                 self.broken = false;
-                self.slot.publish(picture);
+                self.slot.publish(picture, keyframe);
                 ReceiveOutcome::Continue
             }
             Ok(None) => ReceiveOutcome::Continue,
