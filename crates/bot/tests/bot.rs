@@ -110,10 +110,10 @@ fn bad_flags_get_a_clear_error() {
 #[tokio::test]
 async fn bots_with_media_report_the_video_they_received() {
     let server = server().await;
-    let answering = bot(&server, "bob", &["--media", "--camera", "320x180@30", "--tone", "660", "--exit-after", "3s"]);
+    let answering = bot(&server, "bob", &["--media", "--camera", "320x180@30", "--tone", "660", "--exit-after", "4s"]);
     let calling = async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        bot(&server, "alice", &["--media", "--camera", "320x180@30", "--call", "bob", "--video", "--hangup-after", "1s"]).await
+        bot(&server, "alice", &["--media", "--camera", "320x180@30", "--call", "bob", "--video", "--hangup-after", "2s"]).await
     };
     let (bob, alice) = tokio::join!(answering, calling);
     for output in [&alice, &bob] {

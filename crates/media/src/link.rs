@@ -47,8 +47,10 @@ pub struct MediaConfig {
     pub bind_addrs: Vec<IpAddr>,
     /// STUN and TURN servers.
     pub ice_servers: Vec<IceServer>,
-    /// Time between ICE connectivity checks. The library's 200 ms default alone costs ~200 ms per
-    /// connection on a fast network; 20 ms connects loopback peers in a few tens of milliseconds.
+    /// Time between ICE connectivity checks. Connecting waits for about two of them (the check that
+    /// succeeds, then the nomination), so the library's 200 ms default costs ~400 ms even on loopback;
+    /// 20 ms gave 45 ms offer to connected, 5 ms gives 15 ms (BENCHMARKS.md). Each pair still gets
+    /// 1.4 s of checks, as by default.
     pub ice_check_interval: Duration,
     /// The camera to send in video calls (the test-pattern camera until real devices are wired).
     pub camera: CameraConfig,
@@ -61,7 +63,7 @@ impl Default for MediaConfig {
         Self {
             bind_addrs: vec![IpAddr::from([127, 0, 0, 1])],
             ice_servers: Vec::new(),
-            ice_check_interval: Duration::from_millis(20),
+            ice_check_interval: Duration::from_millis(5),
             camera: CameraConfig::default(),
             microphone: MicrophoneConfig::default(),
         }
@@ -421,6 +423,12 @@ async fn watch_keyframe_requests(track: Arc<TrackLocalStaticSample>, shared: Arc
     }
 }
 
+/// Checks per candidate pair: enough that a pair is given the library's default 1.4 s however short the
+/// interval, so a fast interval does not give up on slow networks.
+fn check_attempts(interval: Duration) -> u16 {
+    (Duration::from_millis(1_400).as_millis() / interval.as_millis().max(1)).clamp(7, 1_000) as u16
+}
+
 async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerConnection, LinkError> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs()?;
@@ -437,7 +445,7 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
         .collect();
     let loopback_only = config.bind_addrs.iter().all(IpAddr::is_loopback);
     let setting_engine = SettingEngineBuilder::new()
-        .with_ice_connection_attempts(Some(config.ice_check_interval), None)
+        .with_ice_connection_attempts(Some(config.ice_check_interval), Some(check_attempts(config.ice_check_interval)))
         // Host candidates on loopback are skipped by default (RFC 8445); they are all a same-machine
         // call has.
         .with_include_loopback_candidate(loopback_only)
