@@ -288,6 +288,42 @@ pub enum Event {
         /// Time since this device started setting up the connection.
         after_ms: u64,
     },
+    /// Network and media figures of the connection to one other device, every two seconds: what a UI
+    /// turns into a network-quality indicator.
+    MediaStats {
+        /// The call.
+        call: CallId,
+        /// The other device.
+        peer: DeviceAddress,
+        /// Round-trip time, once measured.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rtt_ms: Option<f64>,
+        /// Sending rate to that device.
+        send_kbps: f64,
+        /// Receiving rate from that device.
+        receive_kbps: f64,
+        /// Packets from that device that never arrived, since the start.
+        packets_lost: i64,
+        /// Packets from that device that arrived, since the start.
+        packets_received: u64,
+        /// Video frames decoded from that device, since the start.
+        video_frames: u64,
+        /// Video frames per second over the last period.
+        video_fps: f64,
+        /// The size of its latest picture (0 before any).
+        video_width: u32,
+        /// The size of its latest picture (0 before any).
+        video_height: u32,
+        /// Lost audio frames that had to be concealed, since the start.
+        audio_concealed: u64,
+    },
+    /// Who is loudest in a call now; `None` when nobody speaks. Sent when it changes.
+    ActiveSpeaker {
+        /// The call.
+        call: CallId,
+        /// The speaker.
+        user: Option<UserId>,
+    },
     /// This device's part in a call ended.
     CallEnded {
         /// The call.

@@ -144,37 +144,17 @@ impl Links {
 
     /// Turns this device's microphone on (unmuted) or off (muted) in `call`.
     pub(crate) fn set_microphone(&mut self, call: &CallId, on: bool) {
-        let Some(config) = &self.config else { return };
-        match (on, self.microphones.contains_key(call)) {
-            (true, false) => match AudioSender::start(config.microphone) {
-                Ok(sender) => {
-                    self.microphones.insert(call.clone(), sender);
-                    self.retarget(call);
-                }
-                Err(error) => tracing::warn!(%error, "cannot start the microphone"),
-            },
-            (false, true) => {
-                self.microphones.remove(call);
-            }
-            _ => {}
+        let Some(config) = self.config.clone() else { return };
+        if switch(&mut self.microphones, call, on, || AudioSender::start(config.microphone)) {
+            self.retarget(call);
         }
     }
 
     /// Turns this device's camera on or off in `call`.
     pub(crate) fn set_camera(&mut self, call: &CallId, on: bool) {
-        let Some(config) = &self.config else { return };
-        match (on, self.cameras.contains_key(call)) {
-            (true, false) => match VideoSender::start(config.camera) {
-                Ok(sender) => {
-                    self.cameras.insert(call.clone(), sender);
-                    self.retarget(call);
-                }
-                Err(error) => tracing::warn!(%error, "cannot start the camera"),
-            },
-            (false, true) => {
-                self.cameras.remove(call);
-            }
-            _ => {}
+        let Some(config) = self.config.clone() else { return };
+        if switch(&mut self.cameras, call, on, || VideoSender::start(config.camera)) {
+            self.retarget(call);
         }
     }
 
@@ -235,6 +215,26 @@ impl Links {
         self.microphones.clear();
     }
 
+    /// What has arrived from `peer`: (video frames decoded, latest picture size, audio frames concealed).
+    pub(crate) fn received(&self, call: &CallId, peer: &DeviceAddress) -> (u64, (u32, u32), u64) {
+        let video = self.video.get(call, peer);
+        let frames = video.as_ref().map_or(0, |slot| slot.frames_decoded());
+        let size = video.and_then(|slot| slot.latest()).map_or((0, 0), |f| (f.picture.width, f.picture.height));
+        let concealed = self.audio.get(call, peer).map_or(0, |slot| slot.frames_concealed());
+        (frames, size, concealed)
+    }
+
+    /// The loudest other device in `call`, if anyone is above a speaking threshold (about -34 dBFS).
+    pub(crate) fn loudest(&self, call: &CallId) -> Option<DeviceAddress> {
+        self.audio
+            .streams(call)
+            .into_iter()
+            .map(|(peer, slot)| (peer, slot.level()))
+            .filter(|(_, level)| *level > 0.02)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(peer, _)| peer)
+    }
+
     /// Applies the rules in the module documentation to one engine event. `joined_here` says whether a
     /// `CallActive` came from this device joining (rather than someone answering its call).
     pub(crate) fn follow(&mut self, event: &Event, me: &DeviceAddress, joined_here: bool) {
@@ -261,6 +261,32 @@ impl Links {
                 self.close_where(call, |_| true);
             }
             _ => {}
+        }
+    }
+}
+
+/// Starts (`on`) or stops a call's source in `sources`; true when one was started.
+fn switch<Source, Error: std::fmt::Display>(
+    sources: &mut BTreeMap<CallId, Source>,
+    call: &CallId,
+    on: bool,
+    start: impl FnOnce() -> Result<Source, Error>,
+) -> bool {
+    if !on {
+        sources.remove(call);
+        return false;
+    }
+    if sources.contains_key(call) {
+        return false;
+    }
+    match start() {
+        Ok(source) => {
+            sources.insert(call.clone(), source);
+            true
+        }
+        Err(error) => {
+            tracing::warn!(%error, %call, "cannot start a media source");
+            false
         }
     }
 }

@@ -68,6 +68,8 @@ impl Engine {
             me: None,
             outbox: Vec::new(),
             seq: 0,
+            video_frames_seen: BTreeMap::new(),
+            speakers: BTreeMap::new(),
         };
         let task = tokio::spawn(runtime.run());
         (Engine { commands, task, remote_video, remote_audio }, events)
@@ -125,6 +127,10 @@ struct Runtime {
     me: Option<(UserId, DeviceId, Profile)>,
     outbox: Vec<ClientMessage>,
     seq: u64,
+    /// Video frames counted at the last stats, per connection, for frame rates.
+    video_frames_seen: BTreeMap<(CallId, DeviceAddress), u64>,
+    /// The loudest member last reported, per call.
+    speakers: BTreeMap<CallId, Option<dialtone_protocol::UserId>>,
 }
 
 fn now() -> std::time::Instant {
@@ -164,6 +170,21 @@ impl Runtime {
         self.links.follow(event, &me, joined_here);
     }
 
+    /// Reports who is loudest in each active call, when that changes.
+    fn update_speakers(&mut self) {
+        self.speakers.retain(|call, _| self.calls.contains_key(call));
+        let active: Vec<CallId> =
+            self.calls.values().filter(|c| c.phase() == crate::call::Phase::Active).map(|c| c.id().clone()).collect();
+        for call in active {
+            let user = self.links.loudest(&call).map(|peer| peer.user);
+            // A call starts with nobody speaking; that needs no event.
+            if self.speakers.get(&call).cloned().flatten() != user {
+                self.speakers.insert(call.clone(), user.clone());
+                self.emit(Event::ActiveSpeaker { call, user });
+            }
+        }
+    }
+
     fn link_event(&mut self, call: CallId, peer: DeviceAddress, event: LinkEvent) {
         match event {
             LinkEvent::Signal(payload) => {
@@ -173,10 +194,30 @@ impl Runtime {
             }
             LinkEvent::State { state, after } => {
                 if matches!(state, dialtone_media::LinkState::Closed | dialtone_media::LinkState::Failed) {
+                    self.video_frames_seen.remove(&(call.clone(), peer.clone()));
                     self.links.forget(&call, &peer);
                 }
                 let after_ms = after.as_millis() as u64;
                 self.emit(Event::MediaLink { call, peer, state: state.into(), after_ms });
+            }
+            LinkEvent::Stats(stats) => {
+                let (video_frames, (video_width, video_height), audio_concealed) = self.links.received(&call, &peer);
+                let before = self.video_frames_seen.insert((call.clone(), peer.clone()), video_frames).unwrap_or(0);
+                let video_fps = video_frames.saturating_sub(before) as f64 / dialtone_media::STATS_PERIOD.as_secs_f64();
+                self.emit(Event::MediaStats {
+                    call,
+                    peer,
+                    rtt_ms: stats.rtt_ms,
+                    send_kbps: stats.send_kbps,
+                    receive_kbps: stats.receive_kbps,
+                    packets_lost: stats.packets_lost,
+                    packets_received: stats.packets_received,
+                    video_frames,
+                    video_fps,
+                    video_width,
+                    video_height,
+                    audio_concealed,
+                });
             }
             LinkEvent::Error(message) => {
                 self.emit(Event::Error { code: None, message: format!("media connection to {peer}: {message}"), call: Some(call) });
@@ -316,6 +357,9 @@ impl Runtime {
         let mut heartbeat = tokio::time::interval(heartbeat / 2);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut nonce = 0u64;
+        // Speaking levels change fast; a quarter second is quick enough for a highlight that follows them.
+        let mut speaking = tokio::time::interval(Duration::from_millis(250));
+        speaking.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             if let Err(error) = self.flush(&mut sink).await {
                 return SessionEnd::Lost(format!("sending: {error}"));
@@ -347,6 +391,7 @@ impl Runtime {
                     None => return SessionEnd::Lost("the connection closed".into()),
                 },
                 Some((call, peer, event)) = self.link_events.recv() => self.link_event(call, peer, event),
+                _ = speaking.tick(), if self.links.enabled() => self.update_speakers(),
                 _ = heartbeat.tick() => {
                     nonce += 1;
                     self.outbox.push(ClientMessage::Ping { nonce });

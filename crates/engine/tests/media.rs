@@ -222,6 +222,17 @@ async fn each_side_hears_the_others_tone_and_muting_stops_it() {
     bob.accept(&call, CallKind::Audio).await;
     assert_eq!(tone_from(&bob, &call, "alice").await, 440.0);
     assert_eq!(tone_from(&alice, &call, "bob").await, 660.0);
+    alice
+        .expect("bob speaking", |e| matches!(e, Event::ActiveSpeaker { user: Some(u), .. } if *u == user("bob")))
+        .await;
+    let Event::MediaStats { rtt_ms, packets_received, packets_lost, receive_kbps, .. } =
+        alice.expect("network figures", |e| matches!(e, Event::MediaStats { .. })).await
+    else {
+        unreachable!()
+    };
+    assert!(rtt_ms.is_some_and(|rtt| rtt < 50.0), "{rtt_ms:?}");
+    assert!(packets_received > 50 && packets_lost == 0, "{packets_received} received, {packets_lost} lost");
+    assert!(receive_kbps > 10.0, "{receive_kbps}");
 
     bob.send(Command::SetMedia { call: call.clone(), media: MediaState { audio_muted: true, camera_on: false } });
     alice.expect("bob muted", |e| matches!(e, Event::MediaChanged { media, .. } if media.audio_muted)).await;
@@ -231,4 +242,5 @@ async fn each_side_hears_the_others_tone_and_muting_stops_it() {
     let before = slot.frames_decoded();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(slot.frames_decoded(), before, "a muted microphone sends nothing");
+    alice.expect("nobody speaking", |e| matches!(e, Event::ActiveSpeaker { user: None, .. })).await;
 }

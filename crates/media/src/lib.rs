@@ -7,10 +7,11 @@
 #![warn(missing_docs)]
 
 pub mod audio;
+mod feed;
 mod keyframe;
 pub mod link;
 pub mod video;
 
-pub use link::{IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, MediaConfig, Role};
+pub use link::{IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats, MediaConfig, Role, STATS_PERIOD};
 pub use audio::{AudioSender, AudioSlot, MicrophoneConfig};
 pub use video::{CameraConfig, DecodedFrame, VideoSender, VideoSlot, Wake};

@@ -36,7 +36,7 @@ use crate::audio::stream::{AudioReceiver, AudioSlot, MicrophoneConfig};
 use crate::keyframe::{self, KeyframeRequests};
 use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    PeerConnection, StatsSelector, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder,
 };
 
@@ -119,6 +119,59 @@ pub enum LinkEvent {
     },
     /// Something went wrong that ends the link (the state becomes failed).
     Error(String),
+    /// The connection's figures, every [`STATS_PERIOD`] while it is open.
+    Stats(LinkStats),
+}
+
+/// How often a link reports [`LinkStats`].
+pub const STATS_PERIOD: Duration = Duration::from_secs(2);
+
+/// A connection's network figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkStats {
+    /// Round-trip time of the selected candidate pair, once measured.
+    pub rtt_ms: Option<f64>,
+    /// Sending rate over the last period, all streams and overhead.
+    pub send_kbps: f64,
+    /// Receiving rate over the last period.
+    pub receive_kbps: f64,
+    /// Packets of the incoming streams that never arrived, since the start.
+    pub packets_lost: i64,
+    /// Packets of the incoming streams that arrived, since the start.
+    pub packets_received: u64,
+}
+
+/// Turns two stats reports' byte counters into rates (the first against zero at the link's start).
+#[derive(Debug)]
+struct StatsCounter {
+    last: Option<(Instant, u64, u64)>,
+}
+
+impl StatsCounter {
+    fn sample(&mut self, report: &webrtc::peer_connection::RTCStatsReport) -> LinkStats {
+        let now = Instant::now();
+        let (sent, received) = report.transport().map_or((0, 0), |t| (t.bytes_sent, t.bytes_received));
+        let (send_kbps, receive_kbps) = match self.last {
+            Some((at, last_sent, last_received)) => {
+                let seconds = now.duration_since(at).as_secs_f64().max(1e-3);
+                let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 * 8.0 / 1000.0 / seconds;
+                (rate(sent, last_sent), rate(received, last_received))
+            }
+            None => (0.0, 0.0),
+        };
+        self.last = Some((now, sent, received));
+        let rtt_ms = report
+            .candidate_pairs()
+            .find(|pair| pair.nominated)
+            .map(|pair| pair.current_round_trip_time * 1000.0)
+            .filter(|rtt| *rtt > 0.0);
+        let (mut packets_lost, mut packets_received) = (0, 0);
+        for inbound in report.inbound_rtp_streams() {
+            packets_lost += inbound.received_rtp_stream_stats.packets_lost;
+            packets_received += inbound.received_rtp_stream_stats.packets_received;
+        }
+        LinkStats { rtt_ms, send_kbps, receive_kbps, packets_lost, packets_received }
+    }
 }
 
 /// Receives a link's events; called from the link's tasks.
@@ -485,8 +538,20 @@ async fn run(
     }
 
     let mut exchange = Exchange { role, tracks, shared, have_remote: false, early_candidates: Vec::new() };
+    let mut stats_tick = tokio::time::interval_at(Instant::now() + STATS_PERIOD, STATS_PERIOD);
+    let mut counter = StatsCounter { last: Some((started, 0, 0)) };
     let result = loop {
-        match commands.recv().await {
+        let command = tokio::select! {
+            command = commands.recv() => command,
+            _ = stats_tick.tick() => {
+                if exchange.shared.connected.load(Ordering::Relaxed) {
+                    let report = pc.get_stats(std::time::Instant::now(), StatsSelector::None).await;
+                    events(LinkEvent::Stats(counter.sample(&report)));
+                }
+                continue;
+            }
+        };
+        match command {
             None | Some(Command::Close) => break Ok(()),
             Some(Command::Remote(payload)) => {
                 if let Err(error) = exchange.apply(&pc, payload, &events).await {

@@ -2,7 +2,6 @@
 //! that reorders, recovers and conceals, and the slot that holds what was heard.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use tokio::sync::mpsc;
 use super::opus_codec::{OpusDecoder, OpusEncoder, OpusError};
 use super::tone::ToneSource;
 use super::{FRAME_SAMPLES, SAMPLE_RATE, dominant_frequency};
+use crate::feed::Feed;
 use crate::link::LinkSender;
 
 /// The fake microphone's settings.
@@ -42,6 +42,7 @@ struct Heard {
     recovered: u64,
     concealed: u64,
     level: f32,
+    last_frame: Option<Instant>,
 }
 
 /// What arrived from one peer's microphone: counters and the last half second.
@@ -76,9 +77,10 @@ impl AudioSlot {
         self.read(|h| h.concealed)
     }
 
-    /// The loudness of the latest frame, 0 (silence) to 1 (full scale), RMS.
+    /// The loudness of the latest frame, 0 (silence) to 1 (full scale), RMS; 0 when nothing arrived for
+    /// 100 ms (muted, or gone).
     pub fn level(&self) -> f32 {
-        self.read(|h| h.level)
+        self.read(|h| if h.last_frame.is_some_and(|at| at.elapsed() < Duration::from_millis(100)) { h.level } else { 0.0 })
     }
 
     /// The last half second.
@@ -100,6 +102,7 @@ impl AudioSlot {
         }
         let square_sum: f64 = frame.iter().map(|s| f64::from(*s).powi(2)).sum();
         heard.level = ((square_sum / FRAME_SAMPLES as f64).sqrt() / f64::from(i16::MAX)) as f32;
+        heard.last_frame = Some(Instant::now());
         heard.recent.extend(frame.iter().copied());
         let excess = heard.recent.len().saturating_sub(KEPT_SAMPLES);
         heard.recent.drain(..excess);
@@ -182,73 +185,43 @@ pub enum AudioError {
 }
 
 /// Captures from the (fake) microphone every 20 ms, encodes once, sends to every target link.
+#[derive(Debug)]
 pub struct AudioSender {
-    targets: Arc<Mutex<Vec<LinkSender>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl std::fmt::Debug for AudioSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AudioSender").finish_non_exhaustive()
-    }
+    feed: Feed,
 }
 
 impl AudioSender {
     /// Starts the microphone: a thread captures and encodes, a task sends. Within a tokio runtime.
     pub fn start(microphone: MicrophoneConfig) -> Result<AudioSender, AudioError> {
         let mut encoder = OpusEncoder::new(microphone.bitrate_bps)?;
-        let targets: Arc<Mutex<Vec<LinkSender>>> = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
+        let feed = Feed::default();
         let (packets, mut encoded) = mpsc::channel::<Vec<u8>>(8);
         let period = Duration::from_millis(20);
-        let capture_stop = stop.clone();
-        std::thread::Builder::new().name("dialtone-microphone".into()).spawn(move || {
-            let mut tone = ToneSource::new(microphone.tone_hz);
-            let mut next = Instant::now();
-            while !capture_stop.load(Ordering::Relaxed) {
-                match encoder.encode(&tone.next_frame()) {
-                    Ok(packet) => {
-                        if packets.blocking_send(packet).is_err() {
-                            return;
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "audio encoding failed"),
-                }
-                next += period;
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    next = now;
-                }
+        let mut tone = ToneSource::new(microphone.tone_hz);
+        feed.spawn_paced("dialtone-microphone", period, move || match encoder.encode(&tone.next_frame()) {
+            Ok(packet) => packets.blocking_send(packet).is_ok(),
+            Err(error) => {
+                tracing::warn!(%error, "audio encoding failed");
+                true
             }
         })?;
-        let send_targets = targets.clone();
+        let targets = feed.targets();
         tokio::spawn(async move {
             while let Some(packet) = encoded.recv().await {
-                let targets: Vec<LinkSender> = send_targets.lock().map(|t| t.clone()).unwrap_or_default();
                 let data = Bytes::from(packet);
-                for target in targets.iter().filter(|t| t.is_ready()) {
+                for target in targets().iter().filter(|t| t.is_ready()) {
                     if let Err(error) = target.send_audio(data.clone(), period).await {
                         tracing::debug!(%error, "sending audio");
                     }
                 }
             }
         });
-        Ok(AudioSender { targets, stop })
+        Ok(AudioSender { feed })
     }
 
     /// Replaces the links the audio goes to.
     pub fn set_targets(&self, targets: Vec<LinkSender>) {
-        if let Ok(mut current) = self.targets.lock() {
-            *current = targets;
-        }
-    }
-}
-
-impl Drop for AudioSender {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.feed.set_targets(targets);
     }
 }
 

@@ -2,8 +2,8 @@
 //! that reassembles, decodes and publishes frames, and the "latest frame" slot a UI reads.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::frame::RgbaFrame;
 use super::pattern::{Stamp, TestPattern, now_us, read_stamp};
 use super::vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};
+use crate::feed::Feed;
 use crate::link::LinkSender;
 
 /// Called when something new is ready for a UI (a decoded frame).
@@ -181,15 +182,9 @@ impl VideoReceiver {
 }
 
 /// Captures from the (fake) camera, encodes once, and sends every frame to every target link.
+#[derive(Debug)]
 pub struct VideoSender {
-    targets: Arc<Mutex<Vec<LinkSender>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl std::fmt::Debug for VideoSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VideoSender").finish_non_exhaustive()
-    }
+    feed: Feed,
 }
 
 impl VideoSender {
@@ -197,54 +192,31 @@ impl VideoSender {
     /// within a tokio runtime.
     pub fn start(camera: CameraConfig) -> Result<VideoSender, CodecError> {
         let mut encoder = Vp8Encoder::new(camera.width & !1, camera.height & !1, camera.bitrate_kbps)?;
-        let targets: Arc<Mutex<Vec<LinkSender>>> = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
+        let feed = Feed::default();
         let keyframe_wanted = Arc::new(AtomicBool::new(true));
         let (frames, mut encoded) = mpsc::channel::<(EncodedFrame, Duration)>(4);
-
         let period = Duration::from_secs(1) / camera.fps.max(1);
-        let capture_stop = stop.clone();
+        let (width, height) = encoder.size();
+        let mut pattern = TestPattern::new(width, height);
         let capture_keyframe = keyframe_wanted.clone();
-        std::thread::Builder::new()
-            .name("dialtone-camera".into())
-            .spawn(move || {
-                let (width, height) = encoder.size();
-                let mut pattern = TestPattern::new(width, height);
-                let mut next = Instant::now();
-                let duration_ms = period.as_millis() as u32;
-                while !capture_stop.load(Ordering::Relaxed) {
-                    let (frame, _) = pattern.next_frame(now_us());
-                    let keyframe = capture_keyframe.swap(false, Ordering::Relaxed);
-                    match encoder.encode(&frame, duration_ms, keyframe) {
-                        Ok(packets) => {
-                            for packet in packets {
-                                if frames.blocking_send((packet, period)).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        Err(error) => tracing::warn!(%error, "video encoding failed"),
-                    }
-                    next += period;
-                    let now = Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    } else {
-                        next = now; // fell behind: do not try to catch up with a burst
-                    }
+        feed.spawn_paced("dialtone-camera", period, move || {
+            let (frame, _) = pattern.next_frame(now_us());
+            let keyframe = capture_keyframe.swap(false, Ordering::Relaxed);
+            match encoder.encode(&frame, period.as_millis() as u32, keyframe) {
+                Ok(packets) => packets.into_iter().all(|packet| frames.blocking_send((packet, period)).is_ok()),
+                Err(error) => {
+                    tracing::warn!(%error, "video encoding failed");
+                    true
                 }
-            })
-            .map_err(|error| CodecError::new("camera thread", error.to_string()))?;
+            }
+        })
+        .map_err(|error| CodecError::new("camera thread", error.to_string()))?;
 
-        let send_targets = targets.clone();
+        let targets = feed.targets();
         tokio::spawn(async move {
             while let Some((frame, duration)) = encoded.recv().await {
-                let targets: Vec<LinkSender> = send_targets.lock().map(|t| t.clone()).unwrap_or_default();
                 let data = Bytes::from(frame.data);
-                for target in &targets {
-                    if !target.is_ready() {
-                        continue;
-                    }
+                for target in targets().iter().filter(|t| t.is_ready()) {
                     // A target that has not had a keyframe yet (new, or it asked) gets none of the frames
                     // that depend on one it lacks.
                     if frame.keyframe {
@@ -259,19 +231,11 @@ impl VideoSender {
                 }
             }
         });
-        Ok(VideoSender { targets, stop })
+        Ok(VideoSender { feed })
     }
 
     /// Replaces the links the video goes to.
     pub fn set_targets(&self, targets: Vec<LinkSender>) {
-        if let Ok(mut current) = self.targets.lock() {
-            *current = targets;
-        }
-    }
-}
-
-impl Drop for VideoSender {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.feed.set_targets(targets);
     }
 }
