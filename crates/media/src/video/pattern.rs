@@ -55,9 +55,19 @@ impl TestPattern {
 
     /// The next frame, stamped with its number and `captured_us`.
     pub fn next_frame(&mut self, captured_us: u64) -> (I420Frame, Stamp) {
+        let mut frame = I420Frame::black(self.width, self.height);
+        let stamp = self.draw(&mut frame, captured_us);
+        (frame, stamp)
+    }
+
+    /// Draws the next frame into `frame` (re-sized to the pattern's size if it differs), so a capture
+    /// loop reuses one buffer.
+    pub fn draw(&mut self, frame: &mut I420Frame, captured_us: u64) -> Stamp {
+        if (frame.width, frame.height) != (self.width, self.height) {
+            *frame = I420Frame::black(self.width, self.height);
+        }
         let stamp = Stamp { frame: self.next, captured_us };
         self.next = self.next.wrapping_add(1);
-        let mut frame = I420Frame::black(self.width, self.height);
         let width = self.width;
         let (y, u, v) = frame.planes_mut();
         // Colour bars drifting sideways, so motion is visible and the encoder has work to do. Every row
@@ -90,7 +100,7 @@ impl TestPattern {
                 v[chroma..chroma + (BLOCK / 2) as usize].fill(128);
             }
         }
-        (frame, stamp)
+        stamp
     }
 }
 

@@ -11,7 +11,7 @@ use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
 use tokio::sync::mpsc;
 
-use super::frame::RgbaFrame;
+use super::frame::{I420Frame, RgbaFrame};
 use super::pattern::{Stamp, TestPattern, now_us, read_stamp};
 use super::vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};
 use crate::feed::Feed;
@@ -93,16 +93,18 @@ impl VideoSlot {
         self.latest.store(None);
     }
 
-    fn publish(&self, picture: RgbaFrame, keyframe: bool) {
+    /// Puts a new picture in; returns the one it replaced, whose buffer the receiver may reuse.
+    fn publish(&self, picture: RgbaFrame, keyframe: bool) -> Option<Arc<DecodedFrame>> {
         if keyframe {
             self.keyframes.fetch_add(1, Ordering::Relaxed);
         }
         let index = self.decoded.fetch_add(1, Ordering::Relaxed) + 1;
         let stamp = read_stamp(&picture);
-        self.latest.store(Some(Arc::new(DecodedFrame { picture, stamp, decoded_us: now_us(), index })));
+        let replaced = self.latest.swap(Some(Arc::new(DecodedFrame { picture, stamp, decoded_us: now_us(), index })));
         if let Some(wake) = &self.wake {
             wake();
         }
+        replaced
     }
 }
 
@@ -115,6 +117,8 @@ pub(crate) struct VideoReceiver {
     /// A packet was lost: frames are skipped until the next keyframe.
     broken: bool,
     slot: Arc<VideoSlot>,
+    /// The picture the last one replaced; its pixels are reused once no reader holds it.
+    spent: Option<Arc<DecodedFrame>>,
 }
 
 /// What the receive loop should do after a packet.
@@ -135,6 +139,7 @@ impl VideoReceiver {
             expected_sequence: None,
             broken: true,
             slot,
+            spent: None,
         })
     }
 
@@ -165,10 +170,11 @@ impl VideoReceiver {
         if self.broken && !keyframe {
             return ReceiveOutcome::NeedKeyframe;
         }
-        match self.decoder.decode(&frame) {
+        let buffer = self.spent.take().and_then(|spent| Arc::try_unwrap(spent).ok()).map(|f| f.picture.pixels);
+        match self.decoder.decode_into(&frame, buffer.unwrap_or_default()) {
             Ok(Some(picture)) => {
                 self.broken = false;
-                self.slot.publish(picture, keyframe);
+                self.spent = self.slot.publish(picture, keyframe);
                 ReceiveOutcome::Continue
             }
             Ok(None) => ReceiveOutcome::Continue,
@@ -198,9 +204,10 @@ impl VideoSender {
         let period = Duration::from_secs(1) / camera.fps.max(1);
         let (width, height) = encoder.size();
         let mut pattern = TestPattern::new(width, height);
+        let mut frame = I420Frame::black(width, height);
         let capture_keyframe = keyframe_wanted.clone();
         feed.spawn_paced("dialtone-camera", period, move || {
-            let (frame, _) = pattern.next_frame(now_us());
+            pattern.draw(&mut frame, now_us());
             let keyframe = capture_keyframe.swap(false, Ordering::Relaxed);
             match encoder.encode(&frame, period.as_millis() as u32, keyframe) {
                 Ok(packets) => packets.into_iter().all(|packet| frames.blocking_send((packet, period)).is_ok()),

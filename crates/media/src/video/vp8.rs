@@ -218,6 +218,12 @@ impl Vp8Decoder {
 
     /// Decodes one frame's bitstream into RGBA; `None` when the data produced no picture.
     pub fn decode(&mut self, data: &[u8]) -> Result<Option<RgbaFrame>, CodecError> {
+        self.decode_into(data, Vec::new())
+    }
+
+    /// As [`Vp8Decoder::decode`], writing the picture into `buffer` (a spent picture's pixels), so that a
+    /// steady stream does not allocate and free a full-size picture for every frame.
+    pub fn decode_into(&mut self, data: &[u8], mut buffer: Vec<u8>) -> Result<Option<RgbaFrame>, CodecError> {
         // SAFETY: the data outlives the call; the returned image belongs to the decoder and is converted
         // before the next libvpx call.
         unsafe {
@@ -236,7 +242,8 @@ impl Vp8Decoder {
                 let plane = |index: usize, rows: u32| {
                     std::slice::from_raw_parts(image.planes[index], (strides[index] * rows) as usize)
                 };
-                let mut rgba = RgbaFrame { width, height, pixels: vec![0; (width * height * 4) as usize] };
+                buffer.resize((width * height * 4) as usize, 0);
+                let mut rgba = RgbaFrame { width, height, pixels: std::mem::take(&mut buffer) };
                 i420_to_rgba(
                     YuvPlanarImage {
                         y_plane: plane(0, height),
