@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use dialtone_engine::{Command, Engine, EngineConfig, Event};
+use dialtone_engine::{Command, Engine, EngineConfig, Event, MediaConfig, MicrophoneConfig};
 use dialtone_protocol::{CallKind, DeviceId, MediaState, UserId};
 use dialtone_server::{Secret, ServerConfig};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -32,8 +32,28 @@ fn describe(event: &Event) -> Option<String> {
             format!("call ended: {reason} after {:.1} s", duration_ms.unwrap_or(0) as f64 / 1e3)
         }
         Event::Error { message, .. } => format!("error: {message}"),
+        Event::MediaLink { peer, state, after_ms, .. } => format!("media connection to {peer}: {state:?} after {after_ms} ms"),
+        Event::ActiveSpeaker { user: Some(user), .. } => format!("{user} is speaking"),
         _ => return None,
     })
+}
+
+/// Says what arrived from Echo before hanging up: proof that media crossed the whole pipeline.
+fn report_media(you: &Engine, call: &dialtone_protocol::CallId, since: Option<Instant>) {
+    let seconds = since.map_or(0.0, |at| at.elapsed().as_secs_f64());
+    for (peer, slot) in you.remote_video().streams(call) {
+        let size = slot.latest().map_or((0, 0), |f| (f.picture.width, f.picture.height));
+        println!(
+            "           you : {} video frames from {peer} in {seconds:.1} s ({}x{})",
+            slot.frames_decoded(),
+            size.0,
+            size.1
+        );
+    }
+    for (peer, slot) in you.remote_audio().streams(call) {
+        let tone = slot.dominant_frequency().map_or("nothing".to_owned(), |hz| format!("a {hz:.0} Hz tone"));
+        println!("           you : {} audio frames from {peer}, hearing {tone}", slot.frames_decoded());
+    }
 }
 
 fn join(users: &[UserId]) -> String {
@@ -51,7 +71,13 @@ async fn main() -> Result<()> {
     let start = |user: &str, name: &str| -> Result<(Engine, UnboundedReceiver<Event>)> {
         let id = UserId::new(user)?;
         let token = dialtone_server::mint(&secret, &id, name, expires)?;
-        Ok(Engine::start(EngineConfig::new(server.url(), token, DeviceId::new("desktop")?)))
+        let mut config = EngineConfig::new(server.url(), token, DeviceId::new("desktop")?);
+        // Test-pattern cameras and tone microphones until the real devices land.
+        config.media = Some(MediaConfig {
+            microphone: MicrophoneConfig { tone_hz: if user == "you" { 440.0 } else { 660.0 }, ..Default::default() },
+            ..MediaConfig::default()
+        });
+        Ok(Engine::start(config))
     };
     let (you, mut your_events) = start("you", "You")?;
     let (echo, mut echo_events) = start("echo", "Echo")?;
@@ -61,6 +87,7 @@ async fn main() -> Result<()> {
     let mut signed_in = 0;
     let mut hang_up_at: Option<Instant> = None;
     let mut active_call = None;
+    let mut active_since = None;
     loop {
         let wake = hang_up_at.unwrap_or(limit).min(limit);
         let (who, event) = tokio::select! {
@@ -72,6 +99,7 @@ async fn main() -> Result<()> {
                 }
                 hang_up_at = None;
                 let call = active_call.clone().context("hang-up time without a call")?;
+                report_media(&you, &call, active_since);
                 you.send(Command::Hangup { call })?;
                 continue;
             }
@@ -97,6 +125,7 @@ async fn main() -> Result<()> {
             }
             Event::CallActive { call } if who == "you " => {
                 active_call = Some(call.call);
+                active_since = Some(Instant::now());
                 hang_up_at = Some(Instant::now() + Duration::from_secs(cli.seconds));
             }
             Event::CallEnded { .. } if who == "echo" => break,
@@ -107,6 +136,6 @@ async fn main() -> Result<()> {
     you.shutdown().await;
     echo.shutdown().await;
     server.shutdown().await;
-    println!("The desktop window arrives with the app issue; this run showed the call flow end to end.");
+    println!("The desktop window arrives with the app issue; this run showed a call end to end, media included.");
     Ok(())
 }

@@ -203,6 +203,20 @@ struct Shared {
     keyframe_request: std::sync::Mutex<Option<mpsc::UnboundedSender<()>>>,
     /// Becomes true when the connection is closed, ending the receiving tasks with it.
     closed: tokio::sync::watch::Sender<bool>,
+    /// The state last reported, so that each change is reported once.
+    reported: std::sync::Mutex<Option<LinkState>>,
+}
+
+impl Shared {
+    /// Reports `state` unless it is the one reported last.
+    fn report(&self, events: &LinkEvents, state: LinkState, after: Duration) {
+        let mut reported = self.reported.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *reported != Some(state) {
+            *reported = Some(state);
+            drop(reported);
+            events(LinkEvent::State { state, after });
+        }
+    }
 }
 
 struct Outgoing {
@@ -279,13 +293,15 @@ impl Link {
             remote_audio,
             keyframe_request: std::sync::Mutex::new(None),
             closed: tokio::sync::watch::Sender::new(false),
+            reported: std::sync::Mutex::new(None),
         });
         let task_shared = shared.clone();
+        let task_shared_for_error = shared.clone();
         tokio::spawn(async move {
             let started = Instant::now();
             if let Err(error) = run(&config, role, command_rx, events.clone(), started, task_shared).await {
                 events(LinkEvent::Error(error.to_string()));
-                events(LinkEvent::State { state: LinkState::Failed, after: started.elapsed() });
+                task_shared_for_error.report(&events, LinkState::Failed, started.elapsed());
             }
         });
         Link { commands, shared }
@@ -372,7 +388,7 @@ impl PeerConnectionEventHandler for Handler {
             _ => LinkState::Connecting,
         };
         self.shared.connected.store(state == LinkState::Connected, Ordering::Relaxed);
-        (self.events)(LinkEvent::State { state, after: self.started.elapsed() });
+        self.shared.report(&self.events, state, self.started.elapsed());
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -525,7 +541,7 @@ async fn run(
     shared: Arc<Shared>,
 ) -> Result<(), LinkError> {
     let pc = build(config, Arc::new(Handler { events: events.clone(), started, shared: shared.clone() })).await?;
-    events(LinkEvent::State { state: LinkState::Connecting, after: started.elapsed() });
+    shared.report(&events, LinkState::Connecting, started.elapsed());
     // Both kinds, both ways, negotiated now: answering the call needs no renegotiation.
     // Both kinds, both ways, negotiated now: answering the call needs no renegotiation. The answerer
     // adds its tracks after the offer, so they take the offered transceivers.
@@ -568,7 +584,7 @@ async fn run(
     // Whatever still holds the link's state (the WebRTC stack may keep its handler a while) must not
     // keep a full-size picture alive with it.
     exchange.shared.remote_video.clear();
-    events(LinkEvent::State { state: LinkState::Closed, after: started.elapsed() });
+    exchange.shared.report(&events, LinkState::Closed, started.elapsed());
     result
 }
 
