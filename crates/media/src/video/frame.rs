@@ -55,17 +55,18 @@ impl I420Frame {
                 height: self.height,
             },
             &mut rgba,
-        );
+        )
+        // The planes come from this frame's own layout, which `black` and `planes` keep consistent.
+        .expect("a frame's own planes fit its size");
         rgba
     }
 }
 
-/// Converts planar I420 with any strides into `rgba` (already sized to the image).
-pub(crate) fn i420_to_rgba(image: YuvPlanarImage<'_, u8>, rgba: &mut RgbaFrame) {
+/// Converts planar I420 with any strides into `rgba` (already sized to the image). Fails when the planes
+/// do not fit the size (a decoder's output from a peer's bitstream is input like any other).
+pub(crate) fn i420_to_rgba(image: YuvPlanarImage<'_, u8>, rgba: &mut RgbaFrame) -> Result<(), yuv::YuvError> {
     let stride = rgba.width * 4;
-    // Sizes are consistent by construction; a failure here is a bug in this module.
     yuv::yuv420_to_rgba(&image, &mut rgba.pixels, stride, YuvRange::Limited, YuvStandardMatrix::Bt601)
-        .expect("I420 planes and RGBA buffer sizes agree");
 }
 
 /// A picture ready to show: 8-bit RGBA, rows top to bottom, no padding.

@@ -256,7 +256,8 @@ impl Vp8Decoder {
                         height,
                     },
                     &mut rgba,
-                );
+                )
+                .map_err(|error| CodecError::new("convert", format!("{width}x{height} picture: {error:?}")))?;
                 picture = Some(rgba);
             }
             Ok(picture)
