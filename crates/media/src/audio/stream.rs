@@ -77,10 +77,15 @@ impl AudioSlot {
         self.read(|h| h.concealed)
     }
 
-    /// The loudness of the latest frame, 0 (silence) to 1 (full scale), RMS; 0 when nothing arrived for
+    /// The loudness now: the latest frame's [`AudioSlot::last_level`], or 0 when nothing arrived for
     /// 100 ms (muted, or gone).
     pub fn level(&self) -> f32 {
         self.read(|h| if h.last_frame.is_some_and(|at| at.elapsed() < Duration::from_millis(100)) { h.level } else { 0.0 })
+    }
+
+    /// The loudness of the latest frame, however old, 0 (silence) to 1 (full scale), RMS.
+    pub fn last_level(&self) -> f32 {
+        self.read(|h| h.level)
     }
 
     /// The last half second.
@@ -248,7 +253,7 @@ mod tests {
         }
         assert_eq!((slot.frames_decoded(), slot.frames_recovered(), slot.frames_concealed()), (20, 0, 0));
         assert_eq!(slot.dominant_frequency(), Some(600.0));
-        assert!(slot.level() > 0.1, "{}", slot.level());
+        assert!(slot.last_level() > 0.1, "{}", slot.last_level());
     }
 
     #[test]
