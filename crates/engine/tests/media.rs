@@ -106,6 +106,17 @@ async fn frames_from(client: &Client, call: &dialtone_protocol::CallId, peer: (&
     (seen[0].decoded_us, seen.iter().map(|f| f.stamp.expect("test pattern").frame).collect())
 }
 
+/// alice/laptop calls bob/phone (video); returns once bob's phone rings and both sides are connected.
+async fn ringing_video_call(server: &dialtone_server::ServerHandle) -> (Client, Client, dialtone_protocol::CallId) {
+    let mut alice = with_media(server, "alice", "laptop").await;
+    let mut bob = with_media(server, "bob", "phone").await;
+    let call = alice.call(&["bob"], CallKind::Video, false).await;
+    bob.incoming(&call).await;
+    bob.expect("pre-connected", |e| link_is(e, "laptop", MediaLinkState::Connected)).await;
+    alice.expect("pre-connected", |e| link_is(e, "phone", MediaLinkState::Connected)).await;
+    (alice, bob, call)
+}
+
 fn now_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
 }
@@ -113,13 +124,7 @@ fn now_us() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_flows_both_ways_as_soon_as_the_call_is_answered() {
     let server = server().await;
-    let mut alice = with_media(&server, "alice", "laptop").await;
-    let mut bob = with_media(&server, "bob", "phone").await;
-
-    let call = alice.call(&["bob"], CallKind::Video, false).await;
-    bob.incoming(&call).await;
-    bob.expect("pre-connected", |e| link_is(e, "laptop", MediaLinkState::Connected)).await;
-    alice.expect("pre-connected", |e| link_is(e, "phone", MediaLinkState::Connected)).await;
+    let (alice, bob, call) = ringing_video_call(&server).await;
     assert!(alice.engine.remote_video().get(&call, &dialtone_protocol::DeviceAddress { user: user("bob"), device: dialtone_protocol::DeviceId::new("phone").unwrap() })
         .is_some_and(|slot| slot.frames_decoded() == 0), "no media before the answer");
 
@@ -137,12 +142,7 @@ async fn video_flows_both_ways_as_soon_as_the_call_is_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answering_audio_only_sends_no_video_and_the_camera_can_come_on_later() {
     let server = server().await;
-    let mut alice = with_media(&server, "alice", "laptop").await;
-    let mut bob = with_media(&server, "bob", "phone").await;
-
-    let call = alice.call(&["bob"], CallKind::Video, false).await;
-    bob.incoming(&call).await;
-    bob.expect("pre-connected", |e| link_is(e, "laptop", MediaLinkState::Connected)).await;
+    let (mut alice, mut bob, call) = ringing_video_call(&server).await;
     bob.send(Command::Accept { call: call.clone(), media: MediaState { audio_muted: false, camera_on: false } });
     bob.expect("active", |e| matches!(e, Event::CallActive { .. })).await;
     frames_from(&bob, &call, ("alice", "laptop"), 5).await;

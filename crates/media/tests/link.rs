@@ -64,6 +64,14 @@ async fn two_links_connect_over_loopback_and_close() {
     }
 }
 
+/// Two connected links, their signals still relayed in the background.
+async fn connected_pair() -> (Arc<Link>, Arc<Link>) {
+    let (offerer, mut offers) = spawn(Role::Offerer);
+    let (answerer, mut answers) = spawn(Role::Answerer);
+    connect(&offerer, &mut offers, &answerer, &mut answers).await;
+    relay_rest(offerer, offers, answerer, answers)
+}
+
 /// Keeps relaying signals in the background (candidates can still trickle after connecting).
 fn relay_rest(offerer: Link, mut offers: Events, answerer: Link, mut answers: Events) -> (Arc<Link>, Arc<Link>) {
     let (offerer, answerer) = (Arc::new(offerer), Arc::new(answerer));
@@ -82,10 +90,7 @@ fn relay_rest(offerer: Link, mut offers: Events, answerer: Link, mut answers: Ev
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_sent_on_one_side_is_decoded_on_the_other_in_order_and_fresh() {
-    let (offerer, mut offers) = spawn(Role::Offerer);
-    let (answerer, mut answers) = spawn(Role::Answerer);
-    connect(&offerer, &mut offers, &answerer, &mut answers).await;
-    let (offerer, answerer) = relay_rest(offerer, offers, answerer, answers);
+    let (offerer, answerer) = connected_pair().await;
 
     let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 };
     let started = tokio::time::Instant::now();
@@ -119,10 +124,7 @@ async fn video_sent_on_one_side_is_decoded_on_the_other_in_order_and_fresh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyframe_request_gets_a_keyframe() {
-    let (offerer, mut offers) = spawn(Role::Offerer);
-    let (answerer, mut answers) = spawn(Role::Answerer);
-    connect(&offerer, &mut offers, &answerer, &mut answers).await;
-    let (offerer, answerer) = relay_rest(offerer, offers, answerer, answers);
+    let (offerer, answerer) = connected_pair().await;
 
     let sender = VideoSender::start(CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 }).unwrap();
     sender.set_targets(vec![answerer.sender()]);
