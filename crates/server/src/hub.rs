@@ -534,9 +534,7 @@ impl Hub {
         if unique.len() + 1 > self.config.max_call_members {
             return refuse(ErrorCode::BadRequest, format!("a call holds at most {} members", self.config.max_call_members));
         }
-        if let Some(current) = self.device_state(user, device).and_then(|d| d.joined.clone()) {
-            return refuse(ErrorCode::NotAllowed, format!("this device is in call {current}; hang up first"));
-        }
+        self.ensure_free(user, device)?;
 
         // Glare: the one person we call is calling us right now; join their call instead.
         if let [callee] = unique.as_slice() {
@@ -604,14 +602,20 @@ impl Hub {
     }
 
     fn rejoin(&mut self, now: Instant, user: &UserId, device: &DeviceId, call_id: &CallId) -> Result<(), Refusal> {
-        if let Some(current) = self.device_state(user, device).and_then(|d| d.joined.clone()) {
-            return refuse(ErrorCode::NotAllowed, format!("this device is in call {current}; hang up first"));
-        }
+        self.ensure_free(user, device)?;
         let call = self.calls.get_mut(call_id).expect("caller checked");
         let media = MediaState::for_kind(call.kind);
         call.members.push(Member { user: user.clone(), status: Status::Joined { device: device.clone(), media } });
         self.joined(now, call_id, user, device, media);
         Ok(())
+    }
+
+    /// Refuses when the device is already in a call: it must hang up first.
+    fn ensure_free(&self, user: &UserId, device: &DeviceId) -> Result<(), Refusal> {
+        match self.device_state(user, device).and_then(|d| d.joined.as_ref()) {
+            Some(current) => refuse(ErrorCode::NotAllowed, format!("this device is in call {current}; hang up first")),
+            None => Ok(()),
+        }
     }
 
     fn device_state(&self, user: &UserId, device: &DeviceId) -> Option<&Device> {
@@ -820,9 +824,7 @@ impl Hub {
             Some(Status::Joined { .. }) => return refuse(ErrorCode::NotAllowed, "you are already in this call"),
             _ => return refuse(ErrorCode::NotAllowed, format!("call {call_id} is not ringing on this device")),
         }
-        if let Some(current) = self.device_state(user, device).and_then(|d| d.joined.clone()) {
-            return refuse(ErrorCode::NotAllowed, format!("this device is in call {current}; hang up first"));
-        }
+        self.ensure_free(user, device)?;
         // The winning device is told the call state instead of an ending.
         self.stop_ringing(call_id, user, EndReason::AnsweredOnAnotherDevice, Some((device, None)));
         let call = self.calls.get_mut(call_id).expect("checked above");

@@ -139,12 +139,15 @@ pub enum TokenError {
     BadName,
 }
 
+/// Display names are 1 to [`MAX_DISPLAY_NAME_CHARS`] characters, whether minted or presented.
+fn check_name(name: &str) -> Result<(), TokenError> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_DISPLAY_NAME_CHARS { Err(TokenError::BadName) } else { Ok(()) }
+}
+
 /// Mints a token for `user`, valid until `expires_at_unix` seconds.
 pub fn mint(secret: &Secret, user: &UserId, display_name: &str, expires_at_unix: u64) -> Result<String, TokenError> {
-    let name_chars = display_name.chars().count();
-    if name_chars == 0 || name_chars > MAX_DISPLAY_NAME_CHARS {
-        return Err(TokenError::BadName);
-    }
+    check_name(display_name)?;
     let claims = Claims { sub: user.clone(), name: display_name.to_owned(), exp: expires_at_unix };
     let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialize"));
     let signed = format!("{PREFIX}.{body}");
@@ -168,10 +171,7 @@ pub fn verify(secret: &Secret, token: &str, now_unix: u64) -> Result<Claims, Tok
     if claims.exp <= now_unix {
         return Err(TokenError::Expired { expired_at: claims.exp, now: now_unix });
     }
-    let name_chars = claims.name.chars().count();
-    if name_chars == 0 || name_chars > MAX_DISPLAY_NAME_CHARS {
-        return Err(TokenError::BadName);
-    }
+    check_name(&claims.name)?;
     Ok(claims)
 }
 
