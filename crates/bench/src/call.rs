@@ -27,7 +27,7 @@ pub struct CallArgs {
     #[arg(long, default_value_t = 30)]
     calls: usize,
     /// Camera format of the 1v1 calls, WIDTHxHEIGHT@FPS.
-    #[arg(long, default_value = "1280x720@30", value_parser = parse_camera)]
+    #[arg(long, default_value = "1280x720@30", value_parser = str::parse::<CameraConfig>)]
     camera: CameraConfig,
     /// Seconds each steady call is measured.
     #[arg(long, default_value_t = 10)]
@@ -36,19 +36,8 @@ pub struct CallArgs {
     #[arg(long, default_value_t = 4)]
     mesh: usize,
     /// Camera format of the mesh call.
-    #[arg(long, default_value = "640x360@30", value_parser = parse_camera)]
+    #[arg(long, default_value = "640x360@30", value_parser = str::parse::<CameraConfig>)]
     mesh_camera: CameraConfig,
-}
-
-fn parse_camera(text: &str) -> Result<CameraConfig, String> {
-    let bad = || format!("{text:?} is not a camera format like 1280x720@30");
-    let (size, fps) = text.split_once('@').ok_or_else(bad)?;
-    let (width, height) = size.split_once('x').ok_or_else(bad)?;
-    let parse = |part: &str| part.parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(bad);
-    let (width, height, fps) = (parse(width)?, parse(height)?, parse(fps)?);
-    // Roughly what browsers spend: 2.5 Mbps at 720p30, 0.8 Mbps at 360p30.
-    let bitrate_kbps = (u64::from(width) * u64::from(height) * u64::from(fps) / 11_000).clamp(150, 4_000) as u32;
-    Ok(CameraConfig { width, height, fps, bitrate_kbps })
 }
 
 fn now_us() -> u64 {

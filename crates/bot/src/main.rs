@@ -69,26 +69,14 @@ struct Cli {
     #[arg(long)]
     media: bool,
     /// The test-pattern camera's format, WIDTHxHEIGHT@FPS.
-    #[arg(long, default_value = "640x360@30", value_parser = parse_camera)]
-    camera: (u32, u32, u32),
+    #[arg(long, default_value = "640x360@30", value_parser = str::parse::<CameraConfig>)]
+    camera: CameraConfig,
     /// The tone the fake microphone plays, in Hz (with --media).
     #[arg(long, default_value_t = 440.0)]
     tone: f32,
     /// Local addresses for media (host candidates); loopback by default, so calls stay on this machine.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
     media_bind: Vec<std::net::IpAddr>,
-}
-
-fn parse_camera(text: &str) -> Result<(u32, u32, u32), String> {
-    let bad = || format!("{text:?} is not a camera format like 640x360@30");
-    let (size, fps) = text.split_once('@').ok_or_else(bad)?;
-    let (width, height) = size.split_once('x').ok_or_else(bad)?;
-    let parse = |part: &str| part.parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(bad);
-    let (width, height, fps) = (parse(width)?, parse(height)?, parse(fps)?);
-    if width > 3840 || height > 2160 || fps > 60 {
-        return Err(format!("{text:?} is larger than 3840x2160@60"));
-    }
-    Ok((width, height, fps))
 }
 
 /// What the bot does when a call rings.
@@ -203,11 +191,9 @@ async fn main() -> Result<()> {
     let mut config = EngineConfig::new(&cli.server, &cli.token, cli.device.clone());
     let frames_landed = Arc::new(Notify::new());
     if cli.media {
-        let (width, height, fps) = cli.camera;
-        let bitrate_kbps = (width * height * fps / 11_000).clamp(150, 4_000);
         config.media = Some(MediaConfig {
             bind_addrs: cli.media_bind.clone(),
-            camera: CameraConfig { width, height, fps, bitrate_kbps },
+            camera: cli.camera,
             microphone: MicrophoneConfig { tone_hz: cli.tone, ..MicrophoneConfig::default() },
             ..MediaConfig::default()
         });
