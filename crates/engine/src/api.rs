@@ -11,6 +11,8 @@ use serde::Serialize;
 
 use crate::backoff::Backoff;
 pub use dialtone_media::MediaConfig;
+/// Where a peer connection stands (see [`Event::MediaLink`]); serialized in snake_case.
+pub use dialtone_media::LinkState as MediaLinkState;
 
 /// Called after every event, from the engine's task: a UI uses it to request a repaint.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -351,33 +353,4 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-}
-
-/// Where a peer connection stands (see [`Event::MediaLink`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MediaLinkState {
-    /// ICE and DTLS are being set up.
-    Connecting,
-    /// Connected: media can flow.
-    Connected,
-    /// Connectivity was lost; it may recover.
-    Disconnected,
-    /// Failed for good.
-    Failed,
-    /// Closed on purpose (the call ended, or another device answered).
-    Closed,
-}
-
-impl From<dialtone_media::LinkState> for MediaLinkState {
-    fn from(state: dialtone_media::LinkState) -> Self {
-        use dialtone_media::LinkState;
-        match state {
-            LinkState::Connecting => MediaLinkState::Connecting,
-            LinkState::Connected => MediaLinkState::Connected,
-            LinkState::Disconnected => MediaLinkState::Disconnected,
-            LinkState::Failed => MediaLinkState::Failed,
-            LinkState::Closed => MediaLinkState::Closed,
-        }
-    }
 }

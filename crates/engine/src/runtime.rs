@@ -198,7 +198,7 @@ impl Runtime {
                     self.links.forget(&call, &peer);
                 }
                 let after_ms = after.as_millis() as u64;
-                self.emit(Event::MediaLink { call, peer, state: state.into(), after_ms });
+                self.emit(Event::MediaLink { call, peer, state, after_ms });
             }
             LinkEvent::Stats(stats) => {
                 let (video_frames, (video_width, video_height), audio_concealed) = self.links.received(&call, &peer);

@@ -91,7 +91,8 @@ pub enum Role {
 }
 
 /// Where a link stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LinkState {
     /// ICE and DTLS are being set up.
     Connecting,
