@@ -554,12 +554,20 @@ async fn run(
         events(LinkEvent::Signal(SignalPayload::Offer { sdp: offer.sdp }));
     }
 
-    let mut exchange = Exchange { role, tracks, shared, have_remote: false, early_candidates: Vec::new() };
+    let mut exchange =
+        Exchange { role, tracks, shared, have_remote: false, early_candidates: Vec::new(), held_answer: None };
     let mut stats_tick = tokio::time::interval_at(Instant::now() + STATS_PERIOD, STATS_PERIOD);
     let mut counter = StatsCounter { last: Some((started, 0, 0)) };
     let result = loop {
+        let answer_deadline = exchange.answer_deadline();
         let command = tokio::select! {
             command = commands.recv() => command,
+            _ = tokio::time::sleep_until(answer_deadline.unwrap_or_else(Instant::now)), if answer_deadline.is_some() => {
+                if let Err(error) = exchange.release_answer(&pc).await {
+                    break Err(error);
+                }
+                continue;
+            }
             _ = stats_tick.tick() => {
                 if exchange.shared.connected.load(Ordering::Relaxed) {
                     let report = pc.get_stats(std::time::Instant::now(), StatsSelector::None).await;
@@ -597,9 +605,35 @@ struct Exchange {
     have_remote: bool,
     /// Candidates can overtake the description they belong to; they wait for it here.
     early_candidates: Vec<RTCIceCandidateInit>,
+    /// The answer, waiting for the remote's first candidate, and until when it may wait.
+    held_answer: Option<(String, Instant)>,
 }
 
+/// How long an answer waits for the first remote candidate. Applied alone, the answer starts ICE checks
+/// with no candidate pair, and webrtc 0.21's driver then sleeps about a second before checking again
+/// even though candidates arrive a millisecond later (seen as 1 s connects when a call was answered at
+/// once); applied together with a candidate, checks start at once. The answerer trickles its candidates
+/// right behind its answer, so the wait is normally under a millisecond.
+const ANSWER_HOLD: Duration = Duration::from_millis(50);
+
 impl Exchange {
+    /// When a held answer must be applied even without candidates.
+    fn answer_deadline(&self) -> Option<Instant> {
+        self.held_answer.as_ref().map(|(_, deadline)| *deadline)
+    }
+
+    /// Applies a held answer, with the candidates that came with it.
+    async fn release_answer<P: PeerConnection>(&mut self, pc: &P) -> Result<(), LinkError> {
+        let Some((sdp, _)) = self.held_answer.take() else { return Ok(()) };
+        pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
+        self.have_remote = true;
+        self.negotiated().await?;
+        for init in std::mem::take(&mut self.early_candidates) {
+            pc.add_ice_candidate(init).await?;
+        }
+        Ok(())
+    }
+
     /// Both descriptions are in: the video payload type is known, so video can be sent.
     async fn negotiated(&self) -> Result<(), LinkError> {
         let (Some(video), Some(audio)) = (&self.tracks.video_sender, &self.tracks.audio_sender) else { return Ok(()) };
@@ -639,12 +673,11 @@ impl Exchange {
                 self.negotiated().await?;
             }
             SignalPayload::Answer { sdp } => {
-                if self.role != Role::Offerer || self.have_remote {
+                if self.role != Role::Offerer || self.have_remote || self.held_answer.is_some() {
                     return Err(LinkError::Unexpected("answer"));
                 }
-                pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
-                self.have_remote = true;
-                self.negotiated().await?;
+                // Held until the remote's first candidate (see `ANSWER_HOLD`).
+                self.held_answer = Some((sdp, Instant::now() + ANSWER_HOLD));
             }
             SignalPayload::Candidate { candidate, sdp_mid, sdp_mline_index } => {
                 let init = RTCIceCandidateInit { candidate, sdp_mid, sdp_mline_index, ..Default::default() };
@@ -653,8 +686,9 @@ impl Exchange {
                 } else {
                     self.early_candidates.push(init);
                 }
+                self.release_answer(pc).await?;
             }
-            SignalPayload::EndOfCandidates => {}
+            SignalPayload::EndOfCandidates => self.release_answer(pc).await?,
         }
         if self.have_remote {
             for init in std::mem::take(&mut self.early_candidates) {
