@@ -1,4 +1,5 @@
-//! Embeds the build's version identity: the git commit when built from a checkout.
+//! Embeds the build's version identity (the git commit when built from a checkout) and checks the app
+//! icon that `src/main.rs` embeds is a PNG, so a broken icon fails the build rather than the start.
 
 use std::process::Command;
 
@@ -14,4 +15,12 @@ fn main() {
     println!("cargo:rustc-env=DIALTONE_COMMIT={commit}");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
+
+    let icon = "assets/dialtone.png";
+    println!("cargo:rerun-if-changed={icon}");
+    match std::fs::read(icon) {
+        Ok(bytes) if bytes.starts_with(b"\x89PNG\r\n\x1a\n") => {}
+        Ok(_) => panic!("{icon} is not a PNG file"),
+        Err(error) => panic!("cannot read {icon}: {error}"),
+    }
 }

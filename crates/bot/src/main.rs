@@ -77,6 +77,9 @@ struct Cli {
     /// Local addresses for media (host candidates); loopback by default, so calls stay on this machine.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
     media_bind: Vec<std::net::IpAddr>,
+    /// Send back the pictures and sound received instead of the test pattern and tone (implies --media).
+    #[arg(long)]
+    echo: bool,
 }
 
 /// What the bot does when a call rings.
@@ -190,11 +193,12 @@ async fn main() -> Result<()> {
     let callees = cli.call.clone();
     let mut config = EngineConfig::new(&cli.server, &cli.token, cli.device.clone());
     let frames_landed = Arc::new(Notify::new());
-    if cli.media {
+    if cli.media || cli.echo {
         config.media = Some(MediaConfig {
             bind_addrs: cli.media_bind.clone(),
             camera: cli.camera,
             microphone: MicrophoneConfig { tone_hz: cli.tone, ..MicrophoneConfig::default() },
+            mirror: cli.echo,
             ..MediaConfig::default()
         });
         let notify = frames_landed.clone();
@@ -376,7 +380,7 @@ async fn main() -> Result<()> {
                     }
                 }
             }
-            _ = audio_check.tick(), if cli.media => {
+            _ = audio_check.tick(), if cli.media || cli.echo => {
                 for call in active_since.keys() {
                     for (peer, slot) in engine.remote_audio().streams(call) {
                         let entry = AudioSummary {

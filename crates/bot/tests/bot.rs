@@ -133,6 +133,26 @@ async fn bots_with_media_report_the_video_they_received() {
     assert_eq!(tone(&bob), Some(440.0), "bob hears alice's tone");
 }
 
+#[tokio::test]
+async fn an_echo_bot_sends_back_the_callers_own_picture_and_tone() {
+    let server = server().await;
+    let echo = bot(&server, "echo", &["--echo", "--camera", "320x180@30", "--tone", "300", "--exit-after", "4s"]);
+    let calling = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let args = ["--media", "--camera", "320x180@30", "--tone", "820", "--call", "echo", "--video", "--hangup-after", "2s"];
+        bot(&server, "alice", &args).await
+    };
+    let (_, alice) = tokio::join!(echo, calling);
+    let lines = lines(&alice);
+    let summary = lines.last().unwrap();
+    let video = &summary["video"][0];
+    assert!(video["frames_decoded"].as_u64().unwrap_or(0) >= 15, "{summary}");
+    // The pictures are alice's own test pattern: its stamps give the round trip through the echo.
+    assert!(video["latency_ms_median"].as_f64().is_some_and(|ms| ms < 300.0), "{summary}");
+    let heard = summary["audio"][0]["tone_hz"].as_f64();
+    assert!(heard.is_some_and(|hz| (hz - 820.0).abs() < 30.0), "alice hears her own 820 Hz tone, not 300: {summary}");
+}
+
 #[test]
 fn a_bad_camera_format_is_refused() {
     let output = Command::new(env!("CARGO_BIN_EXE_dialtone-bot")).args(["--token", "x", "--camera", "big"]).output().unwrap();

@@ -145,6 +145,12 @@ pub enum Command {
         /// A new avatar reference; empty clears it.
         avatar: Option<String>,
     },
+    /// Show what the camera captures in [`crate::Engine::local_video`] even outside calls (settings, the
+    /// ringing view of an outgoing video call), or stop doing so.
+    Preview {
+        /// Whether to show it.
+        on: bool,
+    },
     /// Hang up everything, sign out and stop.
     Shutdown,
 }

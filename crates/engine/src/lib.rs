@@ -18,5 +18,5 @@ mod runtime;
 pub use api::{Command, EngineConfig, Event, MediaConfig, MediaLinkState, Waker};
 pub use backoff::Backoff;
 pub use links::{RemoteAudio, RemoteVideo, Streams};
-pub use runtime::{Engine, EngineStopped};
+pub use runtime::{Engine, EngineHandle, EngineStopped};
 pub use dialtone_media::{AudioSlot, CameraConfig, DecodedFrame, MicrophoneConfig, VideoSlot};

@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use dialtone_media::{AudioSender, AudioSlot, Link, LinkEvent, MediaConfig, Role, VideoSender, VideoSlot, Wake};
+use dialtone_media::{
+    AudioSender, AudioSlot, AudioSource, Link, LinkEvent, MediaConfig, Role, VideoSender, VideoSlot, VideoSource, Wake,
+};
 use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceAddress, MemberStatus, SignalPayload};
 use tokio::sync::mpsc;
 
@@ -79,6 +81,12 @@ pub(crate) struct Links {
     cameras: BTreeMap<CallId, VideoSender>,
     /// This device's microphone, per call where it is not muted.
     microphones: BTreeMap<CallId, AudioSender>,
+    /// What this device's camera captures, for the UI's self view.
+    preview: Arc<VideoSlot>,
+    /// A camera running for the preview alone (settings, an outgoing video call's ringing view).
+    preview_camera: Option<VideoSender>,
+    /// Whether the UI wants the preview when no call's camera is on.
+    preview_wanted: bool,
 }
 
 impl Links {
@@ -88,8 +96,12 @@ impl Links {
         video: RemoteVideo,
         audio: RemoteAudio,
         wake: Option<Wake>,
+        preview: Arc<VideoSlot>,
     ) -> Self {
         Self {
+            preview,
+            preview_camera: None,
+            preview_wanted: false,
             config: config.map(Arc::new),
             links: BTreeMap::new(),
             events,
@@ -145,7 +157,14 @@ impl Links {
     /// Turns this device's microphone on (unmuted) or off (muted) in `call`.
     pub(crate) fn set_microphone(&mut self, call: &CallId, on: bool) {
         let Some(config) = self.config.clone() else { return };
-        if switch(&mut self.microphones, call, on, || AudioSender::start(config.microphone)) {
+        let source = if config.mirror {
+            // The echo contact sends back the first participant's sound.
+            let (audio, call) = (self.audio.clone(), call.clone());
+            AudioSource::Mirror(Arc::new(move || audio.streams(&call).first()?.1.take_frame()))
+        } else {
+            AudioSource::Tone
+        };
+        if switch(&mut self.microphones, call, on, || AudioSender::start(config.microphone, source)) {
             self.retarget(call);
         }
     }
@@ -153,8 +172,42 @@ impl Links {
     /// Turns this device's camera on or off in `call`.
     pub(crate) fn set_camera(&mut self, call: &CallId, on: bool) {
         let Some(config) = self.config.clone() else { return };
-        if switch(&mut self.cameras, call, on, || VideoSender::start(config.camera)) {
+        let source = if config.mirror {
+            let (video, call) = (self.video.clone(), call.clone());
+            VideoSource::Mirror(Arc::new(move || video.streams(&call).iter().find_map(|(_, slot)| slot.latest())))
+        } else {
+            VideoSource::TestPattern
+        };
+        let preview = Some(self.preview.clone());
+        if switch(&mut self.cameras, call, on, || VideoSender::start(config.camera, source, preview)) {
             self.retarget(call);
+        }
+        self.update_preview();
+    }
+
+    /// Shows (or stops showing) what the camera captures while no call sends video.
+    pub(crate) fn set_preview(&mut self, on: bool) {
+        self.preview_wanted = on;
+        self.update_preview();
+    }
+
+    /// Runs a camera for the preview alone when it is wanted and no call's camera already feeds it;
+    /// a cleared preview tells the UI the camera is off.
+    fn update_preview(&mut self) {
+        let alone = self.preview_wanted && self.cameras.is_empty();
+        match (&self.config, alone, self.preview_camera.is_some()) {
+            (Some(config), true, false) => {
+                let camera = VideoSender::start(config.camera, VideoSource::TestPattern, Some(self.preview.clone()));
+                match camera {
+                    Ok(camera) => self.preview_camera = Some(camera),
+                    Err(error) => tracing::warn!(%error, "cannot start the camera preview"),
+                }
+            }
+            (_, false, true) => self.preview_camera = None,
+            _ => {}
+        }
+        if !self.preview_wanted && self.cameras.is_empty() {
+            self.preview.clear();
         }
     }
 
@@ -213,6 +266,7 @@ impl Links {
         self.links.clear();
         self.cameras.clear();
         self.microphones.clear();
+        self.update_preview();
     }
 
     /// What has arrived from `peer`: (video frames decoded, latest picture size, audio frames concealed).
@@ -259,6 +313,7 @@ impl Links {
                 self.cameras.remove(call);
                 self.microphones.remove(call);
                 self.close_where(call, |_| true);
+                self.update_preview();
             }
             _ => {}
         }

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use std::sync::Arc;
 
-use dialtone_media::LinkEvent;
+use dialtone_media::{LinkEvent, VideoSlot};
 use dialtone_protocol::{
     CallId, ClientFrame, ClientMessage, DeviceAddress, DeviceId, ErrorCode, PROTOCOL_VERSION, Profile, ServerMessage, UserId,
     decode_server, encode,
@@ -34,6 +35,17 @@ const INCOMING_RING_LIMIT: Duration = Duration::from_secs(150);
 #[error("the engine has stopped")]
 pub struct EngineStopped;
 
+/// Sends commands to a running engine; cloneable.
+#[derive(Debug, Clone)]
+pub struct EngineHandle(mpsc::UnboundedSender<Command>);
+
+impl EngineHandle {
+    /// Queues a command.
+    pub fn send(&self, command: Command) -> Result<(), EngineStopped> {
+        self.0.send(command).map_err(|_| EngineStopped)
+    }
+}
+
 /// A running engine: send it [`Command`]s; its [`Event`]s come out of the receiver [`Engine::start`]
 /// returned.
 pub struct Engine {
@@ -41,6 +53,7 @@ pub struct Engine {
     task: JoinHandle<()>,
     remote_video: RemoteVideo,
     remote_audio: RemoteAudio,
+    local_video: Arc<VideoSlot>,
 }
 
 impl Engine {
@@ -56,7 +69,15 @@ impl Engine {
         let remote_video = RemoteVideo::default();
         let remote_audio = RemoteAudio::default();
         let wake = config.waker.clone().map(|waker| -> dialtone_media::Wake { waker });
-        let links = Links::new(config.media.clone(), link_tx, remote_video.clone(), remote_audio.clone(), wake);
+        let local_video = VideoSlot::new(wake.clone());
+        let links = Links::new(
+            config.media.clone(),
+            link_tx,
+            remote_video.clone(),
+            remote_audio.clone(),
+            wake,
+            local_video.clone(),
+        );
         let runtime = Runtime {
             config,
             links,
@@ -72,7 +93,7 @@ impl Engine {
             speakers: BTreeMap::new(),
         };
         let task = tokio::spawn(runtime.run());
-        (Engine { commands, task, remote_video, remote_audio }, events)
+        (Engine { commands, task, remote_video, remote_audio, local_video }, events)
     }
 
     /// The incoming video streams (latest decoded frame per remote device), for drawing.
@@ -85,9 +106,20 @@ impl Engine {
         self.remote_audio.clone()
     }
 
+    /// What this device's camera captures (self view), while a call sends video or the preview is on
+    /// ([`Command::Preview`]); empty otherwise.
+    pub fn local_video(&self) -> Arc<VideoSlot> {
+        self.local_video.clone()
+    }
+
     /// Queues a command.
     pub fn send(&self, command: Command) -> Result<(), EngineStopped> {
         self.commands.send(command).map_err(|_| EngineStopped)
+    }
+
+    /// A cloneable handle that sends commands (for tasks that answer events).
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle(self.commands.clone())
     }
 
     /// Stops the engine at once, as a crash would: no hangup is sent, the connection just drops. For
@@ -272,6 +304,7 @@ impl Runtime {
                             self.emit(Event::Stopped { reason: "shut down".into() });
                             return;
                         }
+                        Some(Command::Preview { on }) => self.links.set_preview(on),
                         Some(_) => self.error("not connected to the server; reconnecting", None),
                     }
                 }
@@ -494,6 +527,7 @@ impl Runtime {
             Command::SetProfile { display_name, avatar } => {
                 self.outbox.push(ClientMessage::SetProfile { display_name, avatar })
             }
+            Command::Preview { on } => self.links.set_preview(on),
             Command::Shutdown => unreachable!("handled by the session loop"),
         }
     }

@@ -13,5 +13,5 @@ pub mod link;
 pub mod video;
 
 pub use link::{IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats, MediaConfig, Role, STATS_PERIOD};
-pub use audio::{AudioSender, AudioSlot, MicrophoneConfig};
-pub use video::{CameraConfig, DecodedFrame, VideoSender, VideoSlot, Wake};
+pub use audio::{AudioSender, AudioSlot, AudioSource, MicrophoneConfig};
+pub use video::{CameraConfig, DecodedFrame, VideoSender, VideoSlot, VideoSource, Wake};

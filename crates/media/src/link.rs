@@ -56,6 +56,9 @@ pub struct MediaConfig {
     pub camera: CameraConfig,
     /// The microphone (the tone source until real devices are wired).
     pub microphone: MicrophoneConfig,
+    /// Send back what arrives instead of capturing: the echo contact, which lets a person see and hear
+    /// themselves through the whole pipeline.
+    pub mirror: bool,
 }
 
 impl Default for MediaConfig {
@@ -66,6 +69,7 @@ impl Default for MediaConfig {
             ice_check_interval: Duration::from_millis(5),
             camera: CameraConfig::default(),
             microphone: MicrophoneConfig::default(),
+            mirror: false,
         }
     }
 }

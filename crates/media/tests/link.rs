@@ -3,7 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dialtone_media::{CameraConfig, Link, LinkEvent, LinkState, MediaConfig, Role, VideoSender, VideoSlot};
+use dialtone_media::{
+    AudioSender, AudioSource, CameraConfig, Link, LinkEvent, LinkState, MediaConfig, MicrophoneConfig, Role, VideoSender,
+    VideoSlot, VideoSource,
+};
 use tokio::sync::mpsc;
 
 type Events = mpsc::UnboundedReceiver<LinkEvent>;
@@ -94,7 +97,8 @@ async fn video_sent_on_one_side_is_decoded_on_the_other_in_order_and_fresh() {
 
     let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 };
     let started = tokio::time::Instant::now();
-    let sender = VideoSender::start(camera).unwrap();
+    let preview = VideoSlot::new(None);
+    let sender = VideoSender::start(camera, VideoSource::TestPattern, Some(preview.clone())).unwrap();
     sender.set_targets(vec![answerer.sender()]);
     let slot = offerer.remote_video();
     let mut frames = Vec::new();
@@ -120,13 +124,53 @@ async fn video_sent_on_one_side_is_decoded_on_the_other_in_order_and_fresh() {
     let latencies: Vec<u64> = frames.iter().map(|f| f.decoded_us - f.stamp.unwrap().captured_us).collect();
     assert!(latencies.iter().all(|&us| us < 200_000), "capture to decode under 200 ms: {latencies:?}");
     eprintln!("capture to decode: {latencies:?} us");
+    let shown = preview.latest().expect("the camera showed its pictures in the preview");
+    assert_eq!((shown.picture.width, shown.picture.height), (320, 240));
+    assert!(shown.stamp.is_some(), "the preview shows the camera's own picture");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_sends_back_the_pictures_and_sound_it_receives() {
+    let (offerer, answerer) = connected_pair().await;
+    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 };
+    let there = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();
+    there.set_targets(vec![answerer.sender()]);
+    let tone = AudioSender::start(MicrophoneConfig { tone_hz: 700.0, bitrate_bps: 32_000 }, AudioSource::Tone).unwrap();
+    tone.set_targets(vec![answerer.sender()]);
+
+    // The answering side mirrors what it decodes back to the offerer.
+    let (mirrored_video, mirrored_audio) = (offerer.remote_video(), offerer.remote_audio());
+    let back = VideoSender::start(camera, VideoSource::Mirror(Arc::new(move || mirrored_video.latest())), None).unwrap();
+    back.set_targets(vec![offerer.sender()]);
+    let echo = AudioSender::start(MicrophoneConfig::default(), AudioSource::Mirror(Arc::new(move || mirrored_audio.take_frame()))).unwrap();
+    echo.set_targets(vec![offerer.sender()]);
+
+    let echoed_video = answerer.remote_video();
+    let echoed_audio = answerer.remote_audio();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let frames = echoed_video.frames_decoded();
+        let heard = echoed_audio.dominant_frequency();
+        if let (true, Some(hz)) = (frames >= 20, heard) {
+            let frame = echoed_video.latest().expect("a frame");
+            let stamp = frame.stamp.expect("the test pattern's stamp survives two encodings");
+            let round_trip_us = frame.decoded_us - stamp.captured_us;
+            eprintln!("{frames} mirrored frames, round trip {round_trip_us} us, heard {heard:?} Hz");
+            assert!(round_trip_us < 500_000, "{round_trip_us} us");
+            assert!((hz - 700.0).abs() < 30.0, "the echo carries the 700 Hz tone back, heard {hz}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{frames} frames, {heard:?} heard in 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyframe_request_gets_a_keyframe() {
     let (offerer, answerer) = connected_pair().await;
 
-    let sender = VideoSender::start(CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 }).unwrap();
+    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 };
+    let sender = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();
     sender.set_targets(vec![answerer.sender()]);
     let slot = offerer.remote_video();
     let wait_for = |frames: u64| {

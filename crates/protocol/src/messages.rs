@@ -33,7 +33,7 @@ impl MediaState {
 }
 
 /// How a user presents themself to others.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     /// The name shown to others.
     pub display_name: String,

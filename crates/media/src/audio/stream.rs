@@ -32,12 +32,18 @@ impl Default for MicrophoneConfig {
 /// How much recent audio a slot keeps, for analysis and level meters.
 const KEPT_SAMPLES: usize = SAMPLE_RATE as usize / 2;
 
+/// The most decoded audio a slot queues for a consumer (a speaker or a mirror) before dropping the
+/// oldest: 200 ms.
+const QUEUED_SAMPLES: usize = SAMPLE_RATE as usize / 5;
+
 /// Packets held back to reorder before a missing one is given up on (3 × 20 ms).
 const JITTER_DEPTH: usize = 3;
 
 #[derive(Debug, Default)]
 struct Heard {
     recent: VecDeque<i16>,
+    /// Decoded audio not yet taken by a consumer.
+    queued: VecDeque<i16>,
     decoded: u64,
     recovered: u64,
     concealed: u64,
@@ -111,6 +117,22 @@ impl AudioSlot {
         heard.recent.extend(frame.iter().copied());
         let excess = heard.recent.len().saturating_sub(KEPT_SAMPLES);
         heard.recent.drain(..excess);
+        heard.queued.extend(frame.iter().copied());
+        let excess = heard.queued.len().saturating_sub(QUEUED_SAMPLES);
+        heard.queued.drain(..excess);
+    }
+
+    /// Takes the oldest 20 ms of decoded audio that no consumer took yet, if there is that much.
+    pub fn take_frame(&self) -> Option<[i16; FRAME_SAMPLES]> {
+        let mut heard = self.heard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if heard.queued.len() < FRAME_SAMPLES {
+            return None;
+        }
+        let mut frame = [0i16; FRAME_SAMPLES];
+        for (out, sample) in frame.iter_mut().zip(heard.queued.drain(..FRAME_SAMPLES)) {
+            *out = sample;
+        }
+        Some(frame)
     }
 }
 
@@ -189,6 +211,26 @@ pub enum AudioError {
     Thread(#[from] std::io::Error),
 }
 
+/// Where a microphone's sound comes from.
+#[derive(Clone, Default)]
+pub enum AudioSource {
+    /// A sine tone at the microphone's `tone_hz`.
+    #[default]
+    Tone,
+    /// Whatever 20 ms frame this returns: a mirror sends back what it receives (the echo contact).
+    /// Nothing is sent while it returns `None`.
+    Mirror(Arc<dyn Fn() -> Option<[i16; FRAME_SAMPLES]> + Send + Sync>),
+}
+
+impl std::fmt::Debug for AudioSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tone => "Tone",
+            Self::Mirror(_) => "Mirror",
+        })
+    }
+}
+
 /// Captures from the (fake) microphone every 20 ms, encodes once, sends to every target link.
 #[derive(Debug)]
 pub struct AudioSender {
@@ -196,18 +238,28 @@ pub struct AudioSender {
 }
 
 impl AudioSender {
-    /// Starts the microphone: a thread captures and encodes, a task sends. Within a tokio runtime.
-    pub fn start(microphone: MicrophoneConfig) -> Result<AudioSender, AudioError> {
+    /// Starts the microphone on `source`: a thread captures and encodes, a task sends. Within a tokio
+    /// runtime.
+    pub fn start(microphone: MicrophoneConfig, source: AudioSource) -> Result<AudioSender, AudioError> {
         let mut encoder = OpusEncoder::new(microphone.bitrate_bps)?;
         let feed = Feed::default();
         let (packets, mut encoded) = mpsc::channel::<Vec<u8>>(8);
         let period = Duration::from_millis(20);
         let mut tone = ToneSource::new(microphone.tone_hz);
-        feed.spawn_paced("dialtone-microphone", period, move || match encoder.encode(&tone.next_frame()) {
-            Ok(packet) => packets.blocking_send(packet).is_ok(),
-            Err(error) => {
-                tracing::warn!(%error, "audio encoding failed");
-                true
+        feed.spawn_paced("dialtone-microphone", period, move || {
+            let frame = match &source {
+                AudioSource::Tone => tone.next_frame(),
+                AudioSource::Mirror(take) => match take() {
+                    Some(frame) => frame,
+                    None => return true,
+                },
+            };
+            match encoder.encode(&frame) {
+                Ok(packet) => packets.blocking_send(packet).is_ok(),
+                Err(error) => {
+                    tracing::warn!(%error, "audio encoding failed");
+                    true
+                }
             }
         })?;
         let targets = feed.targets();

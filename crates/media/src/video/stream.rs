@@ -107,8 +107,8 @@ impl VideoSlot {
         self.keyframes.load(Ordering::Relaxed)
     }
 
-    /// Drops the held frame: the stream is over.
-    pub(crate) fn clear(&self) {
+    /// Drops the held frame: the stream is over (or the camera off).
+    pub fn clear(&self) {
         self.latest.store(None);
     }
 
@@ -206,27 +206,106 @@ impl VideoReceiver {
     }
 }
 
+/// Where a camera's pictures come from.
+#[derive(Clone, Default)]
+pub enum VideoSource {
+    /// The stamped test pattern.
+    #[default]
+    TestPattern,
+    /// Whatever picture this returns, re-encoded: a mirror sends back what it receives (the echo
+    /// contact). Nothing is sent while it returns `None`.
+    Mirror(Arc<dyn Fn() -> Option<Arc<DecodedFrame>> + Send + Sync>),
+}
+
+impl std::fmt::Debug for VideoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::TestPattern => "TestPattern",
+            Self::Mirror(_) => "Mirror",
+        })
+    }
+}
+
+impl VideoSlot {
+    /// Shows a captured picture (a local preview): the slot's counters count it as decoded.
+    pub fn show(&self, picture: RgbaFrame) {
+        self.publish(picture, false);
+    }
+}
+
 /// Captures from the (fake) camera, encodes once, and sends every frame to every target link.
 #[derive(Debug)]
 pub struct VideoSender {
     feed: Feed,
 }
 
+/// The capture side of a camera: fills the frame to encode; false when there is nothing new to send.
+struct Capture {
+    source: VideoSource,
+    pattern: TestPattern,
+    /// The index of the mirrored picture last sent, so a still picture is not sent twice.
+    mirrored: u64,
+    scratch: Vec<u8>,
+    preview: Option<Arc<VideoSlot>>,
+    /// Previews are shown at most at this interval (a UI needs no more than ~15 fps for a thumbnail).
+    preview_every: u32,
+    captured: u32,
+}
+
+impl Capture {
+    fn fill(&mut self, frame: &mut I420Frame) -> bool {
+        match &self.source {
+            VideoSource::TestPattern => {
+                self.pattern.draw(frame, now_us());
+            }
+            VideoSource::Mirror(latest) => {
+                let Some(picture) = latest() else { return false };
+                if picture.index == self.mirrored {
+                    return false;
+                }
+                self.mirrored = picture.index;
+                picture.picture.to_i420_into(frame, &mut self.scratch);
+            }
+        }
+        self.captured = self.captured.wrapping_add(1);
+        if let Some(preview) = &self.preview
+            && self.captured.is_multiple_of(self.preview_every)
+        {
+            preview.show(frame.to_rgba());
+        }
+        true
+    }
+}
+
 impl VideoSender {
-    /// Starts capturing: a thread captures and encodes at the camera's rate, a task sends. Must be called
-    /// within a tokio runtime.
-    pub fn start(camera: CameraConfig) -> Result<VideoSender, CodecError> {
+    /// Starts capturing from `source`: a thread captures and encodes at the camera's rate, a task sends.
+    /// Captured pictures are also shown in `preview`. Must be called within a tokio runtime.
+    pub fn start(
+        camera: CameraConfig,
+        source: VideoSource,
+        preview: Option<Arc<VideoSlot>>,
+    ) -> Result<VideoSender, CodecError> {
         let mut encoder = Vp8Encoder::new(camera.width & !1, camera.height & !1, camera.bitrate_kbps)?;
         let feed = Feed::default();
         let keyframe_wanted = Arc::new(AtomicBool::new(true));
         let (frames, mut encoded) = mpsc::channel::<(EncodedFrame, Duration)>(4);
         let period = Duration::from_secs(1) / camera.fps.max(1);
         let (width, height) = encoder.size();
-        let mut pattern = TestPattern::new(width, height);
+        let mut capture = Capture {
+            source,
+            pattern: TestPattern::new(width, height),
+            mirrored: 0,
+            scratch: Vec::new(),
+            preview,
+            preview_every: camera.fps.div_ceil(15).max(1),
+            captured: 0,
+        };
         let mut frame = I420Frame::black(width, height);
         let capture_keyframe = keyframe_wanted.clone();
         feed.spawn_paced("dialtone-camera", period, move || {
-            pattern.draw(&mut frame, now_us());
+            if !capture.fill(&mut frame) {
+                return true;
+            }
             let keyframe = capture_keyframe.swap(false, Ordering::Relaxed);
             match encoder.encode(&frame, period.as_millis() as u32, keyframe) {
                 Ok(packets) => packets.into_iter().all(|packet| frames.blocking_send((packet, period)).is_ok()),

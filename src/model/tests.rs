@@ -1,0 +1,168 @@
+//! Event sequences replayed with made-up instants.
+
+use super::*;
+use dialtone_protocol::{CallMember, DeviceAddress};
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+
+fn profile(name: &str) -> Profile {
+    Profile { display_name: name.into(), avatar: None }
+}
+
+fn member(name: &str, joined: bool) -> CallMember {
+    CallMember {
+        user: user(name),
+        profile: profile(&name.to_uppercase()),
+        status: if joined { MemberStatus::Joined } else { MemberStatus::Ringing },
+        device: joined.then(|| DeviceId::new("desk").unwrap()),
+        media: joined.then(|| MediaState::for_kind(CallKind::Video)),
+    }
+}
+
+fn info(call: &str, group: bool, members: &[(&str, bool)]) -> CallInfo {
+    CallInfo {
+        call: CallId::new(call).unwrap(),
+        kind: CallKind::Video,
+        group,
+        initiator: user(members[0].0),
+        members: members.iter().map(|(name, joined)| member(name, *joined)).collect(),
+    }
+}
+
+fn signed_in(at: Instant) -> Model {
+    let mut model = Model::default();
+    let event = Event::SignedIn { user: user("me"), device: DeviceId::new("desk").unwrap(), profile: profile("Me") };
+    model.apply(event, at, 0);
+    model
+}
+
+#[test]
+fn a_call_answered_on_another_device_stops_ringing_here_and_says_so() {
+    let t0 = Instant::now();
+    let mut model = signed_in(t0);
+    model.apply(Event::IncomingCall { call: info("c1", false, &[("ada", true), ("me", false)]), from: user("ada") }, t0, 1_000);
+    assert_eq!(model.incoming.len(), 1);
+    let ended = Event::CallEnded { call: CallId::new("c1").unwrap(), reason: EndReason::AnsweredOnAnotherDevice, duration_ms: None };
+    model.apply(ended, t0 + Duration::from_secs(2), 3_000);
+    assert!(model.incoming.is_empty());
+    assert_eq!(model.notices[0].text, "Answered on another device");
+    let history = model.take_history();
+    assert_eq!(history.len(), 1);
+    assert_eq!((history[0].outcome, history[0].direction, history[0].at_unix_ms), (Outcome::AnsweredElsewhere, Direction::Incoming, 1_000));
+    assert_eq!(history[0].peers[0].name, "ADA");
+    assert_eq!(model.expire(t0 + NOTICE_FOR + Duration::from_secs(3)), None);
+    assert!(model.notices.is_empty());
+}
+
+#[test]
+fn an_outgoing_call_rings_becomes_active_and_ends_with_its_duration() {
+    let t0 = Instant::now();
+    let mut model = signed_in(t0);
+    let id = CallId::new("c2").unwrap();
+    model.placing(id.clone(), &[user("ada")], CallKind::Video, false, MediaState::for_kind(CallKind::Video), 5_000);
+    model.apply(Event::Ringing { call: id.clone(), user: user("ada"), devices: 2 }, t0, 5_000);
+    let call = model.call.as_ref().unwrap();
+    assert_eq!((call.stage, call.participants.len(), call.participants[0].joined), (Stage::Ringing, 1, false));
+    model.apply(Event::CallActive { call: info("c2", false, &[("me", true), ("ada", true)]) }, t0 + Duration::from_secs(3), 8_000);
+    let call = model.call.as_ref().unwrap();
+    assert_eq!((call.stage, call.participants[0].joined, call.participants[0].profile.display_name.as_str()), (Stage::Active, true, "ADA"));
+    let stats = Event::MediaStats {
+        call: id.clone(),
+        peer: DeviceAddress { user: user("ada"), device: DeviceId::new("desk").unwrap() },
+        rtt_ms: Some(20.0),
+        send_kbps: 900.0,
+        receive_kbps: 900.0,
+        packets_lost: 30,
+        packets_received: 270,
+        video_frames: 60,
+        video_fps: 30.0,
+        video_width: 640,
+        video_height: 360,
+        audio_concealed: 0,
+    };
+    model.apply(stats, t0 + Duration::from_secs(5), 10_000);
+    assert_eq!(model.call.as_ref().unwrap().quality(), Some(Quality::Poor), "10 % loss is poor");
+    model.apply(Event::CallEnded { call: id, reason: EndReason::RemoteHangup, duration_ms: Some(62_000) }, t0 + Duration::from_secs(65), 70_000);
+    assert!(model.call.is_none());
+    assert_eq!(model.notices.last().unwrap().text, "ADA hung up");
+    let history = model.take_history();
+    assert_eq!((history[0].outcome, history[0].duration_ms, history[0].at_unix_ms), (Outcome::Answered, Some(62_000), 5_000));
+}
+
+#[test]
+fn unanswered_outgoing_calls_are_recorded_by_why_they_ended() {
+    for (reason, outcome, text) in [
+        (EndReason::Busy, Outcome::Busy, "ada is busy"),
+        (EndReason::Declined, Outcome::Rejected, "ada declined"),
+        (EndReason::NoAnswer, Outcome::NoAnswer, "ada did not answer"),
+        (EndReason::Cancelled, Outcome::Cancelled, "Call ended"),
+        (EndReason::ConnectionLost, Outcome::Failed, "Call failed (connection lost)"),
+    ] {
+        let t0 = Instant::now();
+        let mut model = signed_in(t0);
+        let id = CallId::new("c3").unwrap();
+        model.placing(id.clone(), &[user("ada")], CallKind::Audio, false, MediaState::default(), 0);
+        model.apply(Event::CallEnded { call: id, reason, duration_ms: None }, t0, 0);
+        assert_eq!(model.take_history()[0].outcome, outcome, "{reason:?}");
+        assert_eq!(model.notices[0].text, text, "{reason:?}");
+    }
+}
+
+#[test]
+fn a_group_call_keeps_going_as_members_leave_and_names_who_left() {
+    let t0 = Instant::now();
+    let mut model = signed_in(t0);
+    model.apply(Event::IncomingCall { call: info("g", true, &[("ada", true), ("me", false), ("bo", false)]), from: user("ada") }, t0, 0);
+    model.answering(&CallId::new("g").unwrap(), MediaState { audio_muted: true, camera_on: false });
+    let call = model.call.as_ref().unwrap();
+    assert_eq!((call.stage, call.group, call.participants.len()), (Stage::Connecting, true, 2));
+    assert!(call.my_media.audio_muted);
+    model.apply(Event::CallActive { call: info("g", true, &[("ada", true), ("me", true), ("bo", false)]) }, t0, 0);
+    let joined = Event::ParticipantJoined {
+        call: CallId::new("g").unwrap(),
+        user: user("bo"),
+        device: DeviceId::new("phone").unwrap(),
+        media: MediaState { audio_muted: true, camera_on: false },
+    };
+    model.apply(joined, t0, 0);
+    assert_eq!(model.call.as_ref().unwrap().joined().count(), 2);
+    model.apply(Event::ActiveSpeaker { call: CallId::new("g").unwrap(), user: Some(user("bo")) }, t0, 0);
+    let left = Event::ParticipantLeft { call: CallId::new("g").unwrap(), user: user("bo"), reason: EndReason::Hangup };
+    model.apply(left, t0, 0);
+    let call = model.call.as_ref().unwrap();
+    assert_eq!((call.joined().count(), call.speaker.clone()), (1, None));
+    assert_eq!(model.notices[0].text, "BO left");
+}
+
+#[test]
+fn presence_fills_contacts_but_never_lists_this_user() {
+    let t0 = Instant::now();
+    let mut model = signed_in(t0);
+    let entry = |name: &str, online| dialtone_protocol::PresenceEntry { user: user(name), profile: profile(name), online, devices: 1, in_call: false };
+    model.apply(Event::Presence { users: vec![entry("me", true), entry("ada", true), entry("bo", false)] }, t0, 0);
+    assert_eq!(model.contacts.keys().map(UserId::as_str).collect::<Vec<_>>(), ["ada", "bo"]);
+    model.apply(Event::PresenceChanged { entry: entry("bo", true) }, t0, 0);
+    assert!(model.contacts[&user("bo")].online);
+    assert_eq!(model.name_of(&user("zed")), "zed");
+}
+
+#[test]
+fn quality_grades() {
+    assert_eq!(Quality::grade(Some(10.0), 0.0), Quality::Good);
+    assert_eq!(Quality::grade(Some(200.0), 0.0), Quality::Fair);
+    assert_eq!(Quality::grade(None, 0.05), Quality::Fair);
+    assert_eq!(Quality::grade(Some(500.0), 0.0), Quality::Poor);
+}
+
+#[test]
+fn a_connection_made_while_ringing_counts_once_answered() {
+    let t0 = Instant::now();
+    let mut model = signed_in(t0);
+    model.apply(Event::IncomingCall { call: info("c9", false, &[("ada", true), ("me", false)]), from: user("ada") }, t0, 0);
+    let peer = DeviceAddress { user: user("ada"), device: DeviceId::new("desk").unwrap() };
+    model.apply(Event::MediaLink { call: CallId::new("c9").unwrap(), peer, state: MediaLinkState::Connected, after_ms: 12 }, t0, 0);
+    model.answering(&CallId::new("c9").unwrap(), MediaState::default());
+    assert_eq!(model.call.as_ref().unwrap().participants[0].link, Some(MediaLinkState::Connected));
+}

@@ -1,0 +1,838 @@
+//! The window: the app state, the actions views ask for, and one frame of drawing.
+//!
+//! Views never change state directly: they push [`Action`]s, which [`App::perform`] turns into engine
+//! commands and model updates in one place (rerun's command pattern). Repaints are driven by the
+//! engine's waker (events, decoded frames) plus timers for animations and the call clock, never a busy
+//! loop, so an idle window costs nothing.
+
+mod call;
+mod help;
+mod home;
+mod ringing;
+mod settings_view;
+pub mod tour;
+pub mod theme;
+pub mod video;
+pub mod widgets;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dialtone_engine::Command;
+use dialtone_protocol::{CallId, CallKind, MediaState, UserId};
+use egui::{Color32, Key, TextureHandle};
+
+use crate::history::History;
+use crate::model::{Model, Stage};
+use crate::session::{Session, SessionConfig, SessionError};
+use crate::settings::Settings;
+use crate::store;
+
+pub use call::{GridLayout, grid_shape};
+
+/// Every keyboard shortcut and what it does, as the help overlay lists them.
+pub fn help_shortcuts() -> &'static [(&'static str, &'static str)] {
+    &help::SHORTCUTS
+}
+
+/// Something a view asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Call people.
+    Call {
+        /// Whom.
+        users: Vec<UserId>,
+        /// Audio or video.
+        kind: CallKind,
+        /// A group call.
+        group: bool,
+    },
+    /// Answer a ringing call, with the camera on or not.
+    Accept {
+        /// The call.
+        call: CallId,
+        /// Camera on.
+        video: bool,
+    },
+    /// Decline a ringing call.
+    Decline {
+        /// The call.
+        call: CallId,
+    },
+    /// Leave (or cancel) the call on screen.
+    Hangup,
+    /// Mute or unmute.
+    ToggleMute,
+    /// Camera off or on.
+    ToggleCamera,
+    /// Turn an audio call into a video call.
+    UpgradeToVideo,
+    /// Invite more people into the call on screen.
+    Invite(Vec<UserId>),
+    /// Open or close the invite list.
+    ToggleInvite,
+    /// Change the grid layout.
+    SetLayout(GridLayout),
+    /// Go to a screen.
+    Show(Screen),
+    /// Open or close the keyboard help.
+    ToggleHelp,
+}
+
+/// The screens outside calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Screen {
+    /// Contacts list.
+    #[default]
+    Contacts,
+    /// Call history.
+    History,
+    /// Settings.
+    Settings,
+}
+
+/// Where the user's files live.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `settings.toml`.
+    pub settings: PathBuf,
+    /// `history.toml`.
+    pub history: PathBuf,
+    /// The data folder (the embedded server's key).
+    pub data: PathBuf,
+}
+
+impl Paths {
+    /// Everything in one folder (tests, portable use).
+    pub fn in_folder(folder: impl Into<PathBuf>) -> Self {
+        let folder = folder.into();
+        Self { settings: folder.join("settings.toml"), history: folder.join("history.toml"), data: folder }
+    }
+
+    /// The platform's folders (XDG on Linux).
+    pub fn platform() -> Option<Self> {
+        let dirs = directories::ProjectDirs::from("org", "Dialtone", "Dialtone")?;
+        Some(Self {
+            settings: dirs.config_dir().join("settings.toml"),
+            history: dirs.data_dir().join("history.toml"),
+            data: dirs.data_dir().to_owned(),
+        })
+    }
+}
+
+/// Wakes the UI from the engine's threads; holds the egui context once the first frame ran.
+#[derive(Default)]
+pub struct Repaint(Mutex<Option<egui::Context>>);
+
+impl Repaint {
+    /// Requests a repaint, if a window is there to repaint.
+    pub fn wake(&self) {
+        if let Ok(ctx) = self.0.lock()
+            && let Some(ctx) = ctx.as_ref()
+        {
+            ctx.request_repaint();
+        }
+    }
+
+    fn attach(&self, ctx: &egui::Context) {
+        if let Ok(mut slot) = self.0.lock()
+            && slot.is_none()
+        {
+            *slot = Some(ctx.clone());
+        }
+    }
+}
+
+/// The whole app.
+pub struct App {
+    session: Session,
+    model: Model,
+    settings: Settings,
+    saved_settings: Settings,
+    history: History,
+    paths: Paths,
+    screen: Screen,
+    search: String,
+    layout: GridLayout,
+    textures: video::VideoTextures,
+    /// Avatar pictures by file path, loaded once.
+    pictures: BTreeMap<PathBuf, Option<TextureHandle>>,
+    /// Where the self view sits in a 1v1 call, as an offset from its home corner.
+    pip_offset: egui::Vec2,
+    help_open: bool,
+    /// The invite list's selection, while it is open.
+    invite: Option<BTreeSet<UserId>>,
+    repaint: Arc<Repaint>,
+    preview_on: bool,
+    started: Instant,
+    /// Time from start to the first frame, once painted.
+    pub first_frame_after: Option<Duration>,
+    themed: bool,
+    /// The draft of the first-run profile.
+    profile_draft: String,
+    /// Quit was chosen: closing really closes.
+    quitting: bool,
+    /// Media to announce once the server confirms an outgoing call (start muted, camera off).
+    pending_media: Option<(CallId, MediaState)>,
+    /// Ringtone, ringback and test sounds.
+    sounds: crate::sound::Sounds,
+    /// The settings panel plays the ringtone.
+    ringtone_preview: bool,
+    /// The tray icon, when the desktop has a tray host.
+    tray: Option<crate::tray::Tray>,
+    /// What the tray and desktop notifications ask for.
+    tray_actions: (std::sync::mpsc::Sender<TrayRequest>, std::sync::mpsc::Receiver<TrayRequest>),
+    /// The main window is hidden in the tray.
+    window_hidden: bool,
+    /// Missed calls after this time show on the tray icon (the user has not looked since).
+    missed_seen_unix_ms: u64,
+    /// The call a desktop notification was shown for.
+    notified_call: Option<CallId>,
+    /// The screenshot tour, when running one.
+    tour: Option<tour::Tour>,
+}
+
+/// A request from outside the window: the tray menu, or a desktop notification's buttons.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrayRequest {
+    /// A tray menu entry.
+    Tray(crate::tray::TrayAction),
+    /// Accept a call from its notification.
+    Accept(CallId),
+    /// Decline a call from its notification.
+    Decline(CallId),
+}
+
+impl App {
+    /// Loads settings and history from `paths` and starts the session.
+    pub fn start(mut config: SessionConfig, paths: Paths) -> Result<App, SessionError> {
+        let started = Instant::now();
+        let settings = store::load::<Settings>(&paths.settings);
+        let history = store::load::<History>(&paths.history);
+        if config.display_name.is_empty() {
+            config.display_name = settings.value.profile.display_name.clone();
+        }
+        let repaint = Arc::new(Repaint::default());
+        let waker = repaint.clone();
+        config.data_dir = paths.data.clone();
+        let session = Session::start(config, Arc::new(move || waker.wake()))?;
+        let mut model = Model::default();
+        model.groups = session.groups().to_vec();
+        let now = Instant::now();
+        let sounds = crate::sound::Sounds::new();
+        for problem in [settings.problem, history.problem, sounds.unavailable.clone()].into_iter().flatten() {
+            model.notify(problem, now);
+        }
+        Ok(App {
+            session,
+            model,
+            saved_settings: settings.value.clone(),
+            profile_draft: settings.value.profile.display_name.clone(),
+            settings: settings.value,
+            history: history.value,
+            paths,
+            screen: Screen::default(),
+            search: String::new(),
+            layout: GridLayout::default(),
+            textures: video::VideoTextures::default(),
+            pictures: BTreeMap::new(),
+            pip_offset: egui::Vec2::ZERO,
+            help_open: false,
+            invite: None,
+            repaint,
+            preview_on: false,
+            started,
+            first_frame_after: None,
+            themed: false,
+            pending_media: None,
+            quitting: false,
+            sounds,
+            ringtone_preview: false,
+            tray: None,
+            tray_actions: std::sync::mpsc::channel(),
+            window_hidden: false,
+            missed_seen_unix_ms: Self::now_unix_ms(),
+            notified_call: None,
+            tour: None,
+        })
+    }
+
+    /// What the app knows (for tests and the tray).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The call history.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The session (for tests: the embedded server's URL).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The screen shown outside calls.
+    pub fn screen(&self) -> Screen {
+        self.screen
+    }
+
+    fn now_unix_ms() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// Takes in everything the engine reported.
+    fn drain_events(&mut self) {
+        let now = Instant::now();
+        while let Some(event) = self.session.next_event() {
+            tracing::debug!(?event, "engine event");
+            if let dialtone_engine::Event::Ringing { call, .. } | dialtone_engine::Event::CallActive { call: dialtone_protocol::CallInfo { call, .. } } = &event
+                && self.pending_media.as_ref().is_some_and(|(pending, _)| pending == call)
+                && let Some((call, media)) = self.pending_media.take()
+            {
+                self.session.send(Command::SetMedia { call, media });
+            }
+            self.model.apply(event, now, Self::now_unix_ms());
+        }
+        let finished = self.model.take_history();
+        if !finished.is_empty() {
+            for entry in finished {
+                self.history.record(entry);
+            }
+            if let Err(error) = store::save(&self.paths.history, &self.history) {
+                self.model.notify(format!("The call history could not be saved: {error}"), now);
+            }
+        }
+    }
+
+    /// Carries out one action.
+    pub fn perform(&mut self, action: Action) {
+        let now = Instant::now();
+        match action {
+            Action::Call { users, kind, group } => {
+                if self.model.call.is_some() {
+                    return self.model.notify("Hang up first to start another call", now);
+                }
+                let call = CallId::new(format!("c{:x}{:04x}", Self::now_unix_ms(), rand_suffix())).ok();
+                let Some(call) = call else { return };
+                let media = self.start_media(kind);
+                self.model.placing(call.clone(), &users, kind, group, media, Self::now_unix_ms());
+                if media != MediaState::for_kind(kind) {
+                    self.pending_media = Some((call.clone(), media));
+                }
+                self.session.send(Command::Call { call: Some(call), users, kind, group, ring_timeout: None });
+                self.screen = Screen::Contacts;
+            }
+            Action::Accept { call, video } => {
+                if let Some(current) = self.model.call.as_ref().map(|c| c.id.clone()) {
+                    // Answering another call ends the one on screen.
+                    self.session.send(Command::Hangup { call: current });
+                }
+                let kind = if video { CallKind::Video } else { CallKind::Audio };
+                let media = self.start_media(kind);
+                self.model.answering(&call, media);
+                self.session.send(Command::Accept { call, media });
+            }
+            Action::Decline { call } => {
+                self.session.send(Command::Decline { call, busy: false });
+            }
+            Action::Hangup => {
+                if let Some(call) = &self.model.call {
+                    self.session.send(Command::Hangup { call: call.id.clone() });
+                }
+            }
+            Action::ToggleMute => self.change_media(|media| media.audio_muted = !media.audio_muted),
+            Action::ToggleCamera | Action::UpgradeToVideo => self.change_media(|media| media.camera_on = !media.camera_on),
+            Action::Invite(users) => {
+                if let Some(call) = &self.model.call
+                    && !users.is_empty()
+                {
+                    self.session.send(Command::Invite { call: call.id.clone(), users });
+                }
+                self.invite = None;
+            }
+            Action::ToggleInvite => {
+                self.invite = if self.invite.is_some() { None } else { Some(BTreeSet::new()) };
+            }
+            Action::SetLayout(layout) => self.layout = layout,
+            Action::Show(screen) => self.screen = screen,
+            Action::ToggleHelp => self.help_open = !self.help_open,
+        }
+    }
+
+    /// What to send when joining a call of `kind`, following the settings.
+    fn start_media(&self, kind: CallKind) -> MediaState {
+        let mut media = MediaState::for_kind(kind);
+        media.audio_muted = self.settings.calls.start_muted;
+        if self.settings.calls.start_camera_off {
+            media.camera_on = false;
+        }
+        media
+    }
+
+    fn change_media(&mut self, change: impl FnOnce(&mut MediaState)) {
+        let Some(call) = &self.model.call else { return };
+        let mut media = call.my_media;
+        change(&mut media);
+        let id = call.id.clone();
+        self.model.set_my_media(media);
+        self.session.send(Command::SetMedia { call: id, media });
+    }
+
+    /// Keyboard shortcuts (listed in the help overlay).
+    fn shortcuts(&mut self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let in_call = self.model.call.is_some();
+        let ringing = self.model.incoming.first().map(|i| i.info.call.clone());
+        ctx.input(|input| {
+            let pressed = |key| input.key_pressed(key);
+            if pressed(Key::F1) || (input.modifiers.shift && pressed(Key::Slash)) {
+                actions.push(Action::ToggleHelp);
+            }
+            if let Some(call) = ringing {
+                if pressed(Key::Enter) {
+                    actions.push(Action::Accept { call: call.clone(), video: true });
+                } else if pressed(Key::A) {
+                    actions.push(Action::Accept { call: call.clone(), video: false });
+                } else if pressed(Key::D) {
+                    actions.push(Action::Decline { call });
+                }
+            }
+            if in_call {
+                for (key, action) in [
+                    (Key::M, Action::ToggleMute),
+                    (Key::V, Action::ToggleCamera),
+                    (Key::I, Action::ToggleInvite),
+                    (Key::H, Action::Hangup),
+                    (Key::G, Action::SetLayout(self.layout.next())),
+                ] {
+                    if pressed(key) {
+                        actions.push(action);
+                    }
+                }
+            }
+            if pressed(Key::Escape) {
+                if self.help_open {
+                    actions.push(Action::ToggleHelp);
+                } else if self.invite.is_some() {
+                    actions.push(Action::ToggleInvite);
+                } else if self.screen == Screen::Settings {
+                    actions.push(Action::Show(Screen::Contacts));
+                }
+            }
+        });
+    }
+
+    /// Runs the camera for the self view when a view shows it outside a call's own camera.
+    fn update_preview(&mut self) {
+        let outgoing_video = self
+            .model
+            .call
+            .as_ref()
+            .is_some_and(|c| c.stage != Stage::Active && c.kind == CallKind::Video && c.my_media.camera_on);
+        let wanted = (self.screen == Screen::Settings && self.model.call.is_none()) || outgoing_video;
+        if wanted != self.preview_on {
+            self.preview_on = wanted;
+            self.session.send(Command::Preview { on: wanted });
+        }
+    }
+
+    /// The avatar look of a user (their picture when it is a file on this machine).
+    fn avatar_look(&mut self, ctx: &egui::Context, user: &UserId) -> widgets::AvatarLook {
+        let me = self.model.me.as_ref() == Some(user);
+        let (name, picture_path) = if me {
+            (self.my_name(), self.settings.profile.avatar.clone())
+        } else {
+            let profile = self.model.profile_of(user);
+            (self.model.name_of(user), profile.avatar.map(PathBuf::from))
+        };
+        let picture = picture_path.and_then(|path| self.picture(ctx, &path));
+        widgets::AvatarLook { user: user.to_string(), name, picture }
+    }
+
+    /// This user's display name.
+    fn my_name(&self) -> String {
+        let name = &self.settings.profile.display_name;
+        if !name.is_empty() {
+            return name.clone();
+        }
+        if !self.model.my_profile.display_name.is_empty() {
+            return self.model.my_profile.display_name.clone();
+        }
+        self.model.me.as_ref().map_or_else(|| "You".to_owned(), UserId::to_string)
+    }
+
+    fn picture(&mut self, ctx: &egui::Context, path: &std::path::Path) -> Option<egui::TextureId> {
+        self.pictures
+            .entry(path.to_owned())
+            .or_insert_with(|| match crate::avatar::load_round(path, 192) {
+                Ok(image) => Some(ctx.load_texture(format!("avatar-{}", path.display()), image, egui::TextureOptions::LINEAR)),
+                Err(error) => {
+                    tracing::info!(%error, "avatar picture");
+                    None
+                }
+            })
+            .as_ref()
+            .map(TextureHandle::id)
+    }
+
+    /// Forgets a loaded picture (the file changed).
+    fn forget_picture(&mut self, path: &PathBuf) {
+        self.pictures.remove(path);
+    }
+
+    /// Puts the icon in the desktop's tray; without a tray host the app runs without one.
+    pub fn start_tray(&mut self) {
+        let (sender, _) = &self.tray_actions;
+        let forward = {
+            let sender = sender.clone();
+            let (to_app, from_tray) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("dialtone-tray".into())
+                .spawn(move || {
+                    while let Ok(action) = from_tray.recv() {
+                        if sender.send(TrayRequest::Tray(action)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .ok();
+            to_app
+        };
+        let repaint = self.repaint.clone();
+        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || repaint.wake());
+        match self.session.block_on(crate::tray::Tray::start(forward, wake)) {
+            Ok(tray) => self.tray = Some(tray),
+            Err(error) => tracing::info!(%error, "no system tray"),
+        }
+    }
+
+    /// Walks through every view by itself, writing a marker file into `folder` at each (see
+    /// [`tour`]); the window closes at the end.
+    pub fn start_tour(&mut self, folder: PathBuf) {
+        self.tour = Some(tour::Tour::new(folder));
+    }
+
+    /// Whether the tray icon is up.
+    pub fn has_tray(&self) -> bool {
+        self.tray.is_some()
+    }
+
+    /// Hides the main window (to the tray) or shows it again.
+    pub fn set_window_hidden(&mut self, ctx: &egui::Context, hidden: bool) {
+        self.window_hidden = hidden;
+        ctx.send_viewport_cmd(egui::ViewportCommand::Visible(!hidden));
+        if !hidden {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+            ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+            self.missed_seen_unix_ms = Self::now_unix_ms();
+        }
+    }
+
+    /// Whether the main window is out of sight (in the tray or minimised).
+    fn out_of_sight(&self, ctx: &egui::Context) -> bool {
+        self.window_hidden || ctx.input(|i| i.viewport().minimized.unwrap_or(false))
+    }
+
+    /// Requests from the tray and notifications.
+    fn tray_requests(&mut self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        use crate::tray::TrayAction;
+        while let Ok(request) = self.tray_actions.1.try_recv() {
+            match request {
+                TrayRequest::Tray(TrayAction::Show) => self.set_window_hidden(ctx, false),
+                TrayRequest::Tray(TrayAction::ToggleMute) => actions.push(Action::ToggleMute),
+                TrayRequest::Tray(TrayAction::Hangup) => actions.push(Action::Hangup),
+                TrayRequest::Tray(TrayAction::Quit) => {
+                    self.quitting = true;
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+                TrayRequest::Accept(call) => {
+                    self.set_window_hidden(ctx, false);
+                    let video = self.model.incoming.iter().any(|i| i.info.call == call && i.info.kind == CallKind::Video);
+                    actions.push(Action::Accept { call, video });
+                }
+                TrayRequest::Decline(call) => actions.push(Action::Decline { call }),
+            }
+        }
+    }
+
+    /// Closing the window hides it in the tray when the setting says so and a tray is there.
+    fn handle_close(&mut self, ctx: &egui::Context) {
+        if ctx.input(|i| i.viewport().close_requested()) && !self.quitting && self.settings.window.close_to_tray && self.tray.is_some() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.set_window_hidden(ctx, true);
+        }
+    }
+
+    /// The tray icon follows the calls.
+    fn update_tray(&mut self) {
+        use crate::tray::TrayState;
+        let state = if !self.model.incoming.is_empty() {
+            TrayState::Ringing
+        } else if let Some(call) = &self.model.call {
+            TrayState::InCall { muted: call.my_media.audio_muted }
+        } else {
+            match self.history.missed_since(self.missed_seen_unix_ms) {
+                0 => TrayState::Idle,
+                missed => TrayState::Missed(missed),
+            }
+        };
+        if let Some(tray) = &mut self.tray {
+            self.session.block_on(tray.show(state));
+        }
+    }
+
+    /// A desktop notification with Accept and Decline for a call ringing while the window is away.
+    fn notify_desktop(&mut self, incoming: &crate::model::Incoming) {
+        if self.notified_call.as_ref() == Some(&incoming.info.call) {
+            return;
+        }
+        self.notified_call = Some(incoming.info.call.clone());
+        let name = self.model.name_of(&incoming.from);
+        let kind = if incoming.info.kind == CallKind::Video { "video" } else { "audio" };
+        let call = incoming.info.call.clone();
+        let sender = self.tray_actions.0.clone();
+        let repaint = self.repaint.clone();
+        std::thread::Builder::new()
+            .name("dialtone-notification".into())
+            .spawn(move || {
+                let shown = notify_rust::Notification::new()
+                    .appname("Dialtone")
+                    .summary(&format!("{name} is calling"))
+                    .body(&format!("Incoming {kind} call"))
+                    .icon("org.dialtone.Dialtone")
+                    .action("accept", "Accept")
+                    .action("decline", "Decline")
+                    .timeout(notify_rust::Timeout::Milliseconds(30_000))
+                    .show();
+                match shown {
+                    Ok(handle) => handle.wait_for_action(|action| {
+                        let request = match action {
+                            "accept" | "default" => Some(TrayRequest::Accept(call.clone())),
+                            "decline" => Some(TrayRequest::Decline(call.clone())),
+                            _ => None,
+                        };
+                        if let Some(request) = request {
+                            let _ = sender.send(request);
+                            repaint.wake();
+                        }
+                    }),
+                    Err(error) => tracing::info!(%error, "no desktop notifications"),
+                }
+            })
+            .ok();
+    }
+
+    /// Draws one frame.
+    pub fn frame(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.repaint.attach(&ctx);
+        if !self.themed {
+            theme::apply(&ctx);
+            self.themed = true;
+        }
+        self.drain_events();
+        let now = Instant::now();
+        let next_notice = self.model.expire(now);
+        let mut actions = Vec::new();
+        self.tray_requests(&ctx, &mut actions);
+        self.handle_close(&ctx);
+        self.shortcuts(&ctx, &mut actions);
+        if self.tour.is_some() {
+            let (tour_actions, over) = tour::Tour::step(self);
+            actions.extend(tour_actions);
+            if over {
+                self.quitting = true;
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+            ctx.request_repaint_after(Duration::from_millis(50));
+        }
+
+        let needs_profile = self.settings.profile.display_name.trim().is_empty();
+        let incoming_here = self.model.incoming.first().cloned();
+        egui::CentralPanel::no_frame().show(ui, |ui| {
+            if self.window_hidden {
+                // Nothing is seen; only the popup (below) is drawn.
+            } else if needs_profile && self.model.call.is_none() && incoming_here.is_none() {
+                self.first_run(ui);
+            } else if let Some(incoming) = incoming_here.as_ref().filter(|_| self.model.call.is_none()) {
+                ringing::incoming(self, ui, incoming, &mut actions);
+            } else if self.model.call.as_ref().is_some_and(|c| c.stage == Stage::Ringing) {
+                ringing::outgoing(self, ui, &mut actions);
+            } else if self.model.call.is_some() {
+                call::in_call(self, ui, &mut actions);
+                if let Some(incoming) = &incoming_here {
+                    ringing::waiting_banner(self, ui, incoming, &mut actions);
+                }
+            } else if self.screen == Screen::Settings {
+                settings_view::show(self, ui, &mut actions);
+            } else {
+                home::show(self, ui, &mut actions);
+            }
+        });
+        self.notices(&ctx);
+        if let Some(incoming) = incoming_here.as_ref().filter(|_| self.out_of_sight(&ctx)) {
+            ringing::popup(self, &ctx, incoming, &mut actions);
+            self.notify_desktop(incoming);
+        }
+        if self.help_open {
+            help::show(&ctx, &mut actions);
+        }
+        for action in actions {
+            self.perform(action);
+        }
+        self.update_preview();
+        self.update_sounds();
+        self.update_tray();
+        self.save_settings_if_changed();
+        self.textures.sweep();
+
+        // Timers: ringing animations at ~30 fps, the call clock every second, notices when they expire.
+        let animating = !self.model.incoming.is_empty() || self.model.call.as_ref().is_some_and(|c| c.stage != Stage::Active);
+        if animating {
+            ctx.request_repaint_after(Duration::from_millis(33));
+        } else if self.model.call.is_some() {
+            ctx.request_repaint_after(Duration::from_secs(1));
+        }
+        if let Some(at) = next_notice {
+            ctx.request_repaint_after(at.saturating_duration_since(now));
+        }
+        if self.first_frame_after.is_none() {
+            let after = self.started.elapsed();
+            self.first_frame_after = Some(after);
+            tracing::info!(ms = after.as_millis() as u64, "first frame");
+        }
+    }
+
+    /// Rings while a call rings here, plays ringback while this user's call rings elsewhere.
+    fn update_sounds(&mut self) {
+        use crate::sound::Playing;
+        let wanted = if !self.model.incoming.is_empty() && self.model.call.is_none() {
+            Playing::Ringtone
+        } else if self.model.call.as_ref().is_some_and(|c| c.stage == Stage::Ringing) {
+            Playing::Ringback
+        } else if self.ringtone_preview && self.screen == Screen::Settings {
+            Playing::Ringtone
+        } else {
+            self.ringtone_preview = false;
+            Playing::Nothing
+        };
+        let ringtone = &self.settings.ringtone;
+        self.sounds.set(wanted, ringtone.file.as_deref(), ringtone.volume);
+    }
+
+    fn save_settings_if_changed(&mut self) {
+        if self.settings == self.saved_settings {
+            return;
+        }
+        match store::save(&self.paths.settings, &self.settings) {
+            Ok(()) => {
+                if self.settings.profile != self.saved_settings.profile {
+                    let avatar = self.settings.profile.avatar.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                    self.session.send(Command::SetProfile {
+                        display_name: Some(self.settings.profile.display_name.clone()).filter(|n| !n.trim().is_empty()),
+                        avatar: Some(avatar),
+                    });
+                }
+                self.saved_settings = self.settings.clone();
+            }
+            Err(error) => {
+                self.model.notify(format!("Settings could not be saved: {error}"), Instant::now());
+                // Do not retry every frame; the next change tries again.
+                self.saved_settings = self.settings.clone();
+            }
+        }
+    }
+
+    /// The first-run card: a display name before anything else.
+    fn first_run(&mut self, ui: &mut egui::Ui) {
+        ui.vertical_centered(|ui| {
+            ui.add_space((ui.available_height() * 0.25).max(20.0));
+            ui.heading("Welcome to Dialtone");
+            ui.add_space(6.0);
+            ui.label(egui::RichText::new("Choose the name people see when you call them.").color(theme::MUTED_TEXT));
+            ui.add_space(16.0);
+            let edit = egui::TextEdit::singleline(&mut self.profile_draft).hint_text("Your name").desired_width(280.0);
+            let response = ui.add(edit.id_salt("first-run-name"));
+            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Your name"));
+            let ready = !self.profile_draft.trim().is_empty() && self.profile_draft.chars().count() <= 80;
+            ui.add_space(10.0);
+            let enter = response.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+            if ui.add_enabled(ready, egui::Button::new("Continue").fill(theme::ACCENT)).clicked() || (ready && enter) {
+                self.settings.profile.display_name = self.profile_draft.trim().to_owned();
+            }
+            ui.add_space(8.0);
+            ui.label(egui::RichText::new("A picture can be added later in Settings.").small().color(theme::MUTED_TEXT));
+        });
+    }
+
+    /// Notices as toasts at the bottom centre.
+    fn notices(&self, ctx: &egui::Context) {
+        if self.model.notices.is_empty() {
+            return;
+        }
+        let texts: Vec<String> = self.model.notices.iter().map(|n| n.text.clone()).collect();
+        egui::Area::new(egui::Id::unique("notices"))
+            .anchor(egui::Align2::CENTER_BOTTOM, egui::vec2(0.0, -110.0))
+            .order(egui::Order::Foreground)
+            .interactable(false)
+            .show(ctx, |ui| {
+                for text in texts {
+                    egui::Frame::new()
+                        .fill(Color32::from_rgba_unmultiplied(0x30, 0x34, 0x3e, 240))
+                        .corner_radius(10)
+                        .inner_margin(egui::Margin::symmetric(16, 10))
+                        .show(ui, |ui| {
+                            ui.label(egui::RichText::new(text).color(theme::TEXT));
+                        });
+                }
+            });
+    }
+
+    /// Signs out and stops everything (also done on drop).
+    pub fn shutdown(&mut self) {
+        if let Some(tray) = self.tray.take() {
+            tray.stop();
+        }
+        self.session.shutdown();
+    }
+}
+
+impl eframe::App for App {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        // While the window is hidden eframe runs only this; a call ringing then needs the full pass
+        // for its popup window.
+        if self.window_hidden && (!self.model.incoming.is_empty() || self.session.has_events()) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::RequestPaintWhileHidden);
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.frame(ui);
+    }
+
+    fn clear_color(&self, _visuals: &egui::Visuals) -> [f32; 4] {
+        theme::BACKGROUND.to_normalized_gamma_f32()
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.shutdown();
+    }
+}
+
+/// A little randomness for call ids (they only need to be unique per user).
+fn rand_suffix() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    hasher.finish() as u16
+}

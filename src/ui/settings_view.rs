@@ -1,0 +1,176 @@
+//! The settings panel: profile, devices (with the camera preview and a speaker test), ringtone, call
+//! defaults, server and window. Every change applies at once and is saved.
+
+use std::path::PathBuf;
+
+use egui::{RichText, Ui};
+
+use super::home::header;
+use super::{Action, App, Screen, theme, video};
+use crate::settings::AvatarShape;
+use crate::sound::Playing;
+
+/// The settings screen.
+pub fn show(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+    header(app, ui, actions);
+    let available = ui.available_rect_before_wrap();
+    let width = (available.width() - 32.0).min(640.0);
+    let column = egui::Rect::from_min_max(
+        egui::pos2(available.center().x - width / 2.0, available.top() + 12.0),
+        egui::pos2(available.center().x + width / 2.0, available.bottom()),
+    );
+    ui.scope_builder(egui::UiBuilder::new().max_rect(column), |ui| {
+        ui.horizontal(|ui| {
+            if ui.button("⬅ Back").clicked() {
+                actions.push(Action::Show(Screen::Contacts));
+            }
+            ui.heading("Settings");
+        });
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+            profile(app, ui);
+            devices(app, ui);
+            ringtone(app, ui);
+            calls(app, ui);
+            server(app, ui);
+        });
+    });
+}
+
+fn section(ui: &mut Ui, title: &str, contents: impl FnOnce(&mut Ui)) {
+    ui.add_space(10.0);
+    egui::Frame::new().fill(theme::SURFACE).corner_radius(12).inner_margin(egui::Margin::same(16)).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        ui.label(RichText::new(title).strong().size(17.0));
+        ui.add_space(6.0);
+        contents(ui);
+    });
+}
+
+/// A text field with an accessible label.
+fn field(ui: &mut Ui, label: &str, value: &mut String, hint: &str) -> egui::Response {
+    ui.horizontal(|ui| {
+        ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new(label).color(theme::MUTED_TEXT)));
+        let response = ui.add(egui::TextEdit::singleline(value).hint_text(hint).desired_width(f32::INFINITY).id_salt(label));
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, label));
+        response
+    })
+    .inner
+}
+
+fn profile(app: &mut App, ui: &mut Ui) {
+    section(ui, "Profile", |ui| {
+        let mut name = app.settings.profile.display_name.clone();
+        let response = field(ui, "Display name", &mut name, "Your name");
+        let name = name.trim_start().chars().take(80).collect::<String>();
+        if response.changed() && !name.trim().is_empty() {
+            app.settings.profile.display_name = name;
+        }
+        let mut picture = app.settings.profile.avatar.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let response = field(ui, "Picture file", &mut picture, "/path/to/picture.png (PNG or JPEG)");
+        if response.lost_focus() || (response.changed() && picture.is_empty()) {
+            let path = PathBuf::from(picture.trim());
+            if picture.trim().is_empty() {
+                app.settings.profile.avatar = None;
+            } else if let Err(error) = crate::avatar::load_round(&path, 32) {
+                app.model.notify(error.to_string(), std::time::Instant::now());
+            } else {
+                app.forget_picture(&path);
+                app.settings.profile.avatar = Some(path);
+            }
+        }
+    });
+}
+
+fn devices(app: &mut App, ui: &mut Ui) {
+    section(ui, "Devices", |ui| {
+        ui.horizontal(|ui| {
+            ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new("Microphone").color(theme::MUTED_TEXT)));
+            ui.label("Test tone (no microphone found)");
+        });
+        ui.horizontal(|ui| {
+            ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new("Speaker").color(theme::MUTED_TEXT)));
+            let output = if app.sounds.unavailable.is_some() { "None found (sounds are silent)" } else { "System default" };
+            ui.label(output);
+            if ui.button("Play test sound").clicked() {
+                let volume = app.settings.ringtone.volume;
+                app.sounds.test(volume);
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new("Camera").color(theme::MUTED_TEXT)));
+            ui.label("Test pattern (no camera found)");
+        });
+        // The live preview: the engine runs the camera while this screen is open.
+        let width = ui.available_width().min(360.0);
+        let (rect, response) = ui.allocate_exact_size(egui::vec2(width, width * 9.0 / 16.0), egui::Sense::hover());
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Camera preview"));
+        ui.painter().rect_filled(rect, 10, egui::Color32::BLACK);
+        let slot = app.session.local_video().clone();
+        match app.textures.picture(ui.ctx(), "local", &slot) {
+            Some(picture) => video::paint(ui, rect, picture, true, 10),
+            None => {
+                ui.painter().text(rect.center(), egui::Align2::CENTER_CENTER, "Starting camera…", egui::FontId::proportional(14.0), theme::MUTED_TEXT);
+            }
+        }
+    });
+}
+
+fn ringtone(app: &mut App, ui: &mut Ui) {
+    section(ui, "Ringtone", |ui| {
+        let mut file = app.settings.ringtone.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let response = field(ui, "Sound file", &mut file, "Built-in (or a WAV, Ogg or MP3 file)");
+        if response.lost_focus() || (response.changed() && file.is_empty()) {
+            let file = file.trim();
+            app.settings.ringtone.file = if file.is_empty() {
+                None
+            } else if std::path::Path::new(file).is_file() {
+                Some(PathBuf::from(file))
+            } else {
+                app.model.notify(format!("No sound file at {file}"), std::time::Instant::now());
+                app.settings.ringtone.file.clone()
+            };
+        }
+        ui.horizontal(|ui| {
+            ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new("Volume").color(theme::MUTED_TEXT)));
+            let slider = egui::Slider::new(&mut app.settings.ringtone.volume, 0.0..=1.0).show_value(false);
+            let response = ui.add(slider);
+            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Slider, true, "Ringtone volume"));
+            let previewing = app.sounds.playing() == Playing::Ringtone;
+            if ui.button(if previewing { "Stop" } else { "Play" }).clicked() {
+                app.ringtone_preview = !previewing;
+            }
+        });
+    });
+}
+
+fn calls(app: &mut App, ui: &mut Ui) {
+    section(ui, "Calls", |ui| {
+        ui.checkbox(&mut app.settings.calls.start_muted, "Start calls muted");
+        ui.checkbox(&mut app.settings.calls.start_camera_off, "Start video calls with the camera off");
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("When a camera is off, show").color(theme::MUTED_TEXT));
+            egui::ComboBox::from_id_salt("avatar-shape").selected_text(app.settings.calls.avatar_shape.label()).show_ui(ui, |ui| {
+                for shape in AvatarShape::ALL {
+                    ui.selectable_value(&mut app.settings.calls.avatar_shape, shape, shape.label());
+                }
+            });
+        });
+        ui.checkbox(&mut app.settings.window.close_to_tray, "Closing the window keeps Dialtone running in the tray");
+    });
+}
+
+fn server(app: &mut App, ui: &mut Ui) {
+    section(ui, "Server", |ui| {
+        if app.session.is_embedded() {
+            ui.label(format!("Dialtone runs its own server on this machine at {}.", app.session.server_url()));
+            ui.label(RichText::new("Someone else on this machine can call you with: dialtone --server URL --user NAME").small().color(theme::MUTED_TEXT));
+        } else {
+            ui.label(format!("Signed in to {}.", app.session.server_url()));
+        }
+        ui.add_space(6.0);
+        field(ui, "Server URL", &mut app.settings.server.url, "Empty: run a server on this machine");
+        field(ui, "User", &mut app.settings.server.user, "Your user id on that server");
+        field(ui, "Token", &mut app.settings.server.token, "From the server's administrator");
+        ui.label(RichText::new("Server changes take effect the next time Dialtone starts.").small().color(theme::MUTED_TEXT));
+    });
+}

@@ -1,0 +1,347 @@
+//! The app's views and flows, driven through egui_kittest against a real engine, the embedded server
+//! and, as the people on the other end, real engines (with fake devices) on real sockets.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dialtone::history::{History, Outcome};
+use dialtone::session::{SECRET_FILE, Server, SessionConfig};
+use dialtone::settings::Settings;
+use dialtone::ui::{App, Paths};
+use dialtone_engine::{CameraConfig, Command, Engine, EngineConfig, Event, MediaConfig};
+use dialtone_protocol::{CallId, CallKind, DeviceId, EndReason, MediaState, UserId};
+use dialtone_server::Secret;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const SMALL_CAMERA: CameraConfig = CameraConfig { width: 320, height: 180, fps: 15, bitrate_kbps: 300 };
+
+/// An app signed in as "me" with its own embedded server, its files in a fresh folder.
+struct TestApp {
+    harness: Harness<'static, App>,
+    folder: tempfile::TempDir,
+    /// The people on the other end run here.
+    runtime: tokio::runtime::Runtime,
+}
+
+fn settings_with_name(folder: &Path, name: &str) {
+    let mut settings = Settings::default();
+    settings.profile.display_name = name.to_owned();
+    dialtone::store::save(&folder.join("settings.toml"), &settings).unwrap();
+}
+
+fn start_app(folder: tempfile::TempDir, demo: bool) -> TestApp {
+    let config = SessionConfig {
+        server: Server::Embedded { port: 0, demo },
+        user: UserId::new("me").unwrap(),
+        display_name: String::new(),
+        device: DeviceId::new("desktop").unwrap(),
+        data_dir: folder.path().to_owned(),
+        camera: SMALL_CAMERA,
+    };
+    let app = App::start(config, Paths::in_folder(folder.path())).expect("the app starts");
+    let harness = Harness::builder().with_size(egui::vec2(1000.0, 700.0)).build_ui_state(|ui, app: &mut App| app.frame(ui), app);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    TestApp { harness, folder, runtime }
+}
+
+fn named_app(demo: bool) -> TestApp {
+    let folder = tempfile::tempdir().unwrap();
+    settings_with_name(folder.path(), "Tester");
+    start_app(folder, demo)
+}
+
+impl TestApp {
+    /// Steps frames until `done` holds, failing after `limit`.
+    fn until(&mut self, what: &str, limit: Duration, done: impl Fn(&Harness<'static, App>) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.harness.step();
+            if done(&self.harness) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn until_label(&mut self, label: &str) {
+        let owned = label.to_owned();
+        self.until(&format!("{label:?} on screen"), Duration::from_secs(10), move |h| h.query_all_by_label(&owned).next().is_some());
+    }
+
+    fn until_label_contains(&mut self, label: &str) {
+        let owned = label.to_owned();
+        self.until(&format!("a label containing {label:?}"), Duration::from_secs(10), move |h| h.query_all_by_label_contains(&owned).next().is_some());
+    }
+
+    fn click(&mut self, label: &str) {
+        self.harness.get_by_label(label).scroll_to_me();
+        // Scrolling is animated: let it settle before clicking where the widget ends up.
+        self.harness.run_steps(20);
+        self.harness.get_by_label(label).click();
+        // One frame takes the click and performs the action, the next shows its effect.
+        self.harness.step();
+        self.harness.step();
+    }
+
+    /// Another person (or another device of "me"), signed in to the app's server.
+    fn person(&self, user: &str, device: &str, media: bool) -> Person {
+        let secret = Secret::load_or_create(&self.folder.path().join(SECRET_FILE)).unwrap();
+        let id = UserId::new(user).unwrap();
+        let expires = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+        let name = format!("{}{}", user[..1].to_uppercase(), &user[1..]);
+        let token = dialtone_server::mint(&secret, &id, &name, expires).unwrap();
+        let mut config = EngineConfig::new(self.harness.state().session().server_url(), token, DeviceId::new(device).unwrap());
+        if media {
+            config.media = Some(MediaConfig { camera: SMALL_CAMERA, ..MediaConfig::default() });
+        }
+        let (engine, events) = {
+            let _guard = self.runtime.enter();
+            Engine::start(config)
+        };
+        let mut person = Person { engine, events };
+        person.wait(|e| matches!(e, Event::SignedIn { .. }));
+        person
+    }
+}
+
+struct Person {
+    engine: Engine,
+    events: UnboundedReceiver<Event>,
+}
+
+impl Person {
+    /// Waits (up to 10 s) for an event that `matches`, returning it.
+    fn wait(&mut self, matches: impl Fn(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.events.try_recv() {
+                Ok(event) if matches(&event) => return event,
+                Ok(_) => continue,
+                Err(_) => {
+                    assert!(Instant::now() < deadline, "the event never came");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
+    fn call(&self, users: &[&str], kind: CallKind) -> CallId {
+        let call = CallId::new(format!("test-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos())).unwrap();
+        let users = users.iter().map(|u| UserId::new(*u).unwrap()).collect();
+        self.engine.send(Command::Call { call: Some(call.clone()), users, kind, group: false, ring_timeout: None }).unwrap();
+        call
+    }
+}
+
+#[test]
+fn first_run_asks_for_a_name_and_keeps_it() {
+    let folder = tempfile::tempdir().unwrap();
+    let mut app = start_app(folder, false);
+    app.until_label("Welcome to Dialtone");
+    app.harness.get_by_label("Your name").focus();
+    app.harness.step();
+    app.harness.get_by_label("Your name").type_text("Ada Tester");
+    app.harness.step();
+    app.click("Continue");
+    app.until_label("Contacts");
+    assert!(app.harness.query_by_label("Ada Tester").is_some(), "the header shows the name");
+    let saved: Settings = dialtone::store::load(&app.folder.path().join("settings.toml")).value;
+    assert_eq!(saved.profile.display_name, "Ada Tester");
+}
+
+#[test]
+fn an_incoming_video_call_is_accepted_shown_muted_and_hung_up() {
+    let mut app = named_app(false);
+    app.until_label("Online");
+    let mut bob = app.person("bob", "laptop", true);
+    app.until_label("Bob");
+    let call = bob.call(&["me"], CallKind::Video);
+    app.until_label("Incoming video call");
+    assert!(app.harness.query_by_label("Bob").is_some());
+    app.click("Accept with video");
+    bob.wait(|e| matches!(e, Event::CallActive { .. }));
+    // The remote picture arrives and the call clock runs.
+    app.until("bob's video", Duration::from_secs(10), |h| {
+        let slots = h.state().session().remote_video().streams(&h.state().model().call.as_ref().map(|c| c.id.clone()).unwrap_or(CallId::new("none").unwrap()));
+        slots.iter().any(|(_, slot)| slot.frames_decoded() > 3)
+    });
+    app.until_label_contains("0:0");
+    app.click("Mute");
+    let muted = bob.wait(|e| matches!(e, Event::MediaChanged { .. }));
+    assert!(matches!(muted, Event::MediaChanged { media: MediaState { audio_muted: true, .. }, .. }), "{muted:?}");
+    assert!(app.harness.query_by_label("Unmute").is_some(), "the button now says unmute");
+    app.click("Hang up");
+    let ended = bob.wait(|e| matches!(e, Event::CallEnded { .. }));
+    assert!(matches!(ended, Event::CallEnded { reason: EndReason::RemoteHangup, .. }), "{ended:?}");
+    app.until_label("Contacts");
+    let entry = app.harness.state().history().entries[0].clone();
+    assert_eq!((entry.outcome, entry.call), (Outcome::Answered, call.to_string()));
+    assert!(entry.duration_ms.is_some());
+    let saved: History = dialtone::store::load(&app.folder.path().join("history.toml")).value;
+    assert_eq!(saved.entries[0].outcome, Outcome::Answered, "the history is on disk");
+}
+
+#[test]
+fn declining_tells_the_caller_and_is_recorded() {
+    let mut app = named_app(false);
+    app.until_label("Online");
+    let mut bob = app.person("bob", "laptop", false);
+    bob.call(&["me"], CallKind::Audio);
+    app.until_label("Incoming audio call");
+    app.click("Decline");
+    let ended = bob.wait(|e| matches!(e, Event::CallEnded { .. }));
+    assert!(matches!(ended, Event::CallEnded { reason: EndReason::Declined, .. }), "{ended:?}");
+    app.until("the history entry", Duration::from_secs(5), |h| !h.state().history().entries.is_empty());
+    assert_eq!(app.harness.state().history().entries[0].outcome, Outcome::Declined);
+    app.click("History");
+    app.until_label_contains("Declined");
+}
+
+#[test]
+fn a_call_answered_on_another_device_stops_ringing_and_says_so() {
+    let mut app = named_app(false);
+    app.until_label("Online");
+    let mut phone = app.person("me", "phone", false);
+    let bob = app.person("bob", "laptop", false);
+    bob.call(&["me"], CallKind::Video);
+    app.until_label("Incoming video call");
+    let incoming = phone.wait(|e| matches!(e, Event::IncomingCall { .. }));
+    let Event::IncomingCall { call, .. } = incoming else { unreachable!() };
+    phone.engine.send(Command::Accept { call: call.call, media: MediaState::for_kind(CallKind::Video) }).unwrap();
+    app.until_label("Answered on another device");
+    assert!(app.harness.query_by_label("Incoming video call").is_none(), "it stopped ringing here");
+    assert_eq!(app.harness.state().history().entries[0].outcome, Outcome::AnsweredElsewhere);
+}
+
+#[test]
+fn calling_echo_shows_ringing_then_my_own_picture_coming_back() {
+    let mut app = named_app(true);
+    app.until_label("Online");
+    app.until_label("Echo");
+    app.click("Video call Echo");
+    app.until_label_contains("Ringing");
+    assert!(app.harness.query_by_label("Cancel call").is_some());
+    app.until_label("Hang up");
+    app.until("echoed frames", Duration::from_secs(15), |h| {
+        let Some(call) = h.state().model().call.as_ref() else { return false };
+        h.state().session().remote_video().streams(&call.id).iter().any(|(_, slot)| {
+            // Echo's pictures are my own test pattern: its stamps survive the round trip.
+            slot.latest().is_some_and(|frame| frame.stamp.is_some()) && slot.frames_decoded() > 5
+        })
+    });
+    app.click("Hang up");
+    app.until_label("Contacts");
+}
+
+#[test]
+fn the_demo_group_fills_a_grid_and_the_layouts_switch() {
+    let mut app = named_app(true);
+    app.until_label("Online");
+    app.until_label("Video call Demo group");
+    app.until("the demo group online", Duration::from_secs(10), |h| h.state().model().contacts.values().filter(|c| c.online).count() >= 4);
+    app.click("Video call Demo group");
+    app.until("three answers", Duration::from_secs(15), |h| h.state().model().call.as_ref().is_some_and(|c| c.joined().count() == 3));
+    for name in ["Ada", "Grace", "Alan", "Tester (you)"] {
+        app.until_label_contains(name);
+    }
+    app.click("Layout: Grid (switch to Spotlight)");
+    assert!(app.harness.query_by_label("Layout: Spotlight (switch to Single)").is_some());
+    app.click("Hang up");
+    app.until_label("Contacts");
+}
+
+#[test]
+fn grids_of_one_four_and_nine_tiles() {
+    for others in [0usize, 3, 8] {
+        let mut app = named_app(false);
+        app.until_label("Online");
+        let names: Vec<String> = (0..others.max(1)).map(|i| format!("p{i}")).collect();
+        let mut people: Vec<Person> = names.iter().map(|n| app.person(n, "desk", false)).collect();
+        let users: Vec<UserId> = names.iter().map(|n| UserId::new(n).unwrap()).collect();
+        app.harness.state_mut().perform(dialtone::ui::Action::Call { users, kind: CallKind::Audio, group: true });
+        for person in &mut people {
+            let Event::IncomingCall { call, .. } = person.wait(|e| matches!(e, Event::IncomingCall { .. })) else { unreachable!() };
+            person.engine.send(Command::Accept { call: call.call, media: MediaState::for_kind(CallKind::Audio) }).unwrap();
+        }
+        if others == 0 {
+            // The only other member leaves: a group call goes on with one tile.
+            app.until("p0 joined", Duration::from_secs(10), |h| h.state().model().call.as_ref().is_some_and(|c| c.joined().count() == 1));
+            let call = app.harness.state().model().call.as_ref().unwrap().id.clone();
+            people[0].engine.send(Command::Hangup { call }).unwrap();
+        }
+        let expected = others;
+        app.until("everyone joined", Duration::from_secs(10), move |h| h.state().model().call.as_ref().is_some_and(|c| c.joined().count() == expected && c.participants.len() == expected));
+        app.harness.run_steps(3);
+        let tiles = app.harness.query_all_by_label_contains("camera off").count();
+        assert_eq!(tiles, others + 1, "{} tiles for {others} others and me", others + 1);
+        app.click("Hang up");
+    }
+}
+
+#[test]
+fn settings_apply_at_once_survive_a_restart_and_a_corrupt_file_is_kept() {
+    let mut app = named_app(false);
+    app.until_label("Online");
+    app.click("Settings");
+    app.until_label("Camera preview");
+    app.click("Start calls muted");
+    assert!(app.harness.state().settings().calls.start_muted);
+    app.until("the camera preview", Duration::from_secs(10), |h| h.state().session().local_video().latest().is_some());
+    app.click("⬅ Back");
+    app.until("the preview to stop", Duration::from_secs(5), |h| h.state().session().local_video().latest().is_none());
+    let folder = app.folder;
+    drop(app.harness);
+    let saved: Settings = dialtone::store::load(&folder.path().join("settings.toml")).value;
+    assert!(saved.calls.start_muted, "saved at once");
+
+    std::fs::write(folder.path().join("history.toml"), "entries = 3").unwrap();
+    let mut app = start_app(folder, false);
+    app.until_label_contains("could not be read");
+    assert!(app.harness.state().settings().calls.start_muted, "settings survive the restart");
+    let kept = std::fs::read_dir(app.folder.path()).unwrap().filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("history.toml.corrupt-"));
+    assert!(kept, "the unreadable history was set aside, not lost");
+}
+
+#[test]
+fn the_help_overlay_lists_every_shortcut() {
+    let mut app = named_app(false);
+    app.until_label("Online");
+    app.harness.key_press(egui::Key::F1);
+    app.harness.step();
+    app.until_label("Keyboard shortcuts");
+    for (key, what) in dialtone::ui::help_shortcuts() {
+        assert!(app.harness.query_by_label(key).is_some() && app.harness.query_by_label(what).is_some(), "{key}: {what}");
+    }
+    app.harness.key_press(egui::Key::Escape);
+    app.harness.step();
+    app.harness.step();
+    assert!(app.harness.query_by_label("Keyboard shortcuts").is_none());
+}
+
+#[test]
+fn with_the_window_in_the_tray_a_popup_answers_the_call() {
+    let mut app = named_app(false);
+    app.until_label("Online");
+    let mut bob = app.person("bob", "laptop", false);
+    let ctx = app.harness.ctx.clone();
+    app.harness.state_mut().set_window_hidden(&ctx, true);
+    bob.call(&["me"], CallKind::Audio);
+    app.until_label("Incoming audio call");
+    app.until_label("Accept");
+    app.click("Accept");
+    bob.wait(|e| matches!(e, Event::CallActive { .. }));
+    app.until_label("Hang up");
+    app.click("Hang up");
+    bob.wait(|e| matches!(e, Event::CallEnded { .. }));
+
+    // Declining from the popup.
+    app.harness.state_mut().set_window_hidden(&ctx, true);
+    bob.call(&["me"], CallKind::Video);
+    app.until_label("Decline");
+    app.click("Decline");
+    let ended = bob.wait(|e| matches!(e, Event::CallEnded { .. }));
+    assert!(matches!(ended, Event::CallEnded { reason: EndReason::Declined, .. }), "{ended:?}");
+}
