@@ -89,6 +89,8 @@ pub fn grid_rects(count: usize, area: Rect, gap: f32, aspect: f32) -> Vec<Rect> 
 struct Tile {
     key: String,
     look: AvatarLook,
+    /// The name under the tile ("Sam (you)" for this user).
+    caption: String,
     video: Option<Arc<VideoSlot>>,
     muted: bool,
     camera_on: bool,
@@ -127,9 +129,11 @@ fn tiles(app: &mut App, ctx: &egui::Context, call: &CurrentCall) -> Vec<Tile> {
             .iter()
             .find(|(peer, _)| peer.user == participant.user && participant.device.as_ref().is_none_or(|d| d == &peer.device))
             .map(|(_, slot)| slot.clone());
+        let look = app.avatar_look(ctx, &participant.user);
         tiles.push(Tile {
             key: format!("{}/{}", call.id, participant.user),
-            look: app.avatar_look(ctx, &participant.user),
+            caption: look.name.clone(),
+            look,
             video,
             muted: participant.media.audio_muted,
             camera_on: participant.media.camera_on && call.kind == CallKind::Video,
@@ -142,7 +146,8 @@ fn tiles(app: &mut App, ctx: &egui::Context, call: &CurrentCall) -> Vec<Tile> {
         let look = app.avatar_look(ctx, &me);
         tiles.push(Tile {
             key: "local".to_owned(),
-            look: AvatarLook { name: format!("{} (you)", look.name), ..look },
+            caption: format!("{} (you)", look.name),
+            look,
             video: Some(app.session.local_video().clone()),
             muted: call.my_media.audio_muted,
             camera_on: call.my_media.camera_on && call.kind == CallKind::Video,
@@ -174,7 +179,7 @@ fn paint_tile(app: &mut App, ui: &Ui, rect: Rect, tile: &Tile, cover: bool) {
             }
         }
     }
-    let caption = widgets::paint_caption(ui, rect.left_bottom() + vec2(8.0, -8.0), &tile.look.name);
+    let caption = widgets::paint_caption(ui, rect.left_bottom() + vec2(8.0, -8.0), &tile.caption);
     let mut badge_at = pos2(caption.right() + 6.0, caption.center().y);
     if tile.muted {
         badge_at.x = widgets::badge(ui, badge_at, "🔇", theme::RED).right() + 4.0;
@@ -186,7 +191,7 @@ fn paint_tile(app: &mut App, ui: &Ui, rect: Rect, tile: &Tile, cover: bool) {
         widgets::paint_highlight(ui, rect, theme::GREEN);
     }
     // What a screen reader (and a test) learns about the tile.
-    let mut description = tile.look.name.clone();
+    let mut description = tile.caption.clone();
     if tile.muted {
         description += ", muted";
     }
@@ -219,7 +224,7 @@ fn one_to_one(app: &mut App, ui: &mut Ui, area: Rect, call: &CurrentCall, mut ti
                     widgets::paint_avatar(ui, inner, &tile.look, shape);
                 }
             }
-            let mut description = tile.look.name.clone();
+            let mut description = tile.caption.clone();
             if tile.muted {
                 description += ", muted";
                 widgets::badge(ui, pos2(area.right() - 40.0, area.top() + 26.0), "🔇", theme::RED);
@@ -345,14 +350,14 @@ fn controls(app: &App, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action
             actions.push(Action::ToggleMute);
         }
         if call.kind == CallKind::Audio {
-            if widgets::round_button(ui, "📹", "Upgrade to video", "Video", Color32::from_gray(0x45), true, "V").clicked() {
+            if widgets::round_button(ui, "📷", "Upgrade to video", "Video", Color32::from_gray(0x45), true, "V").clicked() {
                 actions.push(Action::UpgradeToVideo);
             }
         } else {
             let on = call.my_media.camera_on;
             let (label, caption) = if on { ("Turn camera off", "Camera") } else { ("Turn camera on", "Camera") };
             let fill = if on { Color32::from_gray(0x45) } else { theme::RED.gamma_multiply(0.8) };
-            if widgets::round_button(ui, if on { "📹" } else { "🚫" }, label, caption, fill, true, "V").clicked() {
+            if widgets::round_button(ui, if on { "📷" } else { "🚫" }, label, caption, fill, true, "V").clicked() {
                 actions.push(Action::ToggleCamera);
             }
         }

@@ -172,7 +172,7 @@ fn row(ui: &mut Ui, contents: impl FnOnce(&mut Ui)) {
 /// "Audio call NAME" and "Video call NAME" buttons at the right of a row.
 fn call_buttons(ui: &mut Ui, name: &str, enabled: bool, users: impl Fn() -> Vec<UserId>, group: bool, actions: &mut Vec<Action>) {
     ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-        for (kind, icon, word) in [(CallKind::Video, "📹", "Video call"), (CallKind::Audio, "📞", "Audio call")] {
+        for (kind, icon, word) in [(CallKind::Video, "📷", "Video call"), (CallKind::Audio, "📞", "Audio call")] {
             let label = format!("{word} {name}");
             let button = egui::Button::new(RichText::new(icon).size(18.0)).min_size(egui::vec2(40.0, 36.0));
             let response = ui.add_enabled(enabled, button);

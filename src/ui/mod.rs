@@ -782,7 +782,8 @@ impl App {
         }
         let texts: Vec<String> = self.model.notices.iter().map(|n| n.text.clone()).collect();
         egui::Area::new(egui::Id::unique("notices"))
-            .anchor(egui::Align2::CENTER_BOTTOM, egui::vec2(0.0, -110.0))
+            // Top centre: clear of the call controls and the ringing buttons.
+            .anchor(egui::Align2::CENTER_TOP, egui::vec2(0.0, 84.0))
             .order(egui::Order::Foreground)
             .interactable(false)
             .show(ctx, |ui| {

@@ -64,7 +64,7 @@ pub fn incoming(app: &mut App, ui: &mut Ui, incoming: &Incoming, actions: &mut V
                 }
             });
             columns[2].vertical_centered(|ui| {
-                let (icon, label) = if info.kind == CallKind::Video { ("📹", "Accept with video") } else { ("📞", "Accept") };
+                let (icon, label) = if info.kind == CallKind::Video { ("📷", "Accept with video") } else { ("📞", "Accept") };
                 if widgets::round_button(ui, icon, label, "Accept", theme::GREEN, true, "Enter").clicked() {
                     actions.push(Action::Accept { call: call.clone(), video: info.kind == CallKind::Video });
                 }

@@ -73,12 +73,14 @@ pub struct Tour {
     next: usize,
     /// When the current step's picture is due, and when the step after may start.
     due: Option<(Instant, Instant)>,
+    /// The current step's marker was written.
+    marked: bool,
 }
 
 impl Tour {
     /// A tour writing its markers into `folder`.
     pub fn new(folder: PathBuf) -> Self {
-        Self { folder, next: 0, due: None }
+        Self { folder, next: 0, due: None, marked: false }
     }
 
     /// Advances; returns actions to perform now, and whether the tour is over.
@@ -86,11 +88,10 @@ impl Tour {
         let Some(tour) = app.tour.as_mut() else { return (Vec::new(), false) };
         let now = Instant::now();
         if let Some((picture_at, next_at)) = tour.due {
-            if now >= picture_at && tour.next > 0 && !STEPS[tour.next - 1].name.is_empty() {
+            if now >= picture_at && !tour.marked && tour.next > 0 && !STEPS[tour.next - 1].name.is_empty() {
+                tour.marked = true;
                 let marker = tour.folder.join(format!("{:02}-{}.ready", tour.next, STEPS[tour.next - 1].name));
-                if !marker.exists()
-                    && let Err(error) = std::fs::write(&marker, b"")
-                {
+                if let Err(error) = std::fs::write(&marker, b"") {
                     tracing::warn!(%error, "tour marker");
                 }
             }
@@ -102,6 +103,7 @@ impl Tour {
             return (Vec::new(), true);
         };
         tour.next += 1;
+        tour.marked = false;
         // The script takes its picture right after the marker appears; the next step waits a second.
         let picture_at = now + step.settle;
         let shutter = if step.name.is_empty() { Duration::ZERO } else { Duration::from_millis(1_000) };
