@@ -47,6 +47,7 @@ struct Cli {
 }
 
 fn main() -> Result<()> {
+    let process_start = std::time::Instant::now();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -94,6 +95,7 @@ fn main() -> Result<()> {
         bail!("no display: Dialtone needs a graphical session (DISPLAY or WAYLAND_DISPLAY); for calls without a window use dialtone-bot");
     }
     let mut app = App::start(config, paths).context("starting Dialtone")?;
+    app.count_start_from(process_start);
     app.start_tray();
     if let Some(folder) = cli.tour {
         std::fs::create_dir_all(&folder).with_context(|| format!("--tour {}", folder.display()))?;

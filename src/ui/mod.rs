@@ -516,6 +516,12 @@ impl App {
         }
     }
 
+    /// Measures the time to the first frame from `start` (the process's start) instead of from
+    /// [`App::start`].
+    pub fn count_start_from(&mut self, start: Instant) {
+        self.started = start;
+    }
+
     /// Walks through every view by itself, writing a marker file into `folder` at each (see
     /// [`tour`]); the window closes at the end.
     pub fn start_tour(&mut self, folder: PathBuf) {
