@@ -271,20 +271,8 @@ impl Model {
         let Some(at) = self.incoming.iter().position(|i| &i.info.call == call) else { return };
         let incoming = self.incoming.remove(at);
         let me = self.me.clone();
-        let participants = incoming
-            .info
-            .members
-            .iter()
-            .filter(|m| Some(&m.user) != me.as_ref())
-            .map(|m| {
-                let mut p = self.new_participant(m.user.clone());
-                p.joined = m.status == MemberStatus::Joined;
-                p.device = m.device.clone();
-                p.media = m.media.unwrap_or_default();
-                p.link = m.device.as_ref().and_then(|d| self.links.get(&(call.clone(), m.user.clone(), d.clone())).copied());
-                p
-            })
-            .collect();
+        let participants =
+            incoming.info.members.iter().filter(|m| Some(&m.user) != me.as_ref()).map(|m| self.member_participant(call, m)).collect();
         self.call = Some(CurrentCall {
             id: call.clone(),
             kind: incoming.info.kind,
@@ -320,6 +308,20 @@ impl Model {
             link: None,
             packets: (0, 0),
         }
+    }
+
+    /// A participant as the server describes a call member, with any connection made while it rang.
+    fn member_participant(&self, call: &CallId, member: &dialtone_protocol::CallMember) -> Participant {
+        let mut participant = self.new_participant(member.user.clone());
+        if !member.profile.display_name.is_empty() {
+            participant.profile = member.profile.clone();
+        }
+        participant.joined = member.status == MemberStatus::Joined;
+        participant.device = member.device.clone();
+        participant.media = member.media.unwrap_or_default();
+        participant.link =
+            member.device.as_ref().and_then(|device| self.links.get(&(call.clone(), member.user.clone(), device.clone())).copied());
+        participant
     }
 
     fn remember(&mut self, info: &CallInfo) {
@@ -404,20 +406,8 @@ impl Model {
                         speaker: None,
                     });
                 }
-                let fresh: Vec<Participant> = call
-                    .members
-                    .iter()
-                    .filter(|m| Some(&m.user) != me.as_ref())
-                    .map(|m| {
-                        let mut p = self.new_participant(m.user.clone());
-                        p.profile = m.profile.clone();
-                        p.joined = m.status == MemberStatus::Joined;
-                        p.device = m.device.clone();
-                        p.media = m.media.unwrap_or_default();
-                        p.link = m.device.as_ref().and_then(|d| self.links.get(&(call.call.clone(), m.user.clone(), d.clone())).copied());
-                        p
-                    })
-                    .collect();
+                let fresh: Vec<Participant> =
+                    call.members.iter().filter(|m| Some(&m.user) != me.as_ref()).map(|m| self.member_participant(&call.call, m)).collect();
                 if let Some(current) = &mut self.call {
                     current.stage = Stage::Active;
                     current.kind = call.kind;

@@ -110,9 +110,9 @@ pub fn in_call(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
         ui.painter().rect_filled(area, 0, Color32::BLACK);
         let tiles = tiles(app, ui.ctx(), &call);
         if call.group {
-            grid(app, ui, area.shrink(8.0), &call, tiles);
+            grid(app, ui, area.shrink(8.0), tiles);
         } else {
-            one_to_one(app, ui, area, &call, tiles);
+            one_to_one(app, ui, area, tiles);
         }
         overlay(app, ui, area, &call);
         if app.invite.is_some() {
@@ -205,7 +205,7 @@ fn paint_tile(app: &mut App, ui: &Ui, rect: Rect, tile: &Tile, cover: bool) {
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &description));
 }
 
-fn one_to_one(app: &mut App, ui: &mut Ui, area: Rect, call: &CurrentCall, mut tiles: Vec<Tile>) {
+fn one_to_one(app: &mut App, ui: &mut Ui, area: Rect, mut tiles: Vec<Tile>) {
     let local = tiles.pop().filter(|t| t.me);
     let remote = tiles.into_iter().find(|t| !t.ringing);
     match &remote {
@@ -242,7 +242,6 @@ fn one_to_one(app: &mut App, ui: &mut Ui, area: Rect, call: &CurrentCall, mut ti
     if let Some(local) = local {
         picture_in_picture(app, ui, area, &local);
     }
-    let _ = call;
 }
 
 /// The draggable self view, in the bottom-right corner by default.
@@ -262,7 +261,7 @@ fn picture_in_picture(app: &mut App, ui: &mut Ui, area: Rect, local: &Tile) {
     paint_tile(app, ui, rect, local, true);
 }
 
-fn grid(app: &mut App, ui: &mut Ui, area: Rect, call: &CurrentCall, tiles: Vec<Tile>) {
+fn grid(app: &mut App, ui: &mut Ui, area: Rect, tiles: Vec<Tile>) {
     let focus = tiles.iter().position(|t| t.speaking).or_else(|| tiles.iter().position(|t| !t.me && !t.ringing)).unwrap_or(0);
     match app.layout {
         GridLayout::Grid => {
@@ -292,7 +291,6 @@ fn grid(app: &mut App, ui: &mut Ui, area: Rect, call: &CurrentCall, tiles: Vec<T
             }
         }
     }
-    let _ = call;
 }
 
 /// Name, timer, quality and banners over the call.
