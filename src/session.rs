@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dialtone_engine::{
-    CameraConfig, Command, Engine, EngineConfig, Event, MediaConfig, MicrophoneConfig, RemoteAudio, RemoteVideo, VideoSlot,
+    AudioSlot, CameraConfig, Command, Engine, EngineConfig, Event, MediaConfig, MicrophoneConfig, RemoteAudio, RemoteVideo, VideoSlot,
     Waker,
 };
 use dialtone_protocol::{DeviceId, IdError, MediaState, UserId};
@@ -119,6 +119,7 @@ pub struct Session {
     remote_video: RemoteVideo,
     remote_audio: RemoteAudio,
     local_video: Arc<VideoSlot>,
+    local_audio: Arc<AudioSlot>,
 }
 
 impl Session {
@@ -186,6 +187,7 @@ impl Session {
             remote_video: engine.remote_video(),
             remote_audio: engine.remote_audio(),
             local_video: engine.local_video(),
+            local_audio: engine.local_audio(),
             runtime,
             engine: Some(engine),
             events,
@@ -258,6 +260,11 @@ impl Session {
     /// This device's camera picture.
     pub fn local_video(&self) -> &Arc<VideoSlot> {
         &self.local_video
+    }
+
+    /// This device's microphone sound (for the level meter).
+    pub fn local_audio(&self) -> &Arc<AudioSlot> {
+        &self.local_audio
     }
 
     /// Hangs up, signs out, stops the demo contacts and the server; waits at most two seconds.

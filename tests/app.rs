@@ -290,6 +290,11 @@ fn settings_apply_at_once_survive_a_restart_and_a_corrupt_file_is_kept() {
     app.click("Start calls muted");
     assert!(app.harness.state().settings().calls.start_muted);
     app.until("the camera preview", Duration::from_secs(10), |h| h.state().session().local_video().latest().is_some());
+    // The microphone's level meter moves (the test tone plays at about -9 dBFS).
+    app.until_label_contains("Microphone level");
+    app.until("the level meter", Duration::from_secs(5), |h| {
+        h.state().session().local_audio().level() > 0.05 && h.query_by_label("Microphone level 0 %").is_none()
+    });
     app.click("⬅ Back");
     app.until("the preview to stop", Duration::from_secs(5), |h| h.state().session().local_video().latest().is_none());
     let folder = app.folder;

@@ -88,6 +88,10 @@ fn devices(app: &mut App, ui: &mut Ui) {
             ui.label("Test tone (no microphone found)");
         });
         ui.horizontal(|ui| {
+            ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new("Level").color(theme::MUTED_TEXT)));
+            level_meter(ui, app.session.local_audio().level());
+        });
+        ui.horizontal(|ui| {
             ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new("Speaker").color(theme::MUTED_TEXT)));
             let output = if app.sounds.unavailable.is_some() { "None found (sounds are silent)" } else { "System default" };
             ui.label(output);
@@ -173,4 +177,39 @@ fn server(app: &mut App, ui: &mut Ui) {
         field(ui, "Token", &mut app.settings.server.token, "From the server's administrator");
         ui.label(RichText::new("Server changes take effect the next time Dialtone starts.").small().color(theme::MUTED_TEXT));
     });
+}
+
+/// A horizontal level meter: RMS shown on a dB scale from -60 to 0 dBFS, green, amber near full scale.
+fn level_meter(ui: &mut Ui, level: f32) {
+    let width = ui.available_width().min(360.0);
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(width, 12.0), egui::Sense::hover());
+    let fraction = meter_fraction(level);
+    response.widget_info(|| {
+        egui::WidgetInfo::labeled(egui::Role::Meter, true, format!("Microphone level {:.0} %", fraction * 100.0))
+    });
+    ui.painter().rect_filled(rect, 6, theme::RAISED);
+    let filled = egui::Rect::from_min_size(rect.min, egui::vec2(rect.width() * fraction, rect.height()));
+    let colour = if fraction > 0.9 { theme::AMBER } else { theme::GREEN };
+    ui.painter().rect_filled(filled, 6, colour);
+    // The meter moves without engine events: keep redrawing while it shows.
+    ui.ctx().request_repaint_after(std::time::Duration::from_millis(50));
+}
+
+/// Where an RMS level (0..1) sits on the meter: -60 dBFS and below is empty, 0 dBFS full.
+pub fn meter_fraction(level: f32) -> f32 {
+    if level <= 0.0 {
+        return 0.0;
+    }
+    ((20.0 * level.log10() + 60.0) / 60.0).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_meter_reads_in_decibels() {
+        assert_eq!(super::meter_fraction(0.0), 0.0);
+        assert_eq!(super::meter_fraction(1.0), 1.0);
+        assert!((super::meter_fraction(0.1) - 2.0 / 3.0).abs() < 1e-6, "-20 dBFS is two thirds");
+        assert_eq!(super::meter_fraction(0.0001), 0.0);
+    }
 }

@@ -145,8 +145,9 @@ pub enum Command {
         /// A new avatar reference; empty clears it.
         avatar: Option<String>,
     },
-    /// Show what the camera captures in [`crate::Engine::local_video`] even outside calls (settings, the
-    /// ringing view of an outgoing video call), or stop doing so.
+    /// Show what the camera captures in [`crate::Engine::local_video`], and the microphone's level in
+    /// [`crate::Engine::local_audio`], even outside calls (settings, the ringing view of an outgoing video
+    /// call), or stop doing so.
     Preview {
         /// Whether to show it.
         on: bool,

@@ -87,6 +87,10 @@ pub(crate) struct Links {
     preview_camera: Option<VideoSender>,
     /// Whether the UI wants the preview when no call's camera is on.
     preview_wanted: bool,
+    /// What this device's microphone captures, for the UI's level meter.
+    local_audio: Arc<AudioSlot>,
+    /// A microphone running for the meter alone (settings).
+    preview_microphone: Option<AudioSender>,
 }
 
 impl Links {
@@ -97,9 +101,12 @@ impl Links {
         audio: RemoteAudio,
         wake: Option<Wake>,
         preview: Arc<VideoSlot>,
+        local_audio: Arc<AudioSlot>,
     ) -> Self {
         Self {
             preview,
+            local_audio,
+            preview_microphone: None,
             preview_camera: None,
             preview_wanted: false,
             config: config.map(Arc::new),
@@ -164,9 +171,11 @@ impl Links {
         } else {
             AudioSource::Tone
         };
-        if switch(&mut self.microphones, call, on, || AudioSender::start(config.microphone, source)) {
+        let meter = Some(self.local_audio.clone());
+        if switch(&mut self.microphones, call, on, || AudioSender::start(config.microphone, source, meter)) {
             self.retarget(call);
         }
+        self.update_preview();
     }
 
     /// Turns this device's camera on or off in `call`.
@@ -208,6 +217,18 @@ impl Links {
         }
         if !self.preview_wanted && self.cameras.is_empty() {
             self.preview.clear();
+        }
+        // The same for the microphone's level meter.
+        let alone = self.preview_wanted && self.microphones.is_empty();
+        match (&self.config, alone, self.preview_microphone.is_some()) {
+            (Some(config), true, false) => {
+                match AudioSender::start(config.microphone, AudioSource::Tone, Some(self.local_audio.clone())) {
+                    Ok(microphone) => self.preview_microphone = Some(microphone),
+                    Err(error) => tracing::warn!(%error, "cannot start the microphone meter"),
+                }
+            }
+            (_, false, true) => self.preview_microphone = None,
+            _ => {}
         }
     }
 

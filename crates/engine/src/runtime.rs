@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use std::sync::Arc;
 
-use dialtone_media::{LinkEvent, VideoSlot};
+use dialtone_media::{AudioSlot, LinkEvent, VideoSlot};
 use dialtone_protocol::{
     CallId, ClientFrame, ClientMessage, DeviceAddress, DeviceId, ErrorCode, PROTOCOL_VERSION, Profile, ServerMessage, UserId,
     decode_server, encode,
@@ -54,6 +54,7 @@ pub struct Engine {
     remote_video: RemoteVideo,
     remote_audio: RemoteAudio,
     local_video: Arc<VideoSlot>,
+    local_audio: Arc<AudioSlot>,
 }
 
 impl Engine {
@@ -70,6 +71,7 @@ impl Engine {
         let remote_audio = RemoteAudio::default();
         let wake = config.waker.clone().map(|waker| -> dialtone_media::Wake { waker });
         let local_video = VideoSlot::new(wake.clone());
+        let local_audio = AudioSlot::new();
         let links = Links::new(
             config.media.clone(),
             link_tx,
@@ -77,6 +79,7 @@ impl Engine {
             remote_audio.clone(),
             wake,
             local_video.clone(),
+            local_audio.clone(),
         );
         let runtime = Runtime {
             config,
@@ -93,7 +96,7 @@ impl Engine {
             speakers: BTreeMap::new(),
         };
         let task = tokio::spawn(runtime.run());
-        (Engine { commands, task, remote_video, remote_audio, local_video }, events)
+        (Engine { commands, task, remote_video, remote_audio, local_video, local_audio }, events)
     }
 
     /// The incoming video streams (latest decoded frame per remote device), for drawing.
@@ -110,6 +113,12 @@ impl Engine {
     /// ([`Command::Preview`]); empty otherwise.
     pub fn local_video(&self) -> Arc<VideoSlot> {
         self.local_video.clone()
+    }
+
+    /// What this device's microphone captures (for a level meter), while a call sends audio or the
+    /// preview is on.
+    pub fn local_audio(&self) -> Arc<AudioSlot> {
+        self.local_audio.clone()
     }
 
     /// Queues a command.

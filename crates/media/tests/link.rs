@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_media::{
-    AudioSender, AudioSource, CameraConfig, Link, LinkEvent, LinkState, MediaConfig, MicrophoneConfig, Role, VideoSender,
+    AudioSender, AudioSlot, AudioSource, CameraConfig, Link, LinkEvent, LinkState, MediaConfig, MicrophoneConfig, Role, VideoSender,
     VideoSlot, VideoSource,
 };
 use tokio::sync::mpsc;
@@ -135,14 +135,15 @@ async fn a_mirror_sends_back_the_pictures_and_sound_it_receives() {
     let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 };
     let there = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();
     there.set_targets(vec![answerer.sender()]);
-    let tone = AudioSender::start(MicrophoneConfig { tone_hz: 700.0, bitrate_bps: 32_000 }, AudioSource::Tone).unwrap();
+    let meter = AudioSlot::new();
+    let tone = AudioSender::start(MicrophoneConfig { tone_hz: 700.0, bitrate_bps: 32_000 }, AudioSource::Tone, Some(meter.clone())).unwrap();
     tone.set_targets(vec![answerer.sender()]);
 
     // The answering side mirrors what it decodes back to the offerer.
     let (mirrored_video, mirrored_audio) = (offerer.remote_video(), offerer.remote_audio());
     let back = VideoSender::start(camera, VideoSource::Mirror(Arc::new(move || mirrored_video.latest())), None).unwrap();
     back.set_targets(vec![offerer.sender()]);
-    let echo = AudioSender::start(MicrophoneConfig::default(), AudioSource::Mirror(Arc::new(move || mirrored_audio.take_frame()))).unwrap();
+    let echo = AudioSender::start(MicrophoneConfig::default(), AudioSource::Mirror(Arc::new(move || mirrored_audio.take_frame())), None).unwrap();
     echo.set_targets(vec![offerer.sender()]);
 
     let echoed_video = answerer.remote_video();
@@ -158,6 +159,8 @@ async fn a_mirror_sends_back_the_pictures_and_sound_it_receives() {
             eprintln!("{frames} mirrored frames, round trip {round_trip_us} us, heard {heard:?} Hz");
             assert!(round_trip_us < 500_000, "{round_trip_us} us");
             assert!((hz - 700.0).abs() < 30.0, "the echo carries the 700 Hz tone back, heard {hz}");
+            assert_eq!(meter.dominant_frequency(), Some(700.0), "the meter hears the microphone itself");
+            assert!(meter.level() > 0.1, "the meter shows the level: {}", meter.level());
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{frames} frames, {heard:?} heard in 10 s");

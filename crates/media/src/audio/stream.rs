@@ -94,6 +94,11 @@ impl AudioSlot {
         self.read(|h| h.level)
     }
 
+    /// Records a captured frame (a local microphone's meter); counted as decoded.
+    pub fn show(&self, frame: &[i16; FRAME_SAMPLES]) {
+        self.push(frame, Decoded::Arrived);
+    }
+
     /// The last half second.
     pub fn recent(&self) -> Vec<i16> {
         self.read(|h| h.recent.iter().copied().collect())
@@ -238,9 +243,9 @@ pub struct AudioSender {
 }
 
 impl AudioSender {
-    /// Starts the microphone on `source`: a thread captures and encodes, a task sends. Within a tokio
-    /// runtime.
-    pub fn start(microphone: MicrophoneConfig, source: AudioSource) -> Result<AudioSender, AudioError> {
+    /// Starts the microphone on `source`: a thread captures and encodes, a task sends. Captured sound
+    /// also goes to `meter` (level meters, a local test). Within a tokio runtime.
+    pub fn start(microphone: MicrophoneConfig, source: AudioSource, meter: Option<Arc<AudioSlot>>) -> Result<AudioSender, AudioError> {
         let mut encoder = OpusEncoder::new(microphone.bitrate_bps)?;
         let feed = Feed::default();
         let (packets, mut encoded) = mpsc::channel::<Vec<u8>>(8);
@@ -254,6 +259,9 @@ impl AudioSender {
                     None => return true,
                 },
             };
+            if let Some(meter) = &meter {
+                meter.show(&frame);
+            }
             match encoder.encode(&frame) {
                 Ok(packet) => packets.blocking_send(packet).is_ok(),
                 Err(error) => {
