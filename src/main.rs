@@ -55,6 +55,7 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| "warn,dialtone=info,dialtone_engine=warn,dialtone_media=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     // Settings and history are per user: a second instance signed in as someone else keeps its own.

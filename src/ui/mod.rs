@@ -702,10 +702,12 @@ impl App {
         self.save_settings_if_changed();
         self.textures.sweep();
 
-        // Timers: ringing animations at ~30 fps, the call clock every second, notices when they expire.
+        // Timers: ringing animations at 15 fps (a slow pulse needs no more, and every frame costs a
+        // full-window repaint: 0.39 cores at 30 fps under software GL, see BENCHMARKS.md), the call clock
+        // every second, notices when they expire.
         let animating = !self.model.incoming.is_empty() || self.model.call.as_ref().is_some_and(|c| c.stage != Stage::Active);
         if animating {
-            ctx.request_repaint_after(Duration::from_millis(33));
+            ctx.request_repaint_after(Duration::from_millis(66));
         } else if self.model.call.is_some() {
             ctx.request_repaint_after(Duration::from_secs(1));
         }

@@ -40,7 +40,8 @@ impl VideoTextures {
         let size = [frame.picture.width as usize, frame.picture.height as usize];
         let stale = self.streams.get(key).is_none_or(|s| s.index != frame.index);
         if stale {
-            let image = ColorImage::from_rgba_unmultiplied(size, &frame.picture.pixels);
+            // Video is opaque, so premultiplied and straight alpha are the same bytes: the cheaper copy.
+            let image = ColorImage::from_rgba_premultiplied(size, &frame.picture.pixels);
             match self.streams.get_mut(key) {
                 Some(stream) => {
                     stream.handle.set(image, TextureOptions::LINEAR);
