@@ -67,12 +67,28 @@ impl<Slot> Streams<Slot> {
     }
 }
 
-/// A link's event, tagged with the call and the remote device it belongs to.
-pub(crate) type TaggedLinkEvent = (CallId, DeviceAddress, LinkEvent);
+/// A link's event, tagged with the call, the remote device and the link's generation (a connection
+/// made again to the same device is a new generation; late events of the old one are told apart).
+pub(crate) type TaggedLinkEvent = (CallId, DeviceAddress, u64, LinkEvent);
+
+/// How many times a failed connection this device offered is made again, per device and call.
+const RETRIES: u32 = 3;
+
+/// One peer connection and what is known about how it came to be.
+struct Entry {
+    link: Link,
+    generation: u64,
+    /// This device offered it (and so is the one to offer again when it fails).
+    offered: bool,
+}
 
 pub(crate) struct Links {
     config: Option<Arc<MediaConfig>>,
-    links: BTreeMap<(CallId, DeviceAddress), Link>,
+    links: BTreeMap<(CallId, DeviceAddress), Entry>,
+    /// The last generation handed out.
+    generation: u64,
+    /// Connections made again after failing, per call and device.
+    retries: BTreeMap<(CallId, DeviceAddress), u32>,
     events: mpsc::UnboundedSender<TaggedLinkEvent>,
     video: RemoteVideo,
     audio: RemoteAudio,
@@ -111,6 +127,8 @@ impl Links {
             preview_wanted: false,
             config: config.map(Arc::new),
             links: BTreeMap::new(),
+            generation: 0,
+            retries: BTreeMap::new(),
             events,
             video,
             audio,
@@ -131,6 +149,8 @@ impl Links {
         if !self.links.contains_key(&key) {
             let events = self.events.clone();
             let (tag_call, tag_peer) = key.clone();
+            self.generation += 1;
+            let generation = self.generation;
             let video = VideoSlot::new(self.wake.clone());
             let audio = AudioSlot::new();
             self.video.insert(call, &peer, video.clone());
@@ -139,20 +159,20 @@ impl Links {
                 config,
                 role,
                 Arc::new(move |event| {
-                    let _ = events.send((tag_call.clone(), tag_peer.clone(), event));
+                    let _ = events.send((tag_call.clone(), tag_peer.clone(), generation, event));
                 }),
                 video,
                 audio,
             );
-            self.links.insert(key.clone(), link);
+            self.links.insert(key.clone(), Entry { link, generation, offered: role == Role::Offerer });
             self.retarget(call);
         }
-        self.links.get(&key)
+        self.links.get(&key).map(|entry| &entry.link)
     }
 
     /// Points the call's camera and microphone at the call's current links.
     fn retarget(&self, call: &CallId) {
-        let targets = || self.links.iter().filter(|((c, _), _)| c == call).map(|(_, link)| link.sender()).collect();
+        let targets = || self.links.iter().filter(|((c, _), _)| c == call).map(|(_, entry)| entry.link.sender()).collect();
         if let Some(camera) = self.cameras.get(call) {
             camera.set_targets(targets());
         }
@@ -257,11 +277,18 @@ impl Links {
         self.retarget(call);
     }
 
-    /// A relayed signal from `from`; an offer from a device without a connection opens one.
+    /// A relayed signal from `from`. An offer always starts a fresh connection (media is negotiated
+    /// once, up front): from a device without one it opens one, and from a device with one it replaces
+    /// it, because the other side made it again after it failed.
     pub(crate) fn signal(&mut self, call: &CallId, from: DeviceAddress, payload: SignalPayload) {
         let link = match payload {
-            SignalPayload::Offer { .. } => self.open(call, from.clone(), Role::Answerer),
-            _ => self.links.get(&(call.clone(), from.clone())),
+            SignalPayload::Offer { .. } => {
+                if self.links.remove(&(call.clone(), from.clone())).is_some() {
+                    tracing::info!(%call, peer = %from, "the other side connects again");
+                }
+                self.open(call, from.clone(), Role::Answerer)
+            }
+            _ => self.links.get(&(call.clone(), from.clone())).map(|entry| &entry.link),
         };
         match link {
             Some(link) => link.remote_signal(payload),
@@ -269,17 +296,42 @@ impl Links {
         }
     }
 
-    /// Forgets a link that reported itself closed or failed.
-    pub(crate) fn forget(&mut self, call: &CallId, peer: &DeviceAddress) {
-        if self.links.remove(&(call.clone(), peer.clone())).is_some() {
-            self.video.remove(call, peer);
-            self.audio.remove(call, peer);
-            self.retarget(call);
+    /// Forgets a link that reported itself closed or failed. False when a newer connection to the same
+    /// device replaced it: then the report is old news and the newer link stays.
+    pub(crate) fn forget(&mut self, call: &CallId, peer: &DeviceAddress, generation: u64) -> bool {
+        let key = (call.clone(), peer.clone());
+        match self.links.get(&key) {
+            Some(entry) if entry.generation != generation => false,
+            Some(_) => {
+                self.links.remove(&key);
+                self.video.remove(call, peer);
+                self.audio.remove(call, peer);
+                self.retarget(call);
+                true
+            }
+            None => true,
         }
+    }
+
+    /// Makes a failed connection again when this device offered it and has retries left (the other
+    /// side, on the new offer, replaces its own); true when it did.
+    pub(crate) fn retry(&mut self, call: &CallId, peer: &DeviceAddress, generation: u64) -> bool {
+        let key = (call.clone(), peer.clone());
+        let ours = self.links.get(&key).is_some_and(|entry| entry.generation == generation && entry.offered);
+        let tries = self.retries.entry(key.clone()).or_insert(0);
+        if !ours || *tries >= RETRIES {
+            return false;
+        }
+        *tries += 1;
+        tracing::info!(%call, %peer, attempt = *tries, "the connection failed; connecting again");
+        self.links.remove(&key);
+        self.open(call, peer.clone(), Role::Offerer);
+        true
     }
 
     /// Closes every connection and stops every camera (the server connection is gone, so are the calls).
     pub(crate) fn close_all(&mut self) {
+        self.retries.clear();
         for (call, peer) in self.links.keys() {
             self.video.remove(call, peer);
             self.audio.remove(call, peer);
@@ -331,6 +383,7 @@ impl Links {
             }
             Event::ParticipantLeft { call, user, .. } => self.close_where(call, |peer| &peer.user == user),
             Event::CallEnded { call, .. } | Event::Merged { call, .. } => {
+                self.retries.retain(|(c, _), _| c != call);
                 self.cameras.remove(call);
                 self.microphones.remove(call);
                 self.close_where(call, |_| true);

@@ -226,7 +226,7 @@ impl Runtime {
         }
     }
 
-    fn link_event(&mut self, call: CallId, peer: DeviceAddress, event: LinkEvent) {
+    fn link_event(&mut self, call: CallId, peer: DeviceAddress, generation: u64, event: LinkEvent) {
         match event {
             LinkEvent::Signal(payload) => {
                 if self.calls.contains_key(&call) {
@@ -234,9 +234,14 @@ impl Runtime {
                 }
             }
             LinkEvent::State { state, after } => {
-                if matches!(state, dialtone_media::LinkState::Closed | dialtone_media::LinkState::Failed) {
+                let live = self.calls.get(&call).is_some_and(|c| !c.phase().is_over());
+                if state == dialtone_media::LinkState::Failed && live && self.links.retry(&call, &peer, generation) {
                     self.video_frames_seen.remove(&(call.clone(), peer.clone()));
-                    self.links.forget(&call, &peer);
+                } else if matches!(state, dialtone_media::LinkState::Closed | dialtone_media::LinkState::Failed) {
+                    if !self.links.forget(&call, &peer, generation) {
+                        return; // a replaced connection's last word: the newer one speaks for this device
+                    }
+                    self.video_frames_seen.remove(&(call.clone(), peer.clone()));
                 }
                 let after_ms = after.as_millis() as u64;
                 self.emit(Event::MediaLink { call, peer, state, after_ms });
@@ -432,7 +437,7 @@ impl Runtime {
                     Some(Err(error)) => return SessionEnd::Lost(format!("connection error: {error}")),
                     None => return SessionEnd::Lost("the connection closed".into()),
                 },
-                Some((call, peer, event)) = self.link_events.recv() => self.link_event(call, peer, event),
+                Some((call, peer, generation, event)) = self.link_events.recv() => self.link_event(call, peer, generation, event),
                 _ = speaking.tick(), if self.links.enabled() => self.update_speakers(),
                 _ = heartbeat.tick() => {
                     nonce += 1;
