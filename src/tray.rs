@@ -5,7 +5,6 @@
 //! then closing the window quits, since nothing could bring it back).
 
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
 
 use ksni::TrayMethods;
 use ksni::menu::StandardItem;
@@ -42,14 +41,12 @@ pub enum TrayAction {
 
 struct DialtoneTray {
     state: TrayState,
-    actions: Sender<TrayAction>,
-    wake: Arc<dyn Fn() + Send + Sync>,
+    on_action: Arc<dyn Fn(TrayAction) + Send + Sync>,
 }
 
 impl DialtoneTray {
     fn send(&self, action: TrayAction) {
-        let _ = self.actions.send(action);
-        (self.wake)();
+        (self.on_action)(action);
     }
 }
 
@@ -125,9 +122,9 @@ pub struct Tray {
 }
 
 impl Tray {
-    /// Registers the icon with the desktop's tray host; `wake` is called after every action.
-    pub async fn start(actions: Sender<TrayAction>, wake: Arc<dyn Fn() + Send + Sync>) -> Result<Tray, ksni::Error> {
-        let handle = DialtoneTray { state: TrayState::Idle, actions, wake }.spawn().await?;
+    /// Registers the icon with the desktop's tray host; `on_action` gets every menu choice.
+    pub async fn start(on_action: Arc<dyn Fn(TrayAction) + Send + Sync>) -> Result<Tray, ksni::Error> {
+        let handle = DialtoneTray { state: TrayState::Idle, on_action }.spawn().await?;
         Ok(Tray { handle, state: TrayState::Idle })
     }
 

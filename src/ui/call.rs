@@ -159,20 +159,52 @@ fn tiles(app: &mut App, ctx: &egui::Context, call: &CurrentCall) -> Vec<Tile> {
     tiles
 }
 
+impl Tile {
+    /// The latest picture to show, when the camera is on and a frame arrived.
+    fn picture(&self, app: &mut App, ctx: &egui::Context) -> Option<video::Picture> {
+        match (&self.video, self.camera_on) {
+            (Some(slot), true) => app.textures.picture(ctx, &self.key, slot),
+            _ => None,
+        }
+    }
+
+    /// What a screen reader (and a test) learns about the tile.
+    fn description(&self) -> String {
+        let mut description = self.caption.clone();
+        if self.muted {
+            description += ", muted";
+        }
+        if !self.camera_on {
+            description += ", camera off";
+        }
+        if self.speaking {
+            description += ", speaking";
+        }
+        description
+    }
+}
+
+/// Paints the tile's avatar in `area` in the shape the settings choose, `scale` of the area's short
+/// side (the whole area for "fill"); returns where it went.
+fn paint_avatar_in(app: &App, ui: &Ui, area: Rect, tile: &Tile, scale: f32) -> Rect {
+    let shape = app.settings.calls.avatar_shape;
+    let inner = if shape == AvatarShape::Fullscreen {
+        area
+    } else {
+        Rect::from_center_size(area.center(), Vec2::splat(area.height().min(area.width()) * scale))
+    };
+    widgets::paint_avatar(ui, inner, &tile.look, shape);
+    inner
+}
+
 /// Draws one tile: video (covering the tile) or the avatar, name, badges, speaker highlight.
 fn paint_tile(app: &mut App, ui: &Ui, rect: Rect, tile: &Tile, cover: bool) {
     let corner = 12;
     ui.painter().rect_filled(rect, CornerRadius::same(corner), theme::RAISED);
-    let picture = match (&tile.video, tile.camera_on) {
-        (Some(slot), true) => app.textures.picture(ui.ctx(), &tile.key, slot),
-        _ => None,
-    };
-    match picture {
+    match tile.picture(app, ui.ctx()) {
         Some(picture) => video::paint(ui, rect, picture, cover, corner),
         None => {
-            let shape = app.settings.calls.avatar_shape;
-            let inner = if shape == AvatarShape::Fullscreen { rect } else { Rect::from_center_size(rect.center(), Vec2::splat(rect.height().min(rect.width()) * 0.42)) };
-            widgets::paint_avatar(ui, inner, &tile.look, shape);
+            let inner = paint_avatar_in(app, ui, rect, tile, 0.42);
             if tile.ringing {
                 let text_at = pos2(rect.center().x, inner.bottom() + 18.0);
                 ui.painter().text(text_at, Align2::CENTER_CENTER, "Ringing…", FontId::proportional(14.0), theme::MUTED_TEXT);
@@ -190,17 +222,7 @@ fn paint_tile(app: &mut App, ui: &Ui, rect: Rect, tile: &Tile, cover: bool) {
     if tile.speaking {
         widgets::paint_highlight(ui, rect, theme::GREEN);
     }
-    // What a screen reader (and a test) learns about the tile.
-    let mut description = tile.caption.clone();
-    if tile.muted {
-        description += ", muted";
-    }
-    if !tile.camera_on {
-        description += ", camera off";
-    }
-    if tile.speaking {
-        description += ", speaking";
-    }
+    let description = tile.description();
     let response = ui.interact(rect, ui.scope_id().with(("tile", &tile.key)), Sense::hover());
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &description));
 }
@@ -211,27 +233,17 @@ fn one_to_one(app: &mut App, ui: &mut Ui, area: Rect, mut tiles: Vec<Tile>) {
     match &remote {
         Some(tile) => {
             // Video fills the window with its aspect kept; an avatar sits on the dark background.
-            let picture = match (&tile.video, tile.camera_on) {
-                (Some(slot), true) => app.textures.picture(ui.ctx(), &tile.key, slot),
-                _ => None,
-            };
-            match picture {
+            match tile.picture(app, ui.ctx()) {
                 Some(picture) => video::paint(ui, area, picture, false, 0),
                 None => {
-                    let shape = app.settings.calls.avatar_shape;
-                    let inner = if shape == AvatarShape::Fullscreen { area } else { Rect::from_center_size(area.center(), Vec2::splat(area.height().min(area.width()) * 0.35)) };
                     ui.painter().rect_filled(area, 0, theme::BACKGROUND);
-                    widgets::paint_avatar(ui, inner, &tile.look, shape);
+                    paint_avatar_in(app, ui, area, tile, 0.35);
                 }
             }
-            let mut description = tile.caption.clone();
             if tile.muted {
-                description += ", muted";
                 widgets::badge(ui, pos2(area.right() - 40.0, area.top() + 26.0), "🔇", theme::RED);
             }
-            if !tile.camera_on {
-                description += ", camera off";
-            }
+            let description = tile.description();
             let response = ui.interact(area, ui.scope_id().with("remote"), Sense::hover());
             response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &description));
         }

@@ -173,16 +173,20 @@ fn row(ui: &mut Ui, contents: impl FnOnce(&mut Ui)) {
 fn call_buttons(ui: &mut Ui, name: &str, enabled: bool, users: impl Fn() -> Vec<UserId>, group: bool, actions: &mut Vec<Action>) {
     ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
         for (kind, icon, word) in [(CallKind::Video, "📷", "Video call"), (CallKind::Audio, "📞", "Audio call")] {
-            let label = format!("{word} {name}");
-            let button = egui::Button::new(RichText::new(icon).size(18.0)).min_size(egui::vec2(40.0, 36.0));
-            let response = ui.add_enabled(enabled, button);
-            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, enabled, &label));
-            let response = response.on_hover_text(&label).on_disabled_hover_text(format!("{name} is offline"));
+            let response = icon_button(ui, icon, &format!("{word} {name}"), enabled).on_disabled_hover_text(format!("{name} is offline"));
             if response.clicked() {
                 actions.push(Action::Call { users: users(), kind, group });
             }
         }
     });
+}
+
+/// A square button showing an icon; `label` is its accessible name and tooltip.
+fn icon_button(ui: &mut Ui, icon: &str, label: &str, enabled: bool) -> egui::Response {
+    let button = egui::Button::new(RichText::new(icon).size(18.0)).min_size(egui::vec2(40.0, 36.0));
+    let response = ui.add_enabled(enabled, button);
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, enabled, label));
+    response.on_hover_text(label)
 }
 
 fn history(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
@@ -222,9 +226,7 @@ fn history(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
                 let kind = if entry.video { CallKind::Video } else { CallKind::Audio };
                 ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                     let label = format!("Call back {}", if names.is_empty() { "them" } else { &names });
-                    let response = ui.add_enabled(!users.is_empty(), egui::Button::new(RichText::new("📞").size(18.0)).min_size(egui::vec2(40.0, 36.0)));
-                    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
-                    if response.on_hover_text(&label).clicked() {
+                    if icon_button(ui, "📞", &label, !users.is_empty()).clicked() {
                         actions.push(Action::Call { users: users.clone(), kind, group: entry.group });
                     }
                 });

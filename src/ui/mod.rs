@@ -492,27 +492,20 @@ impl App {
 
     /// Puts the icon in the desktop's tray; without a tray host the app runs without one.
     pub fn start_tray(&mut self) {
-        let (sender, _) = &self.tray_actions;
-        let forward = {
-            let sender = sender.clone();
-            let (to_app, from_tray) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
-                .name("dialtone-tray".into())
-                .spawn(move || {
-                    while let Ok(action) = from_tray.recv() {
-                        if sender.send(TrayRequest::Tray(action)).is_err() {
-                            break;
-                        }
-                    }
-                })
-                .ok();
-            to_app
-        };
-        let repaint = self.repaint.clone();
-        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || repaint.wake());
-        match self.session.block_on(crate::tray::Tray::start(forward, wake)) {
+        let request = self.request_sink();
+        match self.session.block_on(crate::tray::Tray::start(Arc::new(move |action| request(TrayRequest::Tray(action))))) {
             Ok(tray) => self.tray = Some(tray),
             Err(error) => tracing::info!(%error, "no system tray"),
+        }
+    }
+
+    /// Passes a request from the tray or a notification to the next frame, and wakes the window for it.
+    fn request_sink(&self) -> impl Fn(TrayRequest) + Send + Sync + 'static {
+        let (sender, repaint) = (self.tray_actions.0.clone(), self.repaint.clone());
+        move |request| {
+            if sender.send(request).is_ok() {
+                repaint.wake();
+            }
         }
     }
 
@@ -606,8 +599,7 @@ impl App {
         let name = self.model.name_of(&incoming.from);
         let kind = if incoming.info.kind == CallKind::Video { "video" } else { "audio" };
         let call = incoming.info.call.clone();
-        let sender = self.tray_actions.0.clone();
-        let repaint = self.repaint.clone();
+        let request = self.request_sink();
         std::thread::Builder::new()
             .name("dialtone-notification".into())
             .spawn(move || {
@@ -622,14 +614,10 @@ impl App {
                     .show();
                 match shown {
                     Ok(handle) => handle.wait_for_action(|action| {
-                        let request = match action {
-                            "accept" | "default" => Some(TrayRequest::Accept(call.clone())),
-                            "decline" => Some(TrayRequest::Decline(call.clone())),
-                            _ => None,
-                        };
-                        if let Some(request) = request {
-                            let _ = sender.send(request);
-                            repaint.wake();
+                        match action {
+                            "accept" | "default" => request(TrayRequest::Accept(call.clone())),
+                            "decline" => request(TrayRequest::Decline(call.clone())),
+                            _ => {}
                         }
                     }),
                     Err(error) => tracing::info!(%error, "no desktop notifications"),

@@ -46,10 +46,15 @@ fn section(ui: &mut Ui, title: &str, contents: impl FnOnce(&mut Ui)) {
     });
 }
 
+/// The label at the left of a settings row, in a fixed-width column.
+fn row_label(ui: &mut Ui, text: &str) {
+    ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new(text).color(theme::MUTED_TEXT)));
+}
+
 /// A text field with an accessible label.
 fn field(ui: &mut Ui, label: &str, value: &mut String, hint: &str) -> egui::Response {
     ui.horizontal(|ui| {
-        ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new(label).color(theme::MUTED_TEXT)));
+        row_label(ui, label);
         let response = ui.add(egui::TextEdit::singleline(value).hint_text(hint).desired_width(f32::INFINITY).id_salt(label));
         response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, label));
         response
@@ -84,15 +89,15 @@ fn profile(app: &mut App, ui: &mut Ui) {
 fn devices(app: &mut App, ui: &mut Ui) {
     section(ui, "Devices", |ui| {
         ui.horizontal(|ui| {
-            ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new("Microphone").color(theme::MUTED_TEXT)));
+            row_label(ui, "Microphone");
             ui.label("Test tone (no microphone found)");
         });
         ui.horizontal(|ui| {
-            ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new("Level").color(theme::MUTED_TEXT)));
+            row_label(ui, "Level");
             level_meter(ui, app.session.local_audio().level());
         });
         ui.horizontal(|ui| {
-            ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new("Speaker").color(theme::MUTED_TEXT)));
+            row_label(ui, "Speaker");
             let output = if app.sounds.unavailable.is_some() { "None found (sounds are silent)" } else { "System default" };
             ui.label(output);
             if ui.button("Play test sound").clicked() {
@@ -101,7 +106,7 @@ fn devices(app: &mut App, ui: &mut Ui) {
             }
         });
         ui.horizontal(|ui| {
-            ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new("Camera").color(theme::MUTED_TEXT)));
+            row_label(ui, "Camera");
             ui.label("Test pattern (no camera found)");
         });
         // The live preview: the engine runs the camera while this screen is open.
@@ -135,7 +140,7 @@ fn ringtone(app: &mut App, ui: &mut Ui) {
             };
         }
         ui.horizontal(|ui| {
-            ui.add_sized([120.0, 24.0], egui::Label::new(RichText::new("Volume").color(theme::MUTED_TEXT)));
+            row_label(ui, "Volume");
             let slider = egui::Slider::new(&mut app.settings.ringtone.volume, 0.0..=1.0).show_value(false);
             let response = ui.add(slider);
             response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Slider, true, "Ringtone volume"));

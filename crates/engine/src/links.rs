@@ -220,35 +220,19 @@ impl Links {
         self.update_preview();
     }
 
-    /// Runs a camera for the preview alone when it is wanted and no call's camera already feeds it;
-    /// a cleared preview tells the UI the camera is off.
+    /// Runs a camera and a microphone for the preview alone when it is wanted and no call's own already
+    /// feeds it; a cleared preview tells the UI the camera is off.
     fn update_preview(&mut self) {
-        let alone = self.preview_wanted && self.cameras.is_empty();
-        match (&self.config, alone, self.preview_camera.is_some()) {
-            (Some(config), true, false) => {
-                let camera = VideoSender::start(config.camera, VideoSource::TestPattern, Some(self.preview.clone()));
-                match camera {
-                    Ok(camera) => self.preview_camera = Some(camera),
-                    Err(error) => tracing::warn!(%error, "cannot start the camera preview"),
-                }
-            }
-            (_, false, true) => self.preview_camera = None,
-            _ => {}
-        }
+        let Some(config) = self.config.clone() else { return };
+        let (preview, meter) = (self.preview.clone(), self.local_audio.clone());
+        run_alone(&mut self.preview_camera, self.preview_wanted && self.cameras.is_empty(), "camera preview", || {
+            VideoSender::start(config.camera, VideoSource::TestPattern, Some(preview))
+        });
+        run_alone(&mut self.preview_microphone, self.preview_wanted && self.microphones.is_empty(), "microphone meter", || {
+            AudioSender::start(config.microphone, AudioSource::Tone, Some(meter))
+        });
         if !self.preview_wanted && self.cameras.is_empty() {
             self.preview.clear();
-        }
-        // The same for the microphone's level meter.
-        let alone = self.preview_wanted && self.microphones.is_empty();
-        match (&self.config, alone, self.preview_microphone.is_some()) {
-            (Some(config), true, false) => {
-                match AudioSender::start(config.microphone, AudioSource::Tone, Some(self.local_audio.clone())) {
-                    Ok(microphone) => self.preview_microphone = Some(microphone),
-                    Err(error) => tracing::warn!(%error, "cannot start the microphone meter"),
-                }
-            }
-            (_, false, true) => self.preview_microphone = None,
-            _ => {}
         }
     }
 
@@ -391,6 +375,23 @@ impl Links {
             }
             _ => {}
         }
+    }
+}
+
+/// Starts (`wanted`) or stops a source kept in `running`, for the preview.
+fn run_alone<Source, Error: std::fmt::Display>(
+    running: &mut Option<Source>,
+    wanted: bool,
+    what: &str,
+    start: impl FnOnce() -> Result<Source, Error>,
+) {
+    match (wanted, running.is_some()) {
+        (true, false) => match start() {
+            Ok(source) => *running = Some(source),
+            Err(error) => tracing::warn!(%error, "cannot start the {what}"),
+        },
+        (false, true) => *running = None,
+        _ => {}
     }
 }
 
