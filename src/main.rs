@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use dialtone::session::{Server, SessionConfig};
 use dialtone::ui::{App, Paths};
-use dialtone_engine::CameraConfig;
+use dialtone_engine::{CameraConfig, DeviceChoice};
 use dialtone_protocol::{DeviceId, UserId};
 
 /// Dialtone: audio and video calls.
@@ -37,6 +37,9 @@ struct Cli {
     /// Do not start the demo contacts with the embedded server.
     #[arg(long)]
     no_demo: bool,
+    /// Use the test tone, the silent speaker and the test pattern unless the settings pick a device.
+    #[arg(long)]
+    fake_devices: bool,
     /// The camera's format, WIDTHxHEIGHT@FPS.
     #[arg(long, default_value = "640x360@30", value_parser = str::parse::<CameraConfig>)]
     camera: CameraConfig,
@@ -91,6 +94,7 @@ fn main() -> Result<()> {
         device: DeviceId::new(&cli.device).with_context(|| format!("--device {:?}", cli.device))?,
         data_dir: paths.data.clone(),
         camera: cli.camera,
+        devices: if cli.fake_devices { DeviceChoice::fake() } else { DeviceChoice::default() },
     };
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         bail!("no display: Dialtone needs a graphical session (DISPLAY or WAYLAND_DISPLAY); for calls without a window use dialtone-bot");

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use dialtone_engine::{Event, MediaLinkState};
+use dialtone_engine::{DeviceInfo, DeviceKind, DeviceList, Event, MediaLinkState};
 use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceId, EndReason, MediaState, MemberStatus, Profile, UserId};
 
 use crate::history::{self, Direction, Entry, Outcome};
@@ -216,6 +216,10 @@ pub struct Model {
     /// Peer-connection states by call and device, also for calls that still ring here (they connect
     /// before anyone answers).
     links: BTreeMap<(CallId, UserId, DeviceId), MediaLinkState>,
+    /// The microphones, speakers and cameras there are, as last listed.
+    pub devices: DeviceList,
+    /// The device of each kind in use, and why it is a stand-in when it is one.
+    pub in_use: BTreeMap<DeviceKind, (DeviceInfo, Option<String>)>,
 }
 
 impl Model {
@@ -515,6 +519,17 @@ impl Model {
                 }
             }
             Event::Signal { .. } => {}
+            Event::Devices { devices } => self.devices = devices,
+            Event::DeviceInUse { kind, device, problem } => {
+                // Each start of a camera or microphone reports; a problem is told once until it changes.
+                let told = self.in_use.get(&kind).and_then(|(_, told)| told.as_ref());
+                if let Some(problem) = problem.as_ref().filter(|p| Some(*p) != told) {
+                    self.notify(format!("{}: using {} instead", capitalised(problem), device.name), now);
+                } else if problem.is_none() && told.is_some() {
+                    self.notify(format!("Now using {}", device.name), now);
+                }
+                self.in_use.insert(kind, (device, problem));
+            }
         }
     }
 
@@ -606,3 +621,8 @@ impl Model {
 
 #[cfg(test)]
 mod tests;
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dialtone_engine::{
-    AudioSlot, CameraConfig, Command, Engine, EngineConfig, Event, MediaConfig, MicrophoneConfig, RemoteAudio, RemoteVideo, VideoSlot,
+    AudioSlot, CameraConfig, Command, DeviceChoice, Engine, EngineConfig, Event, MediaConfig, MicrophoneConfig, RemoteAudio, RemoteVideo, VideoSlot,
     Waker,
 };
 use dialtone_protocol::{DeviceId, IdError, MediaState, UserId};
@@ -56,6 +56,8 @@ pub struct SessionConfig {
     pub data_dir: PathBuf,
     /// The camera's format.
     pub camera: CameraConfig,
+    /// The devices to start with: the system's, or the fake twins (tests, `--fake-devices`).
+    pub devices: DeviceChoice,
 }
 
 /// Why the session could not start.
@@ -120,6 +122,7 @@ pub struct Session {
     remote_audio: RemoteAudio,
     local_video: Arc<VideoSlot>,
     local_audio: Arc<AudioSlot>,
+    played_audio: Arc<AudioSlot>,
 }
 
 impl Session {
@@ -131,6 +134,7 @@ impl Session {
             .thread_name("dialtone-engine")
             .enable_all()
             .build()?;
+        // The demo contacts always use fake devices; this user's engine gets the chosen ones below.
         let media = MediaConfig { camera: config.camera, ..MediaConfig::default() };
         let (server, server_url, token, demo, groups) = match &config.server {
             Server::Embedded { port, demo } => {
@@ -178,7 +182,7 @@ impl Session {
         let mut engine_config = EngineConfig::new(&server_url, token, config.device.clone());
         engine_config.watch_presence = Some(None);
         engine_config.waker = Some(waker);
-        engine_config.media = Some(media);
+        engine_config.media = Some(MediaConfig { devices: config.devices.clone(), ..media });
         let (engine, events) = {
             let _guard = runtime.enter();
             Engine::start(engine_config)
@@ -188,6 +192,7 @@ impl Session {
             remote_audio: engine.remote_audio(),
             local_video: engine.local_video(),
             local_audio: engine.local_audio(),
+            played_audio: engine.played_audio(),
             runtime,
             engine: Some(engine),
             events,
@@ -265,6 +270,11 @@ impl Session {
     /// This device's microphone sound (for the level meter).
     pub fn local_audio(&self) -> &Arc<AudioSlot> {
         &self.local_audio
+    }
+
+    /// What the speaker plays in calls (for the output level meter).
+    pub fn played_audio(&self) -> &Arc<AudioSlot> {
+        &self.played_audio
     }
 
     /// Hangs up, signs out, stops the demo contacts and the server; waits at most two seconds.

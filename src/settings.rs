@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use dialtone_engine::{DeviceChoice, DeviceKind, DevicePick};
 use serde::{Deserialize, Serialize};
 
 /// Everything the settings panel changes.
@@ -16,7 +17,8 @@ pub struct Settings {
     pub ringtone: RingtoneSettings,
     /// How calls start and look.
     pub calls: CallSettings,
-    /// Chosen devices, by name; none means the system default (or the fake twin when there is none).
+    /// Chosen devices; none means this run's default (the system's device, or its fake twin when
+    /// there is none).
     pub devices: DeviceSettings,
     /// Window behaviour.
     pub window: WindowSettings,
@@ -99,16 +101,49 @@ impl AvatarShape {
     }
 }
 
-/// Chosen devices.
+/// Chosen devices, by the engine's device id (`alsa:...`, `camera:0`, `fake:tone`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DeviceSettings {
-    /// Microphone name.
+    /// Microphone id.
     pub microphone: Option<String>,
-    /// Speaker name.
+    /// Speaker id.
     pub speaker: Option<String>,
-    /// Camera name.
+    /// Camera id.
     pub camera: Option<String>,
+}
+
+impl DeviceSettings {
+    /// The id chosen for `kind`.
+    pub fn get(&self, kind: DeviceKind) -> Option<&String> {
+        match kind {
+            DeviceKind::Microphone => self.microphone.as_ref(),
+            DeviceKind::Speaker => self.speaker.as_ref(),
+            DeviceKind::Camera => self.camera.as_ref(),
+        }
+    }
+
+    /// Chooses `id` for `kind` (none: this run's default).
+    pub fn set(&mut self, kind: DeviceKind, id: Option<String>) {
+        match kind {
+            DeviceKind::Microphone => self.microphone = id,
+            DeviceKind::Speaker => self.speaker = id,
+            DeviceKind::Camera => self.camera = id,
+        }
+    }
+
+    /// `defaults` with every chosen device put in.
+    pub fn over(&self, defaults: &DeviceChoice) -> DeviceChoice {
+        let pick = |kind| match self.get(kind) {
+            Some(id) => DevicePick::Id(id.clone()),
+            None => defaults.pick(kind).clone(),
+        };
+        DeviceChoice {
+            microphone: pick(DeviceKind::Microphone),
+            speaker: pick(DeviceKind::Speaker),
+            camera: pick(DeviceKind::Camera),
+        }
+    }
 }
 
 /// Window behaviour.

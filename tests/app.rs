@@ -8,7 +8,7 @@ use dialtone::history::{History, Outcome};
 use dialtone::session::{SECRET_FILE, Server, SessionConfig};
 use dialtone::settings::Settings;
 use dialtone::ui::{App, Paths};
-use dialtone_engine::{CameraConfig, Command, Engine, EngineConfig, Event, MediaConfig};
+use dialtone_engine::{CameraConfig, Command, DeviceChoice, Engine, EngineConfig, Event, MediaConfig};
 use dialtone_protocol::{CallId, CallKind, DeviceId, EndReason, MediaState, UserId};
 use dialtone_server::Secret;
 use egui_kittest::Harness;
@@ -39,6 +39,7 @@ fn start_app(folder: tempfile::TempDir, demo: bool) -> TestApp {
         device: DeviceId::new("desktop").unwrap(),
         data_dir: folder.path().to_owned(),
         camera: SMALL_CAMERA,
+        devices: DeviceChoice::fake(),
     };
     let app = App::start(config, Paths::in_folder(folder.path())).expect("the app starts");
     let harness = Harness::builder().with_size(egui::vec2(1000.0, 700.0)).build_ui_state(|ui, app: &mut App| app.frame(ui), app);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use dialtone_engine::{MediaLinkState, VideoSlot};
+use dialtone_engine::{DeviceKind, MediaLinkState, VideoSlot};
 use dialtone_protocol::{CallKind, UserId};
 use egui::{Align2, Color32, CornerRadius, FontId, Rect, RichText, Sense, Ui, Vec2, pos2, vec2};
 
@@ -118,7 +118,32 @@ pub fn in_call(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
         if app.invite.is_some() {
             invite_list(app, ui, &call, actions);
         }
+        if app.output_menu {
+            output_menu(app, ui, actions);
+        }
     });
+}
+
+/// The speakers to play the call on.
+fn output_menu(app: &App, ui: &mut Ui, actions: &mut Vec<Action>) {
+    let mut open = true;
+    egui::Window::new("Speaker")
+        .collapsible(false)
+        .resizable(false)
+        .anchor(Align2::CENTER_BOTTOM, Vec2::new(0.0, -12.0))
+        .open(&mut open)
+        .show(ui.ctx(), |ui| {
+            ui.set_min_width(280.0);
+            let chosen = app.settings.devices.get(DeviceKind::Speaker).cloned();
+            for (id, name) in super::settings_view::device_options(app, DeviceKind::Speaker) {
+                if ui.radio(chosen == id, name).clicked() && chosen != id {
+                    actions.push(Action::UseDevice { kind: DeviceKind::Speaker, id });
+                }
+            }
+        });
+    if !open {
+        actions.push(Action::ToggleOutputMenu);
+    }
 }
 
 fn tiles(app: &mut App, ctx: &egui::Context, call: &CurrentCall) -> Vec<Tile> {
@@ -349,7 +374,8 @@ fn overlay(app: &App, ui: &mut Ui, area: Rect, call: &CurrentCall) {
 
 /// The controls bar.
 fn controls(app: &App, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action>) {
-    let count = 4 + usize::from(call.group);
+    let video = call.kind == CallKind::Video;
+    let count = 5 + usize::from(call.group) + usize::from(video);
     let width = count as f32 * 76.0;
     ui.horizontal(|ui| {
         ui.add_space(((ui.available_width() - width) / 2.0).max(0.0));
@@ -370,6 +396,14 @@ fn controls(app: &App, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action
             if widgets::round_button(ui, if on { "📷" } else { "🚫" }, label, caption, fill, true, "V").clicked() {
                 actions.push(Action::ToggleCamera);
             }
+            let other = app.next_camera().is_some();
+            let label = if other { "Switch camera" } else { "Switch camera (no other camera)" };
+            if widgets::round_button(ui, "🔄", label, "Switch", Color32::from_gray(0x45), other, "C").clicked() {
+                actions.push(Action::SwitchCamera);
+            }
+        }
+        if widgets::round_button(ui, "🔊", "Choose the speaker", "Speaker", Color32::from_gray(0x45), true, "O").clicked() {
+            actions.push(Action::ToggleOutputMenu);
         }
         if widgets::round_button(ui, "➕", "Invite people", "Invite", Color32::from_gray(0x45), true, "I").clicked() {
             actions.push(Action::ToggleInvite);

@@ -5,7 +5,7 @@ use egui::{Align2, RichText, Vec2};
 use super::{Action, theme};
 
 /// Every shortcut, as the overlay lists it.
-pub const SHORTCUTS: [(&str, &str); 11] = [
+pub const SHORTCUTS: [(&str, &str); 13] = [
     ("Enter", "Accept a ringing call with video"),
     ("A", "Accept a ringing call, audio only"),
     ("D", "Decline a ringing call"),
@@ -13,8 +13,10 @@ pub const SHORTCUTS: [(&str, &str); 11] = [
     ("V", "Camera off or on (upgrades an audio call)"),
     ("I", "Invite people into the call"),
     ("G", "Switch the group layout (grid, spotlight, single)"),
+    ("C", "Switch to the next camera"),
+    ("O", "Choose the speaker"),
     ("H", "Hang up, or cancel a call that rings"),
-    ("Esc", "Close this help, the invite list or the settings"),
+    ("Esc", "Close this help, a menu or the settings"),
     ("F1 or ?", "Show or hide this help"),
     ("Tab", "Move between buttons; Space presses one"),
 ];

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dialtone_engine::Command;
+use dialtone_engine::{Command, DeviceChoice, DeviceKind};
 use dialtone_protocol::{CallId, CallKind, MediaState, UserId};
 use egui::{Color32, Key, TextureHandle};
 
@@ -79,6 +79,17 @@ pub enum Action {
     Show(Screen),
     /// Open or close the keyboard help.
     ToggleHelp,
+    /// Use a device from now on (none: this run's default), also in the call going on.
+    UseDevice {
+        /// Microphone, speaker or camera.
+        kind: DeviceKind,
+        /// The device's id.
+        id: Option<String>,
+    },
+    /// Use the next camera.
+    SwitchCamera,
+    /// Open or close the speaker menu in a call.
+    ToggleOutputMenu,
 }
 
 /// The screens outside calls.
@@ -192,6 +203,12 @@ pub struct App {
     notified_call: Option<CallId>,
     /// The screenshot tour, when running one.
     tour: Option<tour::Tour>,
+    /// The devices of this run where the settings choose none (the system's, or the fake twins).
+    default_devices: DeviceChoice,
+    /// The speaker menu of the call controls is open.
+    output_menu: bool,
+    /// When the engine was last asked which devices there are.
+    devices_listed_at: Option<Instant>,
 }
 
 /// A request from outside the window: the tray menu, or a desktop notification's buttons.
@@ -217,6 +234,8 @@ impl App {
         let repaint = Arc::new(Repaint::default());
         let waker = repaint.clone();
         config.data_dir = paths.data.clone();
+        let default_devices = config.devices.clone();
+        config.devices = settings.value.devices.over(&default_devices);
         let session = Session::start(config, Arc::new(move || waker.wake()))?;
         let mut model = Model::default();
         model.groups = session.groups().to_vec();
@@ -256,6 +275,9 @@ impl App {
             missed_seen_unix_ms: Self::now_unix_ms(),
             notified_call: None,
             tour: None,
+            default_devices,
+            output_menu: false,
+            devices_listed_at: None,
         })
     }
 
@@ -364,6 +386,40 @@ impl App {
             Action::SetLayout(layout) => self.layout = layout,
             Action::Show(screen) => self.screen = screen,
             Action::ToggleHelp => self.help_open = !self.help_open,
+            Action::UseDevice { kind, id } => {
+                self.settings.devices.set(kind, id);
+                self.session.send(Command::UseDevices(self.settings.devices.over(&self.default_devices)));
+            }
+            Action::SwitchCamera => match self.next_camera() {
+                Some(id) => self.perform(Action::UseDevice { kind: DeviceKind::Camera, id: Some(id) }),
+                None => self.model.notify("There is no other camera", now),
+            },
+            Action::ToggleOutputMenu => self.output_menu = !self.output_menu,
+        }
+    }
+
+    /// The camera after the one in use, if there is another.
+    pub fn next_camera(&self) -> Option<String> {
+        let cameras = &self.model.devices.cameras;
+        if cameras.len() < 2 {
+            return None;
+        }
+        let current = self.model.in_use.get(&DeviceKind::Camera).map(|(device, _)| device.id.as_str());
+        let at = cameras.iter().position(|c| Some(c.id.as_str()) == current).map_or(0, |i| i + 1);
+        Some(cameras[at % cameras.len()].id.clone())
+    }
+
+    /// Asks the engine which devices there are: at start, and every few seconds while a view lists
+    /// them (so a device plugged in shows up).
+    fn update_device_list(&mut self, now: Instant) {
+        let showing = self.screen == Screen::Settings || self.output_menu;
+        let due = match self.devices_listed_at {
+            None => true,
+            Some(at) => showing && now.duration_since(at) >= Duration::from_secs(3),
+        };
+        if due {
+            self.devices_listed_at = Some(now);
+            self.session.send(Command::ListDevices);
         }
     }
 
@@ -414,6 +470,8 @@ impl App {
                     (Key::I, Action::ToggleInvite),
                     (Key::H, Action::Hangup),
                     (Key::G, Action::SetLayout(self.layout.next())),
+                    (Key::C, Action::SwitchCamera),
+                    (Key::O, Action::ToggleOutputMenu),
                 ] {
                     if pressed(key) {
                         actions.push(action);
@@ -425,6 +483,8 @@ impl App {
                     actions.push(Action::ToggleHelp);
                 } else if self.invite.is_some() {
                     actions.push(Action::ToggleInvite);
+                } else if self.output_menu {
+                    actions.push(Action::ToggleOutputMenu);
                 } else if self.screen == Screen::Settings {
                     actions.push(Action::Show(Screen::Contacts));
                 }
@@ -685,6 +745,10 @@ impl App {
             self.perform(action);
         }
         self.update_preview();
+        self.update_device_list(Instant::now());
+        if self.model.call.is_none() {
+            self.output_menu = false;
+        }
         self.update_sounds();
         self.update_tray();
         self.save_settings_if_changed();

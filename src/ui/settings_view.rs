@@ -8,6 +8,7 @@ use egui::{RichText, Ui};
 use super::home::header;
 use super::{Action, App, Screen, theme, video};
 use crate::settings::AvatarShape;
+use dialtone_engine::{DeviceKind, DevicePick};
 use crate::sound::Playing;
 
 /// The settings screen.
@@ -28,7 +29,7 @@ pub fn show(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
         });
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
             profile(app, ui);
-            devices(app, ui);
+            devices(app, ui, actions);
             ringtone(app, ui);
             calls(app, ui);
             server(app, ui);
@@ -86,29 +87,63 @@ fn profile(app: &mut App, ui: &mut Ui) {
     });
 }
 
-fn devices(app: &mut App, ui: &mut Ui) {
-    section(ui, "Devices", |ui| {
-        ui.horizontal(|ui| {
-            row_label(ui, "Microphone");
-            ui.label("Test tone (no microphone found)");
+/// What can be picked for `kind`: this run's default first (none), then every device listed.
+pub(super) fn device_options(app: &App, kind: DeviceKind) -> Vec<(Option<String>, String)> {
+    let default = match app.default_devices.pick(kind) {
+        DevicePick::Fake => format!("Default ({})", kind.fake().name),
+        _ => "System default".to_owned(),
+    };
+    std::iter::once((None, default))
+        .chain(app.model.devices.of(kind).iter().map(|device| (Some(device.id.clone()), device.name.clone())))
+        .collect()
+}
+
+/// A device picker row, with what is in use under it when that is a stand-in.
+fn device_row(app: &App, ui: &mut Ui, kind: DeviceKind, label: &str, actions: &mut Vec<Action>) {
+    let chosen = app.settings.devices.get(kind).cloned();
+    let options = device_options(app, kind);
+    let selected = options.iter().find(|(id, _)| *id == chosen).map(|(_, name)| name.clone()).unwrap_or_else(|| {
+        // Chosen before but not there now (unplugged): keep the choice, say so.
+        format!("{} (not connected)", chosen.as_deref().unwrap_or_default())
+    });
+    ui.horizontal(|ui| {
+        row_label(ui, label);
+        let response = egui::ComboBox::from_id_salt(label).selected_text(selected).width(ui.available_width().min(360.0)).show_ui(ui, |ui| {
+            for (id, name) in &options {
+                if ui.selectable_label(*id == chosen, name).clicked() && *id != chosen {
+                    actions.push(Action::UseDevice { kind, id: id.clone() });
+                }
+            }
         });
+        response.response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, label));
+    });
+    if let Some((device, Some(problem))) = app.model.in_use.get(&kind) {
+        ui.horizontal(|ui| {
+            row_label(ui, "");
+            ui.label(RichText::new(format!("{problem}: using {}", device.name)).color(theme::AMBER).size(12.0));
+        });
+    }
+}
+
+fn devices(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+    section(ui, "Devices", |ui| {
+        device_row(app, ui, DeviceKind::Microphone, "Microphone", actions);
         ui.horizontal(|ui| {
             row_label(ui, "Level");
             level_meter(ui, app.session.local_audio().level());
         });
+        device_row(app, ui, DeviceKind::Speaker, "Speaker", actions);
         ui.horizontal(|ui| {
-            row_label(ui, "Speaker");
-            let output = if app.sounds.unavailable.is_some() { "None found (sounds are silent)" } else { "System default" };
-            ui.label(output);
+            row_label(ui, "");
             if ui.button("Play test sound").clicked() {
                 let volume = app.settings.ringtone.volume;
                 app.sounds.test(volume);
             }
+            if let Some(problem) = &app.sounds.unavailable {
+                ui.label(RichText::new(problem).color(theme::MUTED_TEXT).size(12.0));
+            }
         });
-        ui.horizontal(|ui| {
-            row_label(ui, "Camera");
-            ui.label("Test pattern (no camera found)");
-        });
+        device_row(app, ui, DeviceKind::Camera, "Camera", actions);
         // The live preview: the engine runs the camera while this screen is open.
         let width = ui.available_width().min(360.0);
         let (rect, response) = ui.allocate_exact_size(egui::vec2(width, width * 9.0 / 16.0), egui::Sense::hover());

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::backoff::Backoff;
 pub use dialtone_media::MediaConfig;
+pub use dialtone_media::{DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick};
 /// Where a peer connection stands (see [`Event::MediaLink`]); serialized in snake_case.
 pub use dialtone_media::LinkState as MediaLinkState;
 
@@ -152,8 +153,21 @@ pub enum Command {
         /// Whether to show it.
         on: bool,
     },
+    /// Report the microphones, speakers and cameras there are now ([`Event::Devices`]).
+    ListDevices,
+    /// Use these devices from now on, also in calls going on (each switch is reported by
+    /// [`Event::DeviceInUse`]).
+    UseDevices(DeviceChoice),
     /// Hang up everything, sign out and stop.
     Shutdown,
+}
+
+impl Command {
+    /// Whether the command concerns only this device (devices, the preview), so it works while the
+    /// engine is not connected to the server.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Self::Preview { .. } | Self::ListDevices | Self::UseDevices(_))
+    }
 }
 
 /// What the engine reports. Serialized as one JSON object with an `event` field.
@@ -332,6 +346,23 @@ pub enum Event {
         call: CallId,
         /// The speaker.
         user: Option<UserId>,
+    },
+    /// The devices there are, after [`Command::ListDevices`].
+    Devices {
+        /// Real ones first, each kind's fake twin last.
+        devices: DeviceList,
+    },
+    /// A microphone, speaker or camera started; when it is not the one picked (missing, unusable,
+    /// unplugged during a call), `problem` says why and `device` is the stand-in (the fake twin). Sent
+    /// again when a lost device comes back.
+    DeviceInUse {
+        /// Microphone, speaker or camera.
+        kind: DeviceKind,
+        /// The device now in use.
+        device: DeviceInfo,
+        /// Why it is not the one picked.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        problem: Option<String>,
     },
     /// This device's part in a call ended.
     CallEnded {

@@ -15,7 +15,7 @@ pub mod call;
 mod links;
 mod runtime;
 
-pub use api::{Command, EngineConfig, Event, MediaConfig, MediaLinkState, Waker};
+pub use api::{Command, DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick, EngineConfig, Event, MediaConfig, MediaLinkState, Waker};
 pub use backoff::Backoff;
 pub use links::{RemoteAudio, RemoteVideo, Streams};
 pub use runtime::{Engine, EngineHandle, EngineStopped};

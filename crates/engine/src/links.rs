@@ -8,11 +8,12 @@
 //! - a connection closes when its device leaves, loses the answer race to another device of its user,
 //!   or the call ends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use dialtone_media::{
-    AudioSender, AudioSlot, AudioSource, Link, LinkEvent, MediaConfig, Role, VideoSender, VideoSlot, VideoSource, Wake,
+    AudioSender, AudioSlot, AudioSource, DeviceChoice, DeviceNotify, Link, LinkEvent, MediaConfig, Role, Speaker, VideoSender,
+    VideoSlot, VideoSource, Wake,
 };
 use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceAddress, MemberStatus, SignalPayload};
 use tokio::sync::mpsc;
@@ -52,6 +53,12 @@ impl<Slot> Streams<Slot> {
     pub fn streams(&self, call: &CallId) -> Vec<(DeviceAddress, Arc<Slot>)> {
         let Ok(map) = self.0.lock() else { return Vec::new() };
         map.iter().filter(|((c, _), _)| c == call).map(|((_, peer), slot)| (peer.clone(), slot.clone())).collect()
+    }
+
+    /// Every stream of every call.
+    pub fn all(&self) -> Vec<Arc<Slot>> {
+        let Ok(map) = self.0.lock() else { return Vec::new() };
+        map.values().cloned().collect()
     }
 
     fn insert(&self, call: &CallId, peer: &DeviceAddress, slot: Arc<Slot>) {
@@ -107,6 +114,28 @@ pub(crate) struct Links {
     local_audio: Arc<AudioSlot>,
     /// A microphone running for the meter alone (settings).
     preview_microphone: Option<AudioSender>,
+    /// The devices to use.
+    devices: DeviceChoice,
+    /// Hears which device is in use, from the threads that open them.
+    notify: DeviceNotify,
+    /// Calls this device is in, while the speaker plays.
+    joined: BTreeSet<CallId>,
+    /// Plays every incoming stream while this device is in a call.
+    speaker: Option<Speaker>,
+    /// What the speaker played (a meter for the UI).
+    played: Arc<AudioSlot>,
+}
+
+/// Where [`Links`] reports to and what it fills besides the incoming streams.
+pub(crate) struct LocalMedia {
+    /// What this device's camera captures.
+    pub(crate) preview: Arc<VideoSlot>,
+    /// What this device's microphone captures.
+    pub(crate) local_audio: Arc<AudioSlot>,
+    /// What the speaker plays.
+    pub(crate) played: Arc<AudioSlot>,
+    /// Hears which device is in use.
+    pub(crate) notify: DeviceNotify,
 }
 
 impl Links {
@@ -116,12 +145,16 @@ impl Links {
         video: RemoteVideo,
         audio: RemoteAudio,
         wake: Option<Wake>,
-        preview: Arc<VideoSlot>,
-        local_audio: Arc<AudioSlot>,
+        local: LocalMedia,
     ) -> Self {
         Self {
-            preview,
-            local_audio,
+            devices: config.as_ref().map(|c| c.devices.clone()).unwrap_or_default(),
+            preview: local.preview,
+            local_audio: local.local_audio,
+            played: local.played,
+            notify: local.notify,
+            joined: BTreeSet::new(),
+            speaker: None,
             preview_microphone: None,
             preview_camera: None,
             preview_wanted: false,
@@ -189,7 +222,7 @@ impl Links {
             let (audio, call) = (self.audio.clone(), call.clone());
             AudioSource::Mirror(Arc::new(move || audio.streams(&call).first()?.1.take_frame()))
         } else {
-            AudioSource::Tone
+            self.microphone()
         };
         let meter = Some(self.local_audio.clone());
         if switch(&mut self.microphones, call, on, || AudioSender::start(config.microphone, source, meter)) {
@@ -205,13 +238,55 @@ impl Links {
             let (video, call) = (self.video.clone(), call.clone());
             VideoSource::Mirror(Arc::new(move || video.streams(&call).iter().find_map(|(_, slot)| slot.latest())))
         } else {
-            VideoSource::TestPattern
+            self.camera()
         };
         let preview = Some(self.preview.clone());
         if switch(&mut self.cameras, call, on, || VideoSender::start(config.camera, source, preview)) {
             self.retarget(call);
         }
         self.update_preview();
+    }
+
+    fn microphone(&self) -> AudioSource {
+        AudioSource::Device { pick: self.devices.microphone.clone(), notify: self.notify.clone() }
+    }
+
+    fn camera(&self) -> VideoSource {
+        VideoSource::Device { pick: self.devices.camera.clone(), notify: self.notify.clone() }
+    }
+
+    /// Switches to other devices, in calls going on too: a source whose device changed starts again on
+    /// the new one (its links stay).
+    pub(crate) fn use_devices(&mut self, devices: DeviceChoice) {
+        let old = std::mem::replace(&mut self.devices, devices);
+        if old.microphone != self.devices.microphone {
+            self.preview_microphone = None;
+            for call in self.microphones.keys().cloned().collect::<Vec<_>>() {
+                self.microphones.remove(&call);
+                self.set_microphone(&call, true);
+            }
+        }
+        if old.camera != self.devices.camera {
+            self.preview_camera = None;
+            for call in self.cameras.keys().cloned().collect::<Vec<_>>() {
+                self.cameras.remove(&call);
+                self.set_camera(&call, true);
+            }
+        }
+        if old.speaker != self.devices.speaker {
+            self.speaker = None;
+        }
+        self.update_preview();
+        self.update_speaker();
+    }
+
+    /// Plays incoming sound while this device is in a call (never for a mirror, which sends it back
+    /// instead).
+    fn update_speaker(&mut self) {
+        let Some(config) = self.config.clone() else { return };
+        let wanted = !config.mirror && !self.joined.is_empty();
+        let (audio, played, notify, pick) = (self.audio.clone(), self.played.clone(), self.notify.clone(), self.devices.speaker.clone());
+        run_alone(&mut self.speaker, wanted, "speaker", || Speaker::start(pick, Arc::new(move || audio.all()), played, notify));
     }
 
     /// Shows (or stops showing) what the camera captures while no call sends video.
@@ -225,11 +300,12 @@ impl Links {
     fn update_preview(&mut self) {
         let Some(config) = self.config.clone() else { return };
         let (preview, meter) = (self.preview.clone(), self.local_audio.clone());
+        let (camera, microphone) = (self.camera(), self.microphone());
         run_alone(&mut self.preview_camera, self.preview_wanted && self.cameras.is_empty(), "camera preview", || {
-            VideoSender::start(config.camera, VideoSource::TestPattern, Some(preview))
+            VideoSender::start(config.camera, camera, Some(preview))
         });
         run_alone(&mut self.preview_microphone, self.preview_wanted && self.microphones.is_empty(), "microphone meter", || {
-            AudioSender::start(config.microphone, AudioSource::Tone, Some(meter))
+            AudioSender::start(config.microphone, microphone, Some(meter))
         });
         if !self.preview_wanted && self.cameras.is_empty() {
             self.preview.clear();
@@ -323,7 +399,9 @@ impl Links {
         self.links.clear();
         self.cameras.clear();
         self.microphones.clear();
+        self.joined.clear();
         self.update_preview();
+        self.update_speaker();
     }
 
     /// What has arrived from `peer`: (video frames decoded, latest picture size, audio frames concealed).
@@ -361,6 +439,8 @@ impl Links {
                 let media = call.member(&me.user).and_then(|m| m.media).unwrap_or_default();
                 self.set_camera(&call.call, call.kind == CallKind::Video && media.camera_on);
                 self.set_microphone(&call.call, !media.audio_muted);
+                self.joined.insert(call.call.clone());
+                self.update_speaker();
             }
             Event::ParticipantJoined { call, user, device, .. } => {
                 self.close_where(call, |peer| &peer.user == user && &peer.device != device);
@@ -370,8 +450,10 @@ impl Links {
                 self.retries.retain(|(c, _), _| c != call);
                 self.cameras.remove(call);
                 self.microphones.remove(call);
+                self.joined.remove(call);
                 self.close_where(call, |_| true);
                 self.update_preview();
+                self.update_speaker();
             }
             _ => {}
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use std::sync::Arc;
 
-use dialtone_media::{AudioSlot, LinkEvent, VideoSlot};
+use dialtone_media::{AudioSlot, DeviceList, DeviceNotice, DeviceNotify, LinkEvent, VideoSlot};
 use dialtone_protocol::{
     CallId, ClientFrame, ClientMessage, DeviceAddress, DeviceId, ErrorCode, PROTOCOL_VERSION, Profile, ServerMessage, UserId,
     decode_server, encode,
@@ -22,7 +22,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::api::{Command, EngineConfig, Event};
 use crate::call::{Call, Direction, Effect, Input, Invitation};
-use crate::links::{Links, RemoteAudio, RemoteVideo, TaggedLinkEvent};
+use crate::links::{Links, LocalMedia, RemoteAudio, RemoteVideo, TaggedLinkEvent};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -55,6 +55,7 @@ pub struct Engine {
     remote_audio: RemoteAudio,
     local_video: Arc<VideoSlot>,
     local_audio: Arc<AudioSlot>,
+    played_audio: Arc<AudioSlot>,
 }
 
 impl Engine {
@@ -72,15 +73,25 @@ impl Engine {
         let wake = config.waker.clone().map(|waker| -> dialtone_media::Wake { waker });
         let local_video = VideoSlot::new(wake.clone());
         let local_audio = AudioSlot::new();
-        let links = Links::new(
-            config.media.clone(),
-            link_tx,
-            remote_video.clone(),
-            remote_audio.clone(),
-            wake,
-            local_video.clone(),
-            local_audio.clone(),
-        );
+        let played_audio = AudioSlot::new();
+        // Device threads report straight to the event stream: they run outside the engine's task.
+        let notify: DeviceNotify = {
+            let (events, waker) = (event_tx.clone(), config.waker.clone());
+            Arc::new(move |notice: DeviceNotice| {
+                let kind = notice.device.kind;
+                let _ = events.send(Event::DeviceInUse { kind, device: notice.device, problem: notice.problem });
+                if let Some(waker) = &waker {
+                    waker();
+                }
+            })
+        };
+        let local = LocalMedia {
+            preview: local_video.clone(),
+            local_audio: local_audio.clone(),
+            played: played_audio.clone(),
+            notify,
+        };
+        let links = Links::new(config.media.clone(), link_tx, remote_video.clone(), remote_audio.clone(), wake, local);
         let runtime = Runtime {
             config,
             links,
@@ -96,7 +107,7 @@ impl Engine {
             speakers: BTreeMap::new(),
         };
         let task = tokio::spawn(runtime.run());
-        (Engine { commands, task, remote_video, remote_audio, local_video, local_audio }, events)
+        (Engine { commands, task, remote_video, remote_audio, local_video, local_audio, played_audio }, events)
     }
 
     /// The incoming video streams (latest decoded frame per remote device), for drawing.
@@ -119,6 +130,12 @@ impl Engine {
     /// preview is on.
     pub fn local_audio(&self) -> Arc<AudioSlot> {
         self.local_audio.clone()
+    }
+
+    /// What the speaker plays (the mix of everyone in the call), while this device is in a call: for
+    /// an output level meter, and what the silent fake speaker records.
+    pub fn played_audio(&self) -> Arc<AudioSlot> {
+        self.played_audio.clone()
     }
 
     /// Queues a command.
@@ -318,7 +335,7 @@ impl Runtime {
                             self.emit(Event::Stopped { reason: "shut down".into() });
                             return;
                         }
-                        Some(Command::Preview { on }) => self.links.set_preview(on),
+                        Some(command) if command.is_local() => self.local_command(command),
                         Some(_) => self.error("not connected to the server; reconnecting", None),
                     }
                 }
@@ -498,7 +515,29 @@ impl Runtime {
         CallId::new(format!("c{value:016x}")).expect("a hex id is valid")
     }
 
+    /// Commands that concern only this device.
+    fn local_command(&mut self, command: Command) {
+        match command {
+            Command::Preview { on } => self.links.set_preview(on),
+            Command::UseDevices(devices) => self.links.use_devices(devices),
+            Command::ListDevices => {
+                let (events, waker) = (self.events.clone(), self.config.waker.clone());
+                // Asking the system takes a while; never on the engine's task.
+                tokio::task::spawn_blocking(move || {
+                    let _ = events.send(Event::Devices { devices: DeviceList::query() });
+                    if let Some(waker) = waker {
+                        waker();
+                    }
+                });
+            }
+            other => tracing::error!(?other, "not a local command"),
+        }
+    }
+
     fn command(&mut self, command: Command) {
+        if command.is_local() {
+            return self.local_command(command);
+        }
         let Some(me) = self.me.clone() else {
             return self.error("not signed in yet", None);
         };
@@ -541,7 +580,9 @@ impl Runtime {
             Command::SetProfile { display_name, avatar } => {
                 self.outbox.push(ClientMessage::SetProfile { display_name, avatar })
             }
-            Command::Preview { on } => self.links.set_preview(on),
+            Command::Preview { .. } | Command::ListDevices | Command::UseDevices(_) => {
+                unreachable!("local commands are handled above")
+            }
             Command::Shutdown => unreachable!("handled by the session loop"),
         }
     }

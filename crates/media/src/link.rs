@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
+use crate::devices::DeviceChoice;
 use crate::audio::stream::{AudioReceiver, AudioSlot, MicrophoneConfig};
 use crate::keyframe::{self, KeyframeRequests};
 use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
@@ -52,10 +53,13 @@ pub struct MediaConfig {
     /// 20 ms gave 45 ms offer to connected, 5 ms gives 15 ms (BENCHMARKS.md). Each pair still gets
     /// 1.4 s of checks, as by default.
     pub ice_check_interval: Duration,
-    /// The camera to send in video calls (the test-pattern camera until real devices are wired).
+    /// The size, rate and bitrate of the video sent.
     pub camera: CameraConfig,
-    /// The microphone (the tone source until real devices are wired).
+    /// The microphone's bitrate, and the tone its fake twin plays.
     pub microphone: MicrophoneConfig,
+    /// Which microphone, speaker and camera to use at first. The default is the fake twins for all
+    /// three, the same on every machine (tests, bots); an app picks the system's devices.
+    pub devices: DeviceChoice,
     /// Send back what arrives instead of capturing: the echo contact, which lets a person see and hear
     /// themselves through the whole pipeline.
     pub mirror: bool,
@@ -69,6 +73,7 @@ impl Default for MediaConfig {
             ice_check_interval: Duration::from_millis(5),
             camera: CameraConfig::default(),
             microphone: MicrophoneConfig::default(),
+            devices: DeviceChoice::fake(),
             mirror: false,
         }
     }

@@ -1,13 +1,15 @@
-//! Audio: the tone source (the fake microphone), Opus, the jitter buffer, and what was received.
+//! Audio: the tone source (the fake microphone), Opus, the jitter buffer, what was received, and playback.
 
 pub mod analysis;
 pub mod opus_codec;
+pub mod speaker;
 pub mod stream;
 pub mod tone;
 
 pub use analysis::dominant_frequency;
 pub use opus_codec::{OpusDecoder, OpusEncoder};
 pub use stream::{AudioError, AudioSender, AudioSlot, AudioSource, MicrophoneConfig};
+pub use speaker::{PlaybackSources, Speaker, mix};
 pub use tone::ToneSource;
 
 /// The sample rate of everything audio here.

@@ -10,6 +10,8 @@ use tokio::sync::mpsc;
 
 use super::opus_codec::{OpusDecoder, OpusEncoder, OpusError};
 use super::tone::ToneSource;
+use crate::devices::sound::SoundInput;
+use crate::devices::{DeviceKind, DeviceNotify, DevicePick, Fallback};
 use super::{FRAME_SAMPLES, SAMPLE_RATE, dominant_frequency};
 use crate::feed::Feed;
 use crate::link::LinkSender;
@@ -33,8 +35,12 @@ impl Default for MicrophoneConfig {
 const KEPT_SAMPLES: usize = SAMPLE_RATE as usize / 2;
 
 /// The most decoded audio a slot queues for a consumer (a speaker or a mirror) before dropping the
-/// oldest: 200 ms.
-const QUEUED_SAMPLES: usize = SAMPLE_RATE as usize / 5;
+/// oldest: 120 ms, so a sender whose clock runs fast never builds up more delay than that.
+const QUEUED_SAMPLES: usize = SAMPLE_RATE as usize * 120 / 1000;
+
+/// How much a slot holds before a consumer starts taking from it (again, after running dry): the
+/// playout delay that absorbs packets arriving unevenly, 40 ms.
+const PLAYOUT_SAMPLES: usize = FRAME_SAMPLES * 2;
 
 /// Packets held back to reorder before a missing one is given up on (3 × 20 ms).
 const JITTER_DEPTH: usize = 3;
@@ -44,6 +50,8 @@ struct Heard {
     recent: VecDeque<i16>,
     /// Decoded audio not yet taken by a consumer.
     queued: VecDeque<i16>,
+    /// A consumer is taking from `queued`, which held [`PLAYOUT_SAMPLES`] when it started.
+    playing: bool,
     decoded: u64,
     recovered: u64,
     concealed: u64,
@@ -127,10 +135,13 @@ impl AudioSlot {
         heard.queued.drain(..excess);
     }
 
-    /// Takes the oldest 20 ms of decoded audio that no consumer took yet, if there is that much.
+    /// Takes the oldest 20 ms of decoded audio that no consumer took yet, if there is that much; after
+    /// running dry, only once 40 ms have gathered again (so uneven arrival does not become gaps).
     pub fn take_frame(&self) -> Option<[i16; FRAME_SAMPLES]> {
         let mut heard = self.heard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if heard.queued.len() < FRAME_SAMPLES {
+        let needed = if heard.playing { FRAME_SAMPLES } else { PLAYOUT_SAMPLES };
+        heard.playing = heard.queued.len() >= needed;
+        if !heard.playing {
             return None;
         }
         let mut frame = [0i16; FRAME_SAMPLES];
@@ -222,6 +233,13 @@ pub enum AudioSource {
     /// A sine tone at the microphone's `tone_hz`.
     #[default]
     Tone,
+    /// A microphone (the tone stands in when it cannot be used; `notify` hears which is in use).
+    Device {
+        /// Which microphone.
+        pick: DevicePick,
+        /// Hears which device is in use and why.
+        notify: DeviceNotify,
+    },
     /// Whatever 20 ms frame this returns: a mirror sends back what it receives (the echo contact).
     /// Nothing is sent while it returns `None`.
     Mirror(Arc<dyn Fn() -> Option<[i16; FRAME_SAMPLES]> + Send + Sync>),
@@ -231,6 +249,7 @@ impl std::fmt::Debug for AudioSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Tone => "Tone",
+            Self::Device { .. } => "Device",
             Self::Mirror(_) => "Mirror",
         })
     }
@@ -251,9 +270,18 @@ impl AudioSender {
         let (packets, mut encoded) = mpsc::channel::<Vec<u8>>(8);
         let period = Duration::from_millis(20);
         let mut tone = ToneSource::new(microphone.tone_hz);
+        let mut device = match &source {
+            AudioSource::Device { pick, notify } => Some(Fallback::<SoundInput>::new(DeviceKind::Microphone, pick.clone(), notify.clone())),
+            _ => None,
+        };
         feed.spawn_paced("dialtone-microphone", period, move || {
             let frame = match &source {
                 AudioSource::Tone => tone.next_frame(),
+                // Opened here, on the capture thread, so that opening never holds up the engine.
+                AudioSource::Device { .. } => match device.as_mut().and_then(|d| d.device(SoundInput::open)) {
+                    Some(input) => input.take_frame(),
+                    None => tone.next_frame(),
+                },
                 AudioSource::Mirror(take) => match take() {
                     Some(frame) => frame,
                     None => return true,

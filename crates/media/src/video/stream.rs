@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 use super::frame::{I420Frame, RgbaFrame};
 use super::pattern::{Stamp, TestPattern, now_us, read_stamp};
 use super::vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};
+use crate::devices::camera::CameraInput;
+use crate::devices::{DeviceKind, DeviceNotify, DevicePick, Fallback};
 use crate::feed::Feed;
 use crate::link::LinkSender;
 
@@ -212,6 +214,13 @@ pub enum VideoSource {
     /// The stamped test pattern.
     #[default]
     TestPattern,
+    /// A camera (the test pattern stands in when it cannot be used; `notify` hears which is in use).
+    Device {
+        /// Which camera.
+        pick: DevicePick,
+        /// Hears which device is in use and why.
+        notify: DeviceNotify,
+    },
     /// Whatever picture this returns, re-encoded: a mirror sends back what it receives (the echo
     /// contact). Nothing is sent while it returns `None`.
     Mirror(Arc<dyn Fn() -> Option<Arc<DecodedFrame>> + Send + Sync>),
@@ -221,6 +230,7 @@ impl std::fmt::Debug for VideoSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::TestPattern => "TestPattern",
+            Self::Device { .. } => "Device",
             Self::Mirror(_) => "Mirror",
         })
     }
@@ -243,7 +253,11 @@ pub struct VideoSender {
 struct Capture {
     source: VideoSource,
     pattern: TestPattern,
-    /// The index of the mirrored picture last sent, so a still picture is not sent twice.
+    /// The camera, when the source is a device.
+    camera: Option<Fallback<CameraInput>>,
+    /// The rate asked of a camera.
+    fps: u32,
+    /// The index of the mirrored (or camera) picture last sent, so a still picture is not sent twice.
     mirrored: u64,
     scratch: Vec<u8>,
     preview: Option<Arc<VideoSlot>>,
@@ -257,6 +271,24 @@ impl Capture {
         match &self.source {
             VideoSource::TestPattern => {
                 self.pattern.draw(frame, now_us());
+            }
+            VideoSource::Device { .. } => {
+                let (width, height, fps) = (frame.width, frame.height, self.fps);
+                // Opened here, on the capture thread, so that opening never holds up the engine.
+                let camera = self.camera.as_mut().and_then(|c| c.device(|pick| CameraInput::open(pick, width, height, fps)));
+                match camera {
+                    Some(camera) => {
+                        let Some((number, picture)) = camera.latest() else { return false };
+                        if number == self.mirrored {
+                            return false;
+                        }
+                        self.mirrored = number;
+                        picture.to_i420_into(frame, &mut self.scratch);
+                    }
+                    None => {
+                        self.pattern.draw(frame, now_us());
+                    }
+                }
             }
             VideoSource::Mirror(latest) => {
                 let Some(picture) = latest() else { return false };
@@ -291,8 +323,14 @@ impl VideoSender {
         let (frames, mut encoded) = mpsc::channel::<(EncodedFrame, Duration)>(4);
         let period = Duration::from_secs(1) / camera.fps.max(1);
         let (width, height) = encoder.size();
+        let camera_device = match &source {
+            VideoSource::Device { pick, notify } => Some(Fallback::new(DeviceKind::Camera, pick.clone(), notify.clone())),
+            _ => None,
+        };
         let mut capture = Capture {
             source,
+            camera: camera_device,
+            fps: camera.fps,
             pattern: TestPattern::new(width, height),
             mirrored: 0,
             scratch: Vec::new(),

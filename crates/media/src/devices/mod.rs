@@ -1,0 +1,293 @@
+//! Microphones, speakers and cameras: what exists, which one to use, and what happened to it.
+//!
+//! Every kind has a fake twin that always exists: a tone for the microphone, a null speaker that records
+//! what it would have played, and the test-pattern camera. A pick falls back to the twin when the device
+//! cannot be opened (none exists, it is busy, it was unplugged), and a [`DeviceNotice`] says so.
+
+pub mod camera;
+pub mod sound;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of device a call uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// Sound in.
+    Microphone,
+    /// Sound out.
+    Speaker,
+    /// Pictures in.
+    Camera,
+}
+
+impl DeviceKind {
+    /// The id of this kind's fake twin.
+    pub fn fake_id(self) -> &'static str {
+        match self {
+            Self::Microphone => "fake:tone",
+            Self::Speaker => "fake:null",
+            Self::Camera => "fake:pattern",
+        }
+    }
+
+    /// The fake twin, as listed.
+    pub fn fake(self) -> DeviceInfo {
+        let name = match self {
+            Self::Microphone => "Test tone",
+            Self::Speaker => "No speaker (silent)",
+            Self::Camera => "Test pattern",
+        };
+        DeviceInfo { kind: self, id: self.fake_id().to_owned(), name: name.to_owned(), fake: true }
+    }
+
+    /// A lower-case word for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Microphone => "microphone",
+            Self::Speaker => "speaker",
+            Self::Camera => "camera",
+        }
+    }
+}
+
+/// One device that can be picked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Its kind.
+    pub kind: DeviceKind,
+    /// A stable id to pick it by (`alsa:hw:CARD=..`, `v4l:/dev/video0`, `fake:tone`, ...).
+    pub id: String,
+    /// What a person calls it.
+    pub name: String,
+    /// The fake twin.
+    pub fake: bool,
+}
+
+/// Which device to use for one kind.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DevicePick {
+    /// The system's default device.
+    #[default]
+    System,
+    /// The fake twin (tests, bots, and machines without the device).
+    Fake,
+    /// The device with this [`DeviceInfo::id`].
+    Id(String),
+}
+
+impl DevicePick {
+    /// Whether this pick means the fake twin of `kind`.
+    pub fn is_fake(&self, kind: DeviceKind) -> bool {
+        match self {
+            Self::Fake => true,
+            Self::Id(id) => id == kind.fake_id(),
+            Self::System => false,
+        }
+    }
+}
+
+/// The devices a call uses.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeviceChoice {
+    /// Sound in.
+    pub microphone: DevicePick,
+    /// Sound out.
+    pub speaker: DevicePick,
+    /// Pictures in.
+    pub camera: DevicePick,
+}
+
+impl DeviceChoice {
+    /// The fake twins for everything: what tests and bots use, the same on every machine.
+    pub fn fake() -> Self {
+        Self { microphone: DevicePick::Fake, speaker: DevicePick::Fake, camera: DevicePick::Fake }
+    }
+
+    /// The pick for `kind`.
+    pub fn pick(&self, kind: DeviceKind) -> &DevicePick {
+        match kind {
+            DeviceKind::Microphone => &self.microphone,
+            DeviceKind::Speaker => &self.speaker,
+            DeviceKind::Camera => &self.camera,
+        }
+    }
+}
+
+/// Which device of a kind is now in use, and why it is not the one picked, if it is not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceNotice {
+    /// The device now in use.
+    pub device: DeviceInfo,
+    /// Why the picked device is not in use (cannot be opened, was lost); `None` when it is.
+    pub problem: Option<String>,
+}
+
+/// Receives [`DeviceNotice`]s, from capture and playback threads.
+pub type DeviceNotify = Arc<dyn Fn(DeviceNotice) + Send + Sync>;
+
+/// Every device that can be picked now, real ones first, each kind's fake twin last.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct DeviceList {
+    /// Sound in.
+    pub microphones: Vec<DeviceInfo>,
+    /// Sound out.
+    pub speakers: Vec<DeviceInfo>,
+    /// Pictures in.
+    pub cameras: Vec<DeviceInfo>,
+}
+
+impl DeviceList {
+    /// Asks the system (ALSA or the platform's sound server, V4L2 or the platform's cameras). Takes
+    /// milliseconds to tens of milliseconds: call it off any latency-sensitive thread.
+    pub fn query() -> Self {
+        let (mut microphones, mut speakers) = sound::list();
+        let mut cameras = camera::list();
+        microphones.push(DeviceKind::Microphone.fake());
+        speakers.push(DeviceKind::Speaker.fake());
+        cameras.push(DeviceKind::Camera.fake());
+        Self { microphones, speakers, cameras }
+    }
+
+    /// The devices of `kind`.
+    pub fn of(&self, kind: DeviceKind) -> &[DeviceInfo] {
+        match kind {
+            DeviceKind::Microphone => &self.microphones,
+            DeviceKind::Speaker => &self.speakers,
+            DeviceKind::Camera => &self.cameras,
+        }
+    }
+}
+
+/// Why a device could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// The system has no device of that kind, or none by that id.
+    #[error("no {kind} {which}")]
+    NotFound {
+        /// Microphone, speaker or camera.
+        kind: &'static str,
+        /// "found", or the id looked for.
+        which: String,
+    },
+    /// It exists but would not open or start.
+    #[error("{name} cannot be used: {reason}")]
+    Unusable {
+        /// The device's name.
+        name: String,
+        /// What the system said.
+        reason: String,
+    },
+}
+
+impl DeviceError {
+    pub(crate) fn not_found(kind: DeviceKind, pick: &DevicePick) -> Self {
+        let which = match pick {
+            DevicePick::Id(id) => format!("called {id:?}"),
+            _ => "found".to_owned(),
+        };
+        Self::NotFound { kind: kind.noun(), which }
+    }
+}
+
+/// How often a device that stopped working is tried again.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An open device: what [`Fallback`] needs to know about it.
+pub(crate) trait OpenDevice {
+    /// The device.
+    fn info(&self) -> &DeviceInfo;
+    /// Why it stopped working, if it did.
+    fn lost(&self) -> Option<String>;
+}
+
+impl OpenDevice for sound::SoundInput {
+    fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+    fn lost(&self) -> Option<String> {
+        self.lost()
+    }
+}
+
+impl OpenDevice for sound::SoundOutput {
+    fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+    fn lost(&self) -> Option<String> {
+        self.lost()
+    }
+}
+
+impl OpenDevice for camera::CameraInput {
+    fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+    fn lost(&self) -> Option<String> {
+        self.lost()
+    }
+}
+
+/// The picked device, or the fake twin standing in for it: opens the device on first use, notices
+/// when it stops working, tries it again every two seconds after that, and says what is in use each
+/// time that changes. Lives on the thread that uses the device.
+pub(crate) struct Fallback<Device> {
+    kind: DeviceKind,
+    wanted: DevicePick,
+    device: Option<Device>,
+    started: bool,
+    retry_at: Option<std::time::Instant>,
+    notify: DeviceNotify,
+}
+
+impl<Device: OpenDevice> Fallback<Device> {
+    pub(crate) fn new(kind: DeviceKind, wanted: DevicePick, notify: DeviceNotify) -> Self {
+        Self { kind, wanted, device: None, started: false, retry_at: None, notify }
+    }
+
+    /// The open device, or `None` while the twin stands in.
+    pub(crate) fn device(&mut self, mut open: impl FnMut(&DevicePick) -> Result<Device, DeviceError>) -> Option<&Device> {
+        let now = std::time::Instant::now();
+        if !self.started {
+            self.started = true;
+            if self.wanted.is_fake(self.kind) {
+                self.say(self.kind.fake(), None);
+            } else {
+                match open(&self.wanted) {
+                    Ok(device) => self.use_device(device),
+                    Err(error) => self.say(self.kind.fake(), Some(error.to_string())),
+                }
+            }
+        }
+        if let Some(reason) = self.device.as_ref().and_then(OpenDevice::lost) {
+            let name = self.device.take().map(|d| d.info().name.clone()).unwrap_or_default();
+            self.say(self.kind.fake(), Some(format!("{name} stopped working ({reason})")));
+            self.retry_at = Some(now + RETRY_EVERY);
+        }
+        if self.device.is_none() && self.retry_at.is_some_and(|at| now >= at) {
+            match open(&self.wanted) {
+                Ok(device) => {
+                    self.retry_at = None;
+                    self.use_device(device);
+                }
+                Err(_) => self.retry_at = Some(now + RETRY_EVERY),
+            }
+        }
+        self.device.as_ref()
+    }
+
+    fn use_device(&mut self, device: Device) {
+        self.say(device.info().clone(), None);
+        self.device = Some(device);
+    }
+
+    fn say(&self, device: DeviceInfo, problem: Option<String>) {
+        if let Some(problem) = &problem {
+            tracing::warn!(device = %device.name, %problem, "using a stand-in {}", self.kind.noun());
+        }
+        (self.notify)(DeviceNotice { device, problem });
+    }
+}
