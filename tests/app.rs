@@ -312,6 +312,40 @@ fn settings_apply_at_once_survive_a_restart_and_a_corrupt_file_is_kept() {
 }
 
 #[test]
+fn a_device_chosen_in_settings_is_used_at_once_and_a_missing_one_is_explained() {
+    let folder = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.profile.display_name = "Tester".into();
+    settings.devices.microphone = Some("alsa:unplugged".into());
+    dialtone::store::save(&folder.path().join("settings.toml"), &settings).unwrap();
+    let mut app = start_app(folder, false);
+    app.until_label("Online");
+    app.click("Settings");
+    app.until_label("Camera preview");
+    // The meter's microphone cannot be the one chosen: the test tone stands in, and both the notice and
+    // the settings row say why; the choice itself is kept.
+    let explained = "no microphone called \"alsa:unplugged\": using Test tone";
+    app.until_label(explained);
+    app.until_label_contains("No microphone called \"alsa:unplugged\": using Test tone instead");
+    assert_eq!(app.harness.state().settings().devices.microphone.as_deref(), Some("alsa:unplugged"), "the choice is kept");
+    app.until("the stand-in's level", Duration::from_secs(5), |h| h.state().session().local_audio().level() > 0.05);
+
+    app.click("Choose microphone");
+    app.click("Test tone");
+    assert_eq!(app.harness.state().settings().devices.microphone.as_deref(), Some("fake:tone"));
+    app.until("the twin in use without a problem", Duration::from_secs(5), |h| h.query_by_label(explained).is_none());
+    app.click("Choose camera");
+    app.click("Test pattern");
+    app.until("the preview from the chosen camera", Duration::from_secs(5), |h| {
+        h.state().session().local_video().latest().is_some_and(|frame| frame.stamp.is_some())
+    });
+    let folder = app.folder;
+    drop(app.harness);
+    let saved: Settings = dialtone::store::load(&folder.path().join("settings.toml")).value;
+    assert_eq!((saved.devices.microphone.as_deref(), saved.devices.camera.as_deref()), (Some("fake:tone"), Some("fake:pattern")));
+}
+
+#[test]
 fn the_help_overlay_lists_every_shortcut() {
     let mut app = named_app(false);
     app.until_label("Online");

@@ -115,7 +115,8 @@ fn device_row(app: &App, ui: &mut Ui, kind: DeviceKind, label: &str, actions: &m
                 }
             }
         });
-        response.response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, label));
+        let accessible = format!("Choose {}", kind.noun());
+        response.response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, &accessible));
     });
     if let Some((device, Some(problem))) = app.model.in_use.get(&kind) {
         ui.horizontal(|ui| {

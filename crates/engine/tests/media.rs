@@ -247,3 +247,61 @@ async fn each_side_hears_the_others_tone_and_muting_stops_it() {
     assert_eq!(slot.frames_decoded(), before, "a muted microphone sends nothing");
     alice.expect("nobody speaking", |e| matches!(e, Event::ActiveSpeaker { user: None, .. })).await;
 }
+
+/// Waits until `slot` has held `hz` as its dominant frequency.
+async fn until_heard(what: &str, slot: &dialtone_engine::AudioSlot, hz: Option<f32>) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while slot.dominant_frequency() != hz {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: heard {:?}, not {hz:?}", slot.dominant_frequency());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_speaker_plays_everyone_and_devices_switch_during_the_call() {
+    use dialtone_engine::{DeviceChoice, DeviceKind, DevicePick};
+    let server = server().await;
+    let mut alice = with_tone(&server, "alice", 440.0).await;
+    let mut bob = with_tone(&server, "bob", 660.0).await;
+    let call = alice.call(&["bob"], CallKind::Audio, false).await;
+    bob.incoming(&call).await;
+    bob.accept(&call, CallKind::Audio).await;
+
+    // What each speaker plays is the other's tone, through the whole chain.
+    until_heard("bob's speaker", &bob.engine.played_audio(), Some(440.0)).await;
+    until_heard("alice's speaker", &alice.engine.played_audio(), Some(660.0)).await;
+    let Event::DeviceInUse { device, problem, .. } =
+        bob.expect("the speaker in use", |e| matches!(e, Event::DeviceInUse { kind: DeviceKind::Speaker, .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!((device.id.as_str(), problem), ("fake:null", None));
+
+    // Bob switches his microphone to one that does not exist: the tone stands in, and he is told why.
+    let missing = DeviceChoice { microphone: DevicePick::Id("alsa:unplugged".into()), ..DeviceChoice::fake() };
+    bob.send(Command::UseDevices(missing));
+    let Event::DeviceInUse { device, problem, .. } = bob
+        .expect("the stand-in microphone", |e| {
+            matches!(e, Event::DeviceInUse { kind: DeviceKind::Microphone, problem: Some(_), .. })
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    assert!(device.fake && problem.as_deref().is_some_and(|p| p.contains("alsa:unplugged")), "{device:?} {problem:?}");
+    // Then to ALSA's null device, which captures silence: alice's speaker goes quiet, the call goes on.
+    bob.send(Command::UseDevices(DeviceChoice { microphone: DevicePick::Id("alsa:null".into()), ..DeviceChoice::fake() }));
+    bob.expect("the null microphone", |e| {
+        matches!(e, Event::DeviceInUse { kind: DeviceKind::Microphone, device, problem: None } if device.id == "alsa:null")
+    })
+    .await;
+    until_heard("alice's speaker after the switch", &alice.engine.played_audio(), None).await;
+    until_heard("bob's speaker still", &bob.engine.played_audio(), Some(440.0)).await;
+
+    // Listing shows the twins.
+    bob.send(Command::ListDevices);
+    let Event::Devices { devices } = bob.expect("the device list", |e| matches!(e, Event::Devices { .. })).await else { unreachable!() };
+    assert_eq!(devices.microphones.last().map(|d| d.id.as_str()), Some("fake:tone"));
+    alice.send(Command::Hangup { call: call.clone() });
+    bob.ended(&call, EndReason::RemoteHangup).await;
+}
