@@ -524,7 +524,7 @@ impl Model {
                 // Each start of a camera or microphone reports; a problem is told once until it changes.
                 let told = self.in_use.get(&kind).and_then(|(_, told)| told.as_ref());
                 if let Some(problem) = problem.as_ref().filter(|p| Some(*p) != told) {
-                    self.notify(format!("{}: using {} instead", capitalised(problem), device.name), now);
+                    self.notify(format!("{} — using {} instead", capitalised(problem), device.name), now);
                 } else if problem.is_none() && told.is_some() {
                     self.notify(format!("Now using {}", device.name), now);
                 }

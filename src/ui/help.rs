@@ -1,6 +1,6 @@
 //! The keyboard help overlay.
 
-use egui::{Align2, RichText, Vec2};
+use egui::RichText;
 
 use super::{Action, theme};
 
@@ -21,24 +21,28 @@ pub const SHORTCUTS: [(&str, &str); 13] = [
     ("Tab", "Move between buttons; Space presses one"),
 ];
 
-/// Draws the overlay.
+/// Draws the overlay: a modal, centred from its first frame, closed by Esc, a click beside it or its
+/// button.
 pub fn show(ctx: &egui::Context, actions: &mut Vec<Action>) {
-    let mut open = true;
-    egui::Window::new("Keyboard shortcuts")
-        .collapsible(false)
-        .resizable(false)
-        .anchor(Align2::CENTER_CENTER, Vec2::ZERO)
-        .open(&mut open)
-        .show(ctx, |ui| {
-            egui::Grid::new("shortcuts").num_columns(2).spacing([24.0, 8.0]).show(ui, |ui| {
-                for (key, what) in SHORTCUTS {
-                    ui.label(RichText::new(key).monospace().color(theme::ACCENT));
-                    ui.label(what);
-                    ui.end_row();
-                }
+    let mut close = false;
+    let response = egui::Modal::new(egui::Id::new("keyboard help")).show(ctx, |ui| {
+        ui.horizontal(|ui| {
+            ui.heading("Keyboard shortcuts");
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                close = ui.button("Close").clicked();
             });
         });
-    if !open {
+        ui.add_space(8.0);
+        egui::Grid::new("shortcuts").num_columns(2).spacing([24.0, 8.0]).show(ui, |ui| {
+            for (key, what) in SHORTCUTS {
+                ui.label(RichText::new(key).monospace().color(theme::ACCENT));
+                ui.label(what);
+                ui.end_row();
+            }
+        });
+    });
+    // Esc is handled with the other shortcuts (it also closes menus), so only the other ways here.
+    if close || (response.backdrop_response.clicked()) {
         actions.push(Action::ToggleHelp);
     }
 }

@@ -841,9 +841,12 @@ impl App {
             return;
         }
         let texts: Vec<String> = self.model.notices.iter().map(|n| n.text.clone()).collect();
+        // Bottom centre, where nothing of the header or the tabs is covered; above the call controls and
+        // the ringing buttons when they are there.
+        let busy = self.model.call.is_some() || !self.model.incoming.is_empty();
+        let lift = if busy { 150.0 } else { 24.0 };
         egui::Area::new(egui::Id::unique("notices"))
-            // Top centre: clear of the call controls and the ringing buttons.
-            .anchor(egui::Align2::CENTER_TOP, egui::vec2(0.0, 84.0))
+            .anchor(egui::Align2::CENTER_BOTTOM, egui::vec2(0.0, -lift))
             .order(egui::Order::Foreground)
             .interactable(false)
             .show(ctx, |ui| {
@@ -853,7 +856,8 @@ impl App {
                         .corner_radius(10)
                         .inner_margin(egui::Margin::symmetric(16, 10))
                         .show(ui, |ui| {
-                            ui.label(egui::RichText::new(text).color(theme::TEXT));
+                            ui.set_max_width(560.0);
+                            ui.add(egui::Label::new(egui::RichText::new(text).color(theme::TEXT)).wrap());
                         });
                 }
             });

@@ -13,7 +13,7 @@ use dialtone_protocol::{CallId, CallKind, DeviceId, EndReason, MediaState, UserI
 use serde::Serialize;
 use std::sync::Arc;
 
-use dialtone_engine::{CameraConfig, MediaConfig, MicrophoneConfig};
+use dialtone_engine::{CameraConfig, DeviceChoice, MediaConfig, MicrophoneConfig};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -74,6 +74,10 @@ struct Cli {
     /// The tone the fake microphone plays, in Hz (with --media).
     #[arg(long, default_value_t = 440.0)]
     tone: f32,
+    /// Use the system's microphone, speaker and camera instead of the fake twins (each falls back to
+    /// its twin, with a `device_in_use` event saying why, when it cannot be used).
+    #[arg(long)]
+    real_devices: bool,
     /// Local addresses for media (host candidates); loopback by default, so calls stay on this machine.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
     media_bind: Vec<std::net::IpAddr>,
@@ -199,6 +203,7 @@ async fn main() -> Result<()> {
             camera: cli.camera,
             microphone: MicrophoneConfig { tone_hz: cli.tone, ..MicrophoneConfig::default() },
             mirror: cli.echo,
+            devices: if cli.real_devices { DeviceChoice::default() } else { DeviceChoice::fake() },
             ..MediaConfig::default()
         });
         let notify = frames_landed.clone();

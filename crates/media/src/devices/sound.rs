@@ -143,7 +143,21 @@ fn error_callback(lost: Lost, name: String) -> impl FnMut(cpal::Error) + Send + 
 }
 
 fn unusable(info: &DeviceInfo, error: impl std::fmt::Display) -> DeviceError {
-    DeviceError::Unusable { name: info.name.clone(), reason: error.to_string() }
+    DeviceError::Unusable { name: info.name.clone(), reason: error.to_string().trim_end_matches('.').to_owned() }
+}
+
+/// A device failed to open or start: in plain words, and for the system default that is not there (no
+/// sound card, no sound server) simply "none found".
+fn open_failed(kind: DeviceKind, pick: &DevicePick, info: &DeviceInfo, error: &cpal::Error) -> DeviceError {
+    let reason = match error.kind() {
+        cpal::ErrorKind::DeviceNotAvailable if *pick == DevicePick::System => return DeviceError::not_found(kind, pick),
+        cpal::ErrorKind::DeviceNotAvailable => "it is not available".to_owned(),
+        cpal::ErrorKind::DeviceBusy => "another program is using it".to_owned(),
+        cpal::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        cpal::ErrorKind::UnsupportedConfig => "it offers no usable sound format".to_owned(),
+        _ => error.to_string().trim_end_matches('.').to_owned(),
+    };
+    DeviceError::Unusable { name: info.name.clone(), reason }
 }
 
 /// An open microphone: its callback fills a short queue of 48 kHz mono samples.
@@ -159,17 +173,18 @@ impl SoundInput {
     /// Opens and starts the microphone `pick` names (the system default for [`DevicePick::System`]).
     pub(crate) fn open(pick: &DevicePick) -> Result<Self, DeviceError> {
         let (device, info) = find(DeviceKind::Microphone, pick)?;
-        let config = choose_config(device.supported_input_configs(), device.default_input_config()).map_err(|e| unusable(&info, e))?;
+        let failed = |e: cpal::Error| open_failed(DeviceKind::Microphone, pick, &info, &e);
+        let config = choose_config(device.supported_input_configs(), device.default_input_config()).map_err(failed)?;
         let captured = Arc::new(Mutex::new(VecDeque::with_capacity(CAPTURE_KEPT + FRAME_SAMPLES)));
         let lost = Lost::default();
         let stream = match config.sample_format() {
-            SampleFormat::I16 => build_input::<i16>(&device, &config, &captured, &lost, &info),
-            SampleFormat::I32 => build_input::<i32>(&device, &config, &captured, &lost, &info),
-            SampleFormat::U16 => build_input::<u16>(&device, &config, &captured, &lost, &info),
-            SampleFormat::F32 => build_input::<f32>(&device, &config, &captured, &lost, &info),
-            other => return Err(unusable(&info, format!("unsupported sample format {other}"))),
+            SampleFormat::I16 => build_input::<i16>(&device, &config, &captured, &lost, &info).map_err(failed),
+            SampleFormat::I32 => build_input::<i32>(&device, &config, &captured, &lost, &info).map_err(failed),
+            SampleFormat::U16 => build_input::<u16>(&device, &config, &captured, &lost, &info).map_err(failed),
+            SampleFormat::F32 => build_input::<f32>(&device, &config, &captured, &lost, &info).map_err(failed),
+            other => Err(unusable(&info, format!("unsupported sample format {other}"))),
         }?;
-        stream.play().map_err(|e| unusable(&info, e))?;
+        stream.play().map_err(failed)?;
         tracing::info!(device = %info.name, rate = config.sample_rate(), channels = config.channels(), format = %config.sample_format(), "microphone open");
         Ok(Self { _stream: stream, captured, lost, info })
     }
@@ -197,7 +212,7 @@ fn build_input<T>(
     captured: &Arc<Mutex<VecDeque<i16>>>,
     lost: &Lost,
     info: &DeviceInfo,
-) -> Result<cpal::Stream, DeviceError>
+) -> Result<cpal::Stream, cpal::Error>
 where
     T: SizedSample,
     f32: FromSample<T>,
@@ -217,7 +232,6 @@ where
     };
     device
         .build_input_stream::<T, _, _>(stream_config(config), data, error_callback(lost.clone(), info.name.clone()), None)
-        .map_err(|e| unusable(info, e))
 }
 
 /// An open speaker: its callback asks for 20 ms of 48 kHz mono at a time.
@@ -235,16 +249,17 @@ impl SoundOutput {
     /// Opens and starts the speaker `pick` names; `fill` is called from the device's thread.
     pub(crate) fn open(pick: &DevicePick, fill: Fill) -> Result<Self, DeviceError> {
         let (device, info) = find(DeviceKind::Speaker, pick)?;
-        let config = choose_config(device.supported_output_configs(), device.default_output_config()).map_err(|e| unusable(&info, e))?;
+        let failed = |e: cpal::Error| open_failed(DeviceKind::Speaker, pick, &info, &e);
+        let config = choose_config(device.supported_output_configs(), device.default_output_config()).map_err(failed)?;
         let lost = Lost::default();
         let stream = match config.sample_format() {
-            SampleFormat::I16 => build_output::<i16>(&device, &config, fill, &lost, &info),
-            SampleFormat::I32 => build_output::<i32>(&device, &config, fill, &lost, &info),
-            SampleFormat::U16 => build_output::<u16>(&device, &config, fill, &lost, &info),
-            SampleFormat::F32 => build_output::<f32>(&device, &config, fill, &lost, &info),
-            other => return Err(unusable(&info, format!("unsupported sample format {other}"))),
+            SampleFormat::I16 => build_output::<i16>(&device, &config, fill, &lost, &info).map_err(failed),
+            SampleFormat::I32 => build_output::<i32>(&device, &config, fill, &lost, &info).map_err(failed),
+            SampleFormat::U16 => build_output::<u16>(&device, &config, fill, &lost, &info).map_err(failed),
+            SampleFormat::F32 => build_output::<f32>(&device, &config, fill, &lost, &info).map_err(failed),
+            other => Err(unusable(&info, format!("unsupported sample format {other}"))),
         }?;
-        stream.play().map_err(|e| unusable(&info, e))?;
+        stream.play().map_err(failed)?;
         tracing::info!(device = %info.name, rate = config.sample_rate(), channels = config.channels(), format = %config.sample_format(), "speaker open");
         Ok(Self { _stream: stream, lost, info })
     }
@@ -261,7 +276,7 @@ fn build_output<T>(
     mut fill: Fill,
     lost: &Lost,
     info: &DeviceInfo,
-) -> Result<cpal::Stream, DeviceError>
+) -> Result<cpal::Stream, cpal::Error>
 where
     T: SizedSample + FromSample<f32>,
 {
@@ -281,7 +296,6 @@ where
     };
     device
         .build_output_stream::<T, _, _>(stream_config(config), data, error_callback(lost.clone(), info.name.clone()), None)
-        .map_err(|e| unusable(info, e))
 }
 
 #[cfg(test)]
