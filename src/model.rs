@@ -524,7 +524,7 @@ impl Model {
                 // Each start of a camera or microphone reports; a problem is told once until it changes.
                 let told = self.in_use.get(&kind).and_then(|(_, told)| told.as_ref());
                 if let Some(problem) = problem.as_ref().filter(|p| Some(*p) != told) {
-                    self.notify(format!("{} — using {} instead", capitalised(problem), device.name), now);
+                    self.notify(format!("{} — {}", capitalised(problem), stand_in(kind, &device)), now);
                 } else if problem.is_none() && told.is_some() {
                     self.notify(format!("Now using {}", device.name), now);
                 }
@@ -621,6 +621,14 @@ impl Model {
 
 #[cfg(test)]
 mod tests;
+
+/// What standing in for a device that cannot be used means, in words.
+pub fn stand_in(kind: DeviceKind, device: &DeviceInfo) -> String {
+    match kind {
+        DeviceKind::Speaker if device.fake => "calls play silently".to_owned(),
+        _ => format!("using {} instead", device.name),
+    }
+}
 
 fn capitalised(text: &str) -> String {
     let mut chars = text.chars();

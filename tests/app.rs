@@ -324,7 +324,7 @@ fn a_device_chosen_in_settings_is_used_at_once_and_a_missing_one_is_explained() 
     app.until_label("Camera preview");
     // The meter's microphone cannot be the one chosen: the test tone stands in, and both the notice and
     // the settings row say why; the choice itself is kept.
-    let explained = "no microphone called \"alsa:unplugged\" — using Test tone";
+    let explained = "no microphone called \"alsa:unplugged\" — using Test tone instead";
     app.until_label(explained);
     app.until_label_contains("No microphone called \"alsa:unplugged\" — using Test tone instead");
     assert_eq!(app.harness.state().settings().devices.microphone.as_deref(), Some("alsa:unplugged"), "the choice is kept");

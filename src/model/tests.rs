@@ -166,3 +166,27 @@ fn a_connection_made_while_ringing_counts_once_answered() {
     model.answering(&CallId::new("c9").unwrap(), MediaState::default());
     assert_eq!(model.call.as_ref().unwrap().participants[0].link, Some(MediaLinkState::Connected));
 }
+
+#[test]
+fn a_stand_in_device_is_told_once_per_problem_and_its_return_is_told() {
+    let at = Instant::now();
+    let mut model = signed_in(at);
+    let usb = DeviceInfo { kind: DeviceKind::Microphone, id: "alsa:usb".into(), name: "USB mic".into(), fake: false };
+    let stand_in = |problem: &str| Event::DeviceInUse {
+        kind: DeviceKind::Microphone,
+        device: DeviceKind::Microphone.fake(),
+        problem: Some(problem.into()),
+    };
+    // Every preview and call start reports again; the same problem is told once.
+    model.apply(stand_in("no microphone found"), at, 0);
+    model.apply(stand_in("no microphone found"), at, 0);
+    let texts: Vec<&str> = model.notices.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(texts, ["No microphone found — using Test tone instead"]);
+    model.apply(Event::DeviceInUse { kind: DeviceKind::Microphone, device: usb.clone(), problem: None }, at, 0);
+    assert_eq!(model.notices.last().map(|n| n.text.as_str()), Some("Now using USB mic"));
+    assert_eq!(model.in_use.get(&DeviceKind::Microphone), Some(&(usb, None)));
+    // A silent stand-in speaker says what that means.
+    let speaker = Event::DeviceInUse { kind: DeviceKind::Speaker, device: DeviceKind::Speaker.fake(), problem: Some("no speaker found".into()) };
+    model.apply(speaker, at, 0);
+    assert_eq!(model.notices.last().map(|n| n.text.as_str()), Some("No speaker found — calls play silently"));
+}

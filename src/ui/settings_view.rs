@@ -121,7 +121,7 @@ fn device_row(app: &App, ui: &mut Ui, kind: DeviceKind, label: &str, actions: &m
     if let Some((device, Some(problem))) = app.model.in_use.get(&kind) {
         ui.horizontal(|ui| {
             row_label(ui, "");
-            ui.add(egui::Label::new(RichText::new(format!("{problem} — using {}", device.name)).color(theme::AMBER).size(12.0)).wrap());
+            ui.add(egui::Label::new(RichText::new(format!("{problem} — {}", crate::model::stand_in(kind, device))).color(theme::AMBER).size(12.0)).wrap());
         });
     }
 }
