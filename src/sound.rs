@@ -40,7 +40,21 @@ impl Default for Sounds {
 impl Sounds {
     /// Opens the default output, or remembers why not.
     pub fn new() -> Self {
-        match rodio::DeviceSinkBuilder::open_default_sink() {
+        Self::on(None)
+    }
+
+    /// Opens the speaker with this device id (the ids the engine lists; the system default for none
+    /// or for a fake one), or remembers why not.
+    pub fn on(speaker: Option<&str>) -> Self {
+        let chosen = speaker.filter(|id| !id.starts_with("fake:")).and_then(|id| {
+            use rodio::cpal::traits::HostTrait;
+            rodio::cpal::default_host().device_by_id(&id.parse().ok()?)
+        });
+        let opened = match chosen {
+            Some(device) => rodio::DeviceSinkBuilder::from_device(device).and_then(|builder| builder.open_stream()),
+            None => rodio::DeviceSinkBuilder::open_default_sink(),
+        };
+        match opened {
             Ok(mut output) => {
                 output.log_on_drop(false);
                 Self { output: Some(output), unavailable: None, player: None, playing: Playing::Nothing }

@@ -25,7 +25,7 @@ pub const SHORTCUTS: [(&str, &str); 13] = [
 /// button.
 pub fn show(ctx: &egui::Context, actions: &mut Vec<Action>) {
     let mut close = false;
-    let response = egui::Modal::new(egui::Id::new("keyboard help")).show(ctx, |ui| {
+    let response = egui::Modal::new(egui::Id::unique("keyboard help")).show(ctx, |ui| {
         ui.horizontal(|ui| {
             ui.heading("Keyboard shortcuts");
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {

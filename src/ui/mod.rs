@@ -240,7 +240,7 @@ impl App {
         let mut model = Model::default();
         model.groups = session.groups().to_vec();
         let now = Instant::now();
-        let sounds = crate::sound::Sounds::new();
+        let sounds = crate::sound::Sounds::on(settings.value.devices.speaker.as_deref());
         for problem in [settings.problem, history.problem, sounds.unavailable.clone()].into_iter().flatten() {
             model.notify(problem, now);
         }
@@ -387,6 +387,10 @@ impl App {
             Action::Show(screen) => self.screen = screen,
             Action::ToggleHelp => self.help_open = !self.help_open,
             Action::UseDevice { kind, id } => {
+                if kind == DeviceKind::Speaker {
+                    // Ringtones and test sounds follow the speaker too.
+                    self.sounds = crate::sound::Sounds::on(id.as_deref());
+                }
                 self.settings.devices.set(kind, id);
                 self.session.send(Command::UseDevices(self.settings.devices.over(&self.default_devices)));
             }

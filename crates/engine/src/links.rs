@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use dialtone_media::{
-    AudioSender, AudioSlot, AudioSource, DeviceChoice, DeviceNotify, Link, LinkEvent, MediaConfig, Role, Speaker, VideoSender,
+    AudioSender, AudioSlot, AudioSource, DeviceChoice, DeviceKind, DeviceNotify, Link, LinkEvent, MediaConfig, Role, Speaker, VideoSender, VoiceProcessing,
     VideoSlot, VideoSource, Wake,
 };
 use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceAddress, MemberStatus, SignalPayload};
@@ -124,6 +124,8 @@ pub(crate) struct Links {
     speaker: Option<Speaker>,
     /// What the speaker played (a meter for the UI).
     played: Arc<AudioSlot>,
+    /// Echo cancellation and friends, shared by the microphone and the speaker.
+    processing: Option<VoiceProcessing>,
 }
 
 /// Where [`Links`] reports to and what it fills besides the incoming streams.
@@ -155,6 +157,7 @@ impl Links {
             notify: local.notify,
             joined: BTreeSet::new(),
             speaker: None,
+            processing: config.as_ref().and_then(|c| voice_processing(c, &c.devices)),
             preview_microphone: None,
             preview_camera: None,
             preview_wanted: false,
@@ -248,7 +251,7 @@ impl Links {
     }
 
     fn microphone(&self) -> AudioSource {
-        AudioSource::Device { pick: self.devices.microphone.clone(), notify: self.notify.clone() }
+        AudioSource::Device { pick: self.devices.microphone.clone(), notify: self.notify.clone(), processing: self.processing.clone() }
     }
 
     fn camera(&self) -> VideoSource {
@@ -259,6 +262,17 @@ impl Links {
     /// the new one (its links stay).
     pub(crate) fn use_devices(&mut self, devices: DeviceChoice) {
         let old = std::mem::replace(&mut self.devices, devices);
+        let wants_processing = self.config.as_ref().is_some_and(|c| processes_voice(c, &self.devices));
+        if wants_processing != self.processing.is_some() {
+            self.processing = self.config.as_ref().and_then(|c| voice_processing(c, &self.devices));
+            // The speaker feeds the echo canceller the microphone uses: both start again with it.
+            self.speaker = None;
+            self.preview_microphone = None;
+            for call in self.microphones.keys().cloned().collect::<Vec<_>>() {
+                self.microphones.remove(&call);
+                self.set_microphone(&call, true);
+            }
+        }
         if old.microphone != self.devices.microphone {
             self.preview_microphone = None;
             for call in self.microphones.keys().cloned().collect::<Vec<_>>() {
@@ -286,7 +300,10 @@ impl Links {
         let Some(config) = self.config.clone() else { return };
         let wanted = !config.mirror && !self.joined.is_empty();
         let (audio, played, notify, pick) = (self.audio.clone(), self.played.clone(), self.notify.clone(), self.devices.speaker.clone());
-        run_alone(&mut self.speaker, wanted, "speaker", || Speaker::start(pick, Arc::new(move || audio.all()), played, notify));
+        let processing = self.processing.clone();
+        run_alone(&mut self.speaker, wanted, "speaker", || {
+            Speaker::start(pick, Arc::new(move || audio.all()), played, notify, processing)
+        });
     }
 
     /// Shows (or stops showing) what the camera captures while no call sends video.
@@ -458,6 +475,20 @@ impl Links {
             _ => {}
         }
     }
+}
+
+/// Voice processing for an engine that captures and plays sound (not for a mirror, which sends back
+/// what it hears, nor when it is turned off).
+/// A fake microphone's tone needs none, and the speaker's work of feeding the echo canceller is saved.
+fn voice_processing(config: &MediaConfig, devices: &DeviceChoice) -> Option<VoiceProcessing> {
+    if !processes_voice(config, devices) {
+        return None;
+    }
+    VoiceProcessing::new().inspect_err(|error| tracing::warn!(%error, "no echo cancellation")).ok()
+}
+
+fn processes_voice(config: &MediaConfig, devices: &DeviceChoice) -> bool {
+    !config.mirror && config.voice_processing && !devices.microphone.is_fake(DeviceKind::Microphone)
 }
 
 /// Starts (`wanted`) or stops a source kept in `running`, for the preview.

@@ -60,6 +60,8 @@ pub struct MediaConfig {
     /// Which microphone, speaker and camera to use at first. The default is the fake twins for all
     /// three, the same on every machine (tests, bots); an app picks the system's devices.
     pub devices: DeviceChoice,
+    /// Echo cancellation, noise suppression and gain control on a real microphone.
+    pub voice_processing: bool,
     /// Send back what arrives instead of capturing: the echo contact, which lets a person see and hear
     /// themselves through the whole pipeline.
     pub mirror: bool,
@@ -74,6 +76,7 @@ impl Default for MediaConfig {
             camera: CameraConfig::default(),
             microphone: MicrophoneConfig::default(),
             devices: DeviceChoice::fake(),
+            voice_processing: true,
             mirror: false,
         }
     }

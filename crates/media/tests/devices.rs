@@ -42,7 +42,7 @@ async fn a_microphone_that_does_not_exist_falls_back_to_the_tone_and_says_why() 
     let meter = AudioSlot::new();
     let pick = DevicePick::Id("alsa:no-such-card".into());
     let config = MicrophoneConfig { tone_hz: 880.0, bitrate_bps: 32_000 };
-    let _microphone = AudioSender::start(config, AudioSource::Device { pick, notify }, Some(meter.clone())).unwrap();
+    let _microphone = AudioSender::start(config, AudioSource::Device { pick, notify, processing: None }, Some(meter.clone())).unwrap();
     until("the tone", || meter.dominant_frequency() == Some(880.0)).await;
     let notices = notices.lock().unwrap().clone();
     assert_eq!(notices.len(), 1, "{notices:?}");
@@ -87,7 +87,7 @@ async fn the_silent_speaker_plays_the_mix_in_real_time() {
     let played = AudioSlot::new();
     let sources = vec![first.clone(), second.clone()];
     let started = std::time::Instant::now();
-    let _speaker = Speaker::start(DevicePick::Fake, Arc::new(move || sources.clone()), played.clone(), notify).unwrap();
+    let _speaker = Speaker::start(DevicePick::Fake, Arc::new(move || sources.clone()), played.clone(), notify, None).unwrap();
     until("the tone played", || played.dominant_frequency() == Some(400.0)).await;
     // Both streams are in what was played: twice one stream's level.
     let one = first.last_level();
@@ -107,7 +107,7 @@ async fn the_cpal_path_opens_captures_and_plays_on_alsa_null() {
     let meter = AudioSlot::new();
     let null = DevicePick::Id("alsa:null".into());
     let config = MicrophoneConfig { tone_hz: 880.0, bitrate_bps: 32_000 };
-    let microphone = AudioSender::start(config, AudioSource::Device { pick: null.clone(), notify: notify.clone() }, Some(meter.clone())).unwrap();
+    let microphone = AudioSender::start(config, AudioSource::Device { pick: null.clone(), notify: notify.clone(), processing: None }, Some(meter.clone())).unwrap();
     until("captured frames", || meter.frames_decoded() >= 10).await;
     drop(microphone);
     assert_eq!(meter.last_level(), 0.0, "the null device captures silence, not the stand-in tone");
@@ -119,7 +119,7 @@ async fn the_cpal_path_opens_captures_and_plays_on_alsa_null() {
     }
     let played = AudioSlot::new();
     let sources = vec![source.clone()];
-    let speaker = Speaker::start(null, Arc::new(move || sources.clone()), played.clone(), notify).unwrap();
+    let speaker = Speaker::start(null, Arc::new(move || sources.clone()), played.clone(), notify, None).unwrap();
     // The null device takes sound as fast as it is given, so what it played is gone from the record
     // at once; that the queue was emptied into it shows it played.
     until("the device pulling sound", || played.frames_decoded() > 6).await;

@@ -2,6 +2,7 @@
 
 pub mod analysis;
 pub mod opus_codec;
+pub mod processing;
 pub mod speaker;
 pub mod stream;
 pub mod tone;
@@ -9,6 +10,7 @@ pub mod tone;
 pub use analysis::dominant_frequency;
 pub use opus_codec::{OpusDecoder, OpusEncoder};
 pub use stream::{AudioError, AudioSender, AudioSlot, AudioSource, MicrophoneConfig};
+pub use processing::{ProcessingError, VoiceProcessing};
 pub use speaker::{PlaybackSources, Speaker, mix};
 pub use tone::ToneSource;
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{AudioSlot, FRAME_SAMPLES};
+use super::{AudioSlot, FRAME_SAMPLES, VoiceProcessing};
 use crate::devices::sound::SoundOutput;
 use crate::devices::{DeviceKind, DeviceNotify, DevicePick, Fallback};
 
@@ -32,20 +32,31 @@ pub struct Speaker {
 impl Speaker {
     /// Starts playing on the speaker `pick` names, or on the silent twin when that cannot be used;
     /// `notify` hears which.
-    pub fn start(pick: DevicePick, sources: PlaybackSources, played: Arc<AudioSlot>, notify: DeviceNotify) -> std::io::Result<Speaker> {
+    /// What it plays also goes to `processing`, as the echo reference for the microphone.
+    pub fn start(
+        pick: DevicePick,
+        sources: PlaybackSources,
+        played: Arc<AudioSlot>,
+        notify: DeviceNotify,
+        processing: Option<VoiceProcessing>,
+    ) -> std::io::Result<Speaker> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        let mut processing = processing;
         std::thread::Builder::new().name("dialtone-speaker".into()).spawn(move || {
             let mut fallback = Fallback::<SoundOutput>::new(DeviceKind::Speaker, pick, notify);
             let mut next = Instant::now();
             while !stopped.load(Ordering::Relaxed) {
                 let device = fallback.device(|pick| {
-                    let (sources, played) = (sources.clone(), played.clone());
+                    let (sources, played, mut processing) = (sources.clone(), played.clone(), processing.clone());
                     SoundOutput::open(
                         pick,
                         Box::new(move || {
                             let frame = mix(&sources());
                             played.show(&frame);
+                            if let Some(processing) = processing.as_mut() {
+                                processing.played(&frame);
+                            }
                             frame
                         }),
                     )
@@ -57,7 +68,11 @@ impl Speaker {
                     continue;
                 }
                 // The silent twin plays in real time, so queues drain as a speaker would drain them.
-                played.show(&mix(&sources()));
+                let frame = mix(&sources());
+                played.show(&frame);
+                if let Some(processing) = processing.as_mut() {
+                    processing.played(&frame);
+                }
                 next += Duration::from_millis(20);
                 let now = Instant::now();
                 if next > now {

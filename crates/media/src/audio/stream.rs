@@ -239,6 +239,9 @@ pub enum AudioSource {
         pick: DevicePick,
         /// Hears which device is in use and why.
         notify: DeviceNotify,
+        /// Echo cancellation, noise suppression and gain control for a real microphone (the tone that
+        /// stands in for one is sent as it is).
+        processing: Option<super::VoiceProcessing>,
     },
     /// Whatever 20 ms frame this returns: a mirror sends back what it receives (the echo contact).
     /// Nothing is sent while it returns `None`.
@@ -270,16 +273,24 @@ impl AudioSender {
         let (packets, mut encoded) = mpsc::channel::<Vec<u8>>(8);
         let period = Duration::from_millis(20);
         let mut tone = ToneSource::new(microphone.tone_hz);
-        let mut device = match &source {
-            AudioSource::Device { pick, notify } => Some(Fallback::<SoundInput>::new(DeviceKind::Microphone, pick.clone(), notify.clone())),
-            _ => None,
+        let (mut device, mut processing) = match &source {
+            AudioSource::Device { pick, notify, processing } => {
+                (Some(Fallback::<SoundInput>::new(DeviceKind::Microphone, pick.clone(), notify.clone())), processing.clone())
+            }
+            _ => (None, None),
         };
         feed.spawn_paced("dialtone-microphone", period, move || {
             let frame = match &source {
                 AudioSource::Tone => tone.next_frame(),
                 // Opened here, on the capture thread, so that opening never holds up the engine.
                 AudioSource::Device { .. } => match device.as_mut().and_then(|d| d.device(SoundInput::open)) {
-                    Some(input) => input.take_frame(),
+                    Some(input) => {
+                        let mut frame = input.take_frame();
+                        if let Some(processing) = processing.as_mut() {
+                            processing.captured(&mut frame);
+                        }
+                        frame
+                    }
                     None => tone.next_frame(),
                 },
                 AudioSource::Mirror(take) => match take() {
