@@ -262,18 +262,13 @@ impl Links {
     /// the new one (its links stay).
     pub(crate) fn use_devices(&mut self, devices: DeviceChoice) {
         let old = std::mem::replace(&mut self.devices, devices);
-        let wants_processing = self.config.as_ref().is_some_and(|c| processes_voice(c, &self.devices));
-        if wants_processing != self.processing.is_some() {
+        let processing_changes = self.config.as_ref().is_some_and(|c| processes_voice(c, &self.devices)) != self.processing.is_some();
+        if processing_changes {
             self.processing = self.config.as_ref().and_then(|c| voice_processing(c, &self.devices));
             // The speaker feeds the echo canceller the microphone uses: both start again with it.
             self.speaker = None;
-            self.preview_microphone = None;
-            for call in self.microphones.keys().cloned().collect::<Vec<_>>() {
-                self.microphones.remove(&call);
-                self.set_microphone(&call, true);
-            }
         }
-        if old.microphone != self.devices.microphone {
+        if processing_changes || old.microphone != self.devices.microphone {
             self.preview_microphone = None;
             for call in self.microphones.keys().cloned().collect::<Vec<_>>() {
                 self.microphones.remove(&call);

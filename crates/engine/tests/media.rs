@@ -211,15 +211,20 @@ async fn tone_from(client: &Client, call: &dialtone_protocol::CallId, peer: &str
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_side_hears_the_others_tone_and_muting_stops_it() {
-    let server = server().await;
-    let mut alice = with_tone(&server, "alice", 440.0).await;
-    let mut bob = with_tone(&server, "bob", 660.0).await;
-
+/// Alice (440 Hz) calls bob (660 Hz), who answers: an audio call going on.
+async fn audio_call(server: &dialtone_server::ServerHandle) -> (Client, Client, dialtone_protocol::CallId) {
+    let mut alice = with_tone(server, "alice", 440.0).await;
+    let mut bob = with_tone(server, "bob", 660.0).await;
     let call = alice.call(&["bob"], CallKind::Audio, false).await;
     bob.incoming(&call).await;
     bob.accept(&call, CallKind::Audio).await;
+    (alice, bob, call)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_side_hears_the_others_tone_and_muting_stops_it() {
+    let server = server().await;
+    let (mut alice, bob, call) = audio_call(&server).await;
     assert_eq!(tone_from(&bob, &call, "alice").await, 440.0);
     assert_eq!(tone_from(&alice, &call, "bob").await, 660.0);
     alice
@@ -261,11 +266,7 @@ async fn until_heard(what: &str, slot: &dialtone_engine::AudioSlot, hz: Option<f
 async fn the_speaker_plays_everyone_and_devices_switch_during_the_call() {
     use dialtone_engine::{DeviceChoice, DeviceKind, DevicePick};
     let server = server().await;
-    let mut alice = with_tone(&server, "alice", 440.0).await;
-    let mut bob = with_tone(&server, "bob", 660.0).await;
-    let call = alice.call(&["bob"], CallKind::Audio, false).await;
-    bob.incoming(&call).await;
-    bob.accept(&call, CallKind::Audio).await;
+    let (alice, mut bob, call) = audio_call(&server).await;
 
     // What each speaker plays is the other's tone, through the whole chain.
     until_heard("bob's speaker", &bob.engine.played_audio(), Some(440.0)).await;

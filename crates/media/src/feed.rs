@@ -38,18 +38,40 @@ impl Feed {
     ) -> std::io::Result<()> {
         let stop = self.stop.clone();
         std::thread::Builder::new().name(name.to_owned()).spawn(move || {
-            let mut next = Instant::now();
+            let mut pacer = Pacer::new();
             while !stop.load(Ordering::Relaxed) && step() {
-                next += period;
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    next = now;
-                }
+                pacer.wait(period);
             }
         })?;
         Ok(())
+    }
+}
+
+/// Keeps a loop to a period: each wait ends one period after the last, so the work's own time does not
+/// add up; a late tick is not followed by a burst to catch up.
+pub(crate) struct Pacer {
+    next: Instant,
+}
+
+impl Pacer {
+    pub(crate) fn new() -> Self {
+        Self { next: Instant::now() }
+    }
+
+    /// Sleeps until one `period` after the previous tick.
+    pub(crate) fn wait(&mut self, period: Duration) {
+        self.next += period;
+        let now = Instant::now();
+        if self.next > now {
+            std::thread::sleep(self.next - now);
+        } else {
+            self.next = now;
+        }
+    }
+
+    /// Counts the next period from now.
+    pub(crate) fn restart(&mut self) {
+        self.next = Instant::now();
     }
 }
 

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{AudioSlot, FRAME_SAMPLES, VoiceProcessing};
 use crate::devices::sound::SoundOutput;
+use crate::feed::Pacer;
 use crate::devices::{DeviceKind, DeviceNotify, DevicePick, Fallback};
 
 /// The streams to play, asked for every 20 ms (participants come and go during a call).
@@ -45,7 +46,7 @@ impl Speaker {
         let mut processing = processing;
         std::thread::Builder::new().name("dialtone-speaker".into()).spawn(move || {
             let mut fallback = Fallback::<SoundOutput>::new(DeviceKind::Speaker, pick, notify);
-            let mut next = Instant::now();
+            let mut pacer = Pacer::new();
             while !stopped.load(Ordering::Relaxed) {
                 let device = fallback.device(|pick| {
                     let (sources, played, mut processing) = (sources.clone(), played.clone(), processing.clone());
@@ -64,7 +65,7 @@ impl Speaker {
                 if device.is_some() {
                     // The device's own thread plays; this one only watches for it going away.
                     std::thread::sleep(Duration::from_millis(200));
-                    next = Instant::now();
+                    pacer.restart();
                     continue;
                 }
                 // The silent twin plays in real time, so queues drain as a speaker would drain them.
@@ -73,13 +74,7 @@ impl Speaker {
                 if let Some(processing) = processing.as_mut() {
                     processing.played(&frame);
                 }
-                next += Duration::from_millis(20);
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    next = now;
-                }
+                pacer.wait(Duration::from_millis(20));
             }
         })?;
         Ok(Speaker { stop })
