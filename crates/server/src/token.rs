@@ -81,20 +81,35 @@ impl Secret {
     /// Reads the secret at `path`, creating it (mode 0600) with a random secret when it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, SecretError> {
         let io = |source| SecretError::Io { path: path.display().to_string(), source };
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_hex(&text).ok_or_else(|| SecretError::Format(path.display().to_string())),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(io)?;
-                }
-                let secret = Self::random();
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(path).map_err(io)?;
-                std::io::Write::write_all(&mut file, format!("{}\n", secret.to_hex()).as_bytes()).map_err(io)?;
-                Ok(secret)
+        let read = || match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_hex(&text).ok_or_else(|| SecretError::Format(path.display().to_string())).map(Some),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io(error)),
+        };
+        if let Some(secret) = read()? {
+            return Ok(secret);
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        // Written whole under a private name, then linked into place: linking fails if another process
+        // got there first, and then its secret (complete, never half written) is the one to use.
+        let secret = Self::random();
+        let temporary = path.with_extension(format!("new-{}-{:x}", std::process::id(), rand::random::<u32>()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let written = options.open(&temporary).and_then(|mut file| {
+            std::io::Write::write_all(&mut file, format!("{}\n", secret.to_hex()).as_bytes())?;
+            file.sync_all()
+        });
+        let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+        let _ = std::fs::remove_file(&temporary);
+        match linked {
+            Ok(()) => Ok(secret),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                read()?.ok_or_else(|| SecretError::Format(path.display().to_string()))
             }
             Err(error) => Err(io(error)),
         }
@@ -194,6 +209,22 @@ pub fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_creating_the_secret_at_once_all_get_the_same_one() {
+        let folder = std::env::temp_dir().join(format!("dialtone-secret-race-{}", std::process::id()));
+        let path = folder.join("keys").join("server-secret");
+        let racers: Vec<_> = (0..8).map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || Secret::load_or_create(&path).map(|secret| secret.to_hex()))
+        }).collect();
+        let secrets: Vec<String> = racers.into_iter().map(|racer| racer.join().unwrap().unwrap()).collect();
+        assert!(secrets.windows(2).all(|pair| pair[0] == pair[1]), "{secrets:?}");
+        assert_eq!(Secret::load_or_create(&path).unwrap().to_hex(), secrets[0]);
+        let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary files left behind");
+        std::fs::remove_dir_all(folder).unwrap();
+    }
 
     fn secret(byte: u8) -> Secret {
         Secret::from_bytes([byte; SECRET_BYTES])
