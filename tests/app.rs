@@ -331,10 +331,13 @@ fn a_device_chosen_in_settings_is_used_at_once_and_a_missing_one_is_explained() 
     app.until("the stand-in's level", Duration::from_secs(5), |h| h.state().session().local_audio().level() > 0.05);
 
     app.click("Choose microphone");
+    // The menu lists what the engine reported; wait for the list on a slow machine.
+    app.until_label("Test tone");
     app.click("Test tone");
     assert_eq!(app.harness.state().settings().devices.microphone.as_deref(), Some("fake:tone"));
     app.until("the twin in use without a problem", Duration::from_secs(5), |h| h.query_by_label(explained).is_none());
     app.click("Choose camera");
+    app.until_label("Test pattern");
     app.click("Test pattern");
     app.until("the preview from the chosen camera", Duration::from_secs(5), |h| {
         h.state().session().local_video().latest().is_some_and(|frame| frame.stamp.is_some())
