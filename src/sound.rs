@@ -46,7 +46,7 @@ impl Sounds {
     /// Opens the speaker with this device id (the ids the engine lists; the system default for none
     /// or for a fake one), or remembers why not.
     pub fn on(speaker: Option<&str>) -> Self {
-        let chosen = speaker.filter(|id| !id.starts_with("fake:")).and_then(|id| {
+        let chosen = speaker.filter(|id| *id != dialtone_engine::DeviceKind::Speaker.fake_id()).and_then(|id| {
             use rodio::cpal::traits::HostTrait;
             rodio::cpal::default_host().device_by_id(&id.parse().ok()?)
         });

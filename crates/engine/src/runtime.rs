@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::api::{Command, EngineConfig, Event};
+use crate::api::{Command, EngineConfig, Event, Waker};
 use crate::call::{Call, Direction, Effect, Input, Invitation};
 use crate::links::{Links, LocalMedia, RemoteAudio, RemoteVideo, TaggedLinkEvent};
 
@@ -49,7 +49,7 @@ impl EngineHandle {
 /// A running engine: send it [`Command`]s; its [`Event`]s come out of the receiver [`Engine::start`]
 /// returned.
 pub struct Engine {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: EngineHandle,
     task: JoinHandle<()>,
     remote_video: RemoteVideo,
     remote_audio: RemoteAudio,
@@ -74,15 +74,13 @@ impl Engine {
         let local_video = VideoSlot::new(wake.clone());
         let local_audio = AudioSlot::new();
         let played_audio = AudioSlot::new();
+        let events_out = EventSink { events: event_tx, waker: config.waker.clone() };
         // Device threads report straight to the event stream: they run outside the engine's task.
         let notify: DeviceNotify = {
-            let (events, waker) = (event_tx.clone(), config.waker.clone());
+            let events = events_out.clone();
             Arc::new(move |notice: DeviceNotice| {
                 let kind = notice.device.kind;
-                let _ = events.send(Event::DeviceInUse { kind, device: notice.device, problem: notice.problem });
-                if let Some(waker) = &waker {
-                    waker();
-                }
+                events.emit(Event::DeviceInUse { kind, device: notice.device, problem: notice.problem });
             })
         };
         let local = LocalMedia {
@@ -96,7 +94,7 @@ impl Engine {
             config,
             links,
             link_events,
-            events: event_tx,
+            events: events_out,
             commands: command_rx,
             rng,
             calls: BTreeMap::new(),
@@ -107,6 +105,7 @@ impl Engine {
             speakers: BTreeMap::new(),
         };
         let task = tokio::spawn(runtime.run());
+        let commands = EngineHandle(commands);
         (Engine { commands, task, remote_video, remote_audio, local_video, local_audio, played_audio }, events)
     }
 
@@ -140,12 +139,12 @@ impl Engine {
 
     /// Queues a command.
     pub fn send(&self, command: Command) -> Result<(), EngineStopped> {
-        self.commands.send(command).map_err(|_| EngineStopped)
+        self.commands.send(command)
     }
 
     /// A cloneable handle that sends commands (for tasks that answer events).
     pub fn handle(&self) -> EngineHandle {
-        EngineHandle(self.commands.clone())
+        self.commands.clone()
     }
 
     /// Stops the engine at once, as a crash would: no hangup is sent, the connection just drops. For
@@ -178,7 +177,7 @@ struct Runtime {
     config: EngineConfig,
     links: Links,
     link_events: mpsc::UnboundedReceiver<TaggedLinkEvent>,
-    events: mpsc::UnboundedSender<Event>,
+    events: EventSink,
     commands: mpsc::UnboundedReceiver<Command>,
     rng: StdRng,
     calls: BTreeMap<CallId, Call>,
@@ -195,12 +194,25 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-impl Runtime {
+/// Where events go: the channel, then the UI's waker. Cloneable, for threads outside the engine's task.
+#[derive(Clone)]
+struct EventSink {
+    events: mpsc::UnboundedSender<Event>,
+    waker: Option<Waker>,
+}
+
+impl EventSink {
     fn emit(&self, event: Event) {
         let _ = self.events.send(event);
-        if let Some(waker) = &self.config.waker {
+        if let Some(waker) = &self.waker {
             waker();
         }
+    }
+}
+
+impl Runtime {
+    fn emit(&self, event: Event) {
+        self.events.emit(event);
     }
 
     fn apply(&mut self, effects: Vec<Effect>) {
@@ -521,14 +533,9 @@ impl Runtime {
             Command::Preview { on } => self.links.set_preview(on),
             Command::UseDevices(devices) => self.links.use_devices(devices),
             Command::ListDevices => {
-                let (events, waker) = (self.events.clone(), self.config.waker.clone());
+                let events = self.events.clone();
                 // Asking the system takes a while; never on the engine's task.
-                tokio::task::spawn_blocking(move || {
-                    let _ = events.send(Event::Devices { devices: DeviceList::query() });
-                    if let Some(waker) = waker {
-                        waker();
-                    }
-                });
+                tokio::task::spawn_blocking(move || events.emit(Event::Devices { devices: DeviceList::query() }));
             }
             other => tracing::error!(?other, "not a local command"),
         }

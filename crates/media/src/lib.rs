@@ -14,6 +14,12 @@ mod keyframe;
 pub mod link;
 pub mod video;
 
+/// Locks a mutex shared with another thread (a device's, a capture thread, the UI's), whose panic must
+/// not take the call down with it: the data is plain counters and samples, still usable.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub use link::{IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats, MediaConfig, Role, STATS_PERIOD};
 pub use audio::{AudioSender, AudioSlot, AudioSource, MicrophoneConfig, PlaybackSources, Speaker, VoiceProcessing};
 pub use devices::{DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DeviceNotice, DeviceNotify, DevicePick};

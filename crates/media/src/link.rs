@@ -223,7 +223,7 @@ struct Shared {
 impl Shared {
     /// Reports `state` unless it is the one reported last.
     fn report(&self, events: &LinkEvents, state: LinkState, after: Duration) {
-        let mut reported = self.reported.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut reported = crate::lock(&self.reported);
         if *reported != Some(state) {
             *reported = Some(state);
             drop(reported);

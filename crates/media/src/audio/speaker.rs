@@ -32,8 +32,8 @@ pub struct Speaker {
 
 impl Speaker {
     /// Starts playing on the speaker `pick` names, or on the silent twin when that cannot be used;
-    /// `notify` hears which.
-    /// What it plays also goes to `processing`, as the echo reference for the microphone.
+    /// `notify` hears which. What it plays also goes to `played`, and to `processing` as the echo
+    /// reference for the microphone.
     pub fn start(
         pick: DevicePick,
         sources: PlaybackSources,
@@ -43,24 +43,14 @@ impl Speaker {
     ) -> std::io::Result<Speaker> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
-        let mut processing = processing;
+        let mut playback = Playback { sources, played, processing };
         std::thread::Builder::new().name("dialtone-speaker".into()).spawn(move || {
             let mut fallback = Fallback::<SoundOutput>::new(DeviceKind::Speaker, pick, notify);
             let mut pacer = Pacer::new();
             while !stopped.load(Ordering::Relaxed) {
                 let device = fallback.device(|pick| {
-                    let (sources, played, mut processing) = (sources.clone(), played.clone(), processing.clone());
-                    SoundOutput::open(
-                        pick,
-                        Box::new(move || {
-                            let frame = mix(&sources());
-                            played.show(&frame);
-                            if let Some(processing) = processing.as_mut() {
-                                processing.played(&frame);
-                            }
-                            frame
-                        }),
-                    )
+                    let mut playback = playback.clone();
+                    SoundOutput::open(pick, Box::new(move || playback.next_frame()))
                 });
                 if device.is_some() {
                     // The device's own thread plays; this one only watches for it going away.
@@ -69,15 +59,30 @@ impl Speaker {
                     continue;
                 }
                 // The silent twin plays in real time, so queues drain as a speaker would drain them.
-                let frame = mix(&sources());
-                played.show(&frame);
-                if let Some(processing) = processing.as_mut() {
-                    processing.played(&frame);
-                }
+                playback.next_frame();
                 pacer.wait(Duration::from_millis(20));
             }
         })?;
         Ok(Speaker { stop })
+    }
+}
+
+/// What the speaker plays next, and everything that must see it: the record, the echo canceller.
+#[derive(Clone)]
+struct Playback {
+    sources: PlaybackSources,
+    played: Arc<AudioSlot>,
+    processing: Option<VoiceProcessing>,
+}
+
+impl Playback {
+    fn next_frame(&mut self) -> [i16; FRAME_SAMPLES] {
+        let frame = mix(&(self.sources)());
+        self.played.show(&frame);
+        if let Some(processing) = self.processing.as_mut() {
+            processing.played(&frame);
+        }
+        frame
     }
 }
 

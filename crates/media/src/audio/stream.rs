@@ -72,7 +72,7 @@ impl AudioSlot {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Heard) -> T) -> T {
-        let heard = self.heard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let heard = crate::lock(&self.heard);
         f(&heard)
     }
 
@@ -118,7 +118,7 @@ impl AudioSlot {
     }
 
     fn push(&self, frame: &[i16; FRAME_SAMPLES], how: Decoded) {
-        let mut heard = self.heard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut heard = crate::lock(&self.heard);
         match how {
             Decoded::Arrived => heard.decoded += 1,
             Decoded::Recovered => heard.recovered += 1,
@@ -138,7 +138,7 @@ impl AudioSlot {
     /// Takes the oldest 20 ms of decoded audio that no consumer took yet, if there is that much; after
     /// running dry, only once 40 ms have gathered again (so uneven arrival does not become gaps).
     pub fn take_frame(&self) -> Option<[i16; FRAME_SAMPLES]> {
-        let mut heard = self.heard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut heard = crate::lock(&self.heard);
         let needed = if heard.playing { FRAME_SAMPLES } else { PLAYOUT_SAMPLES };
         heard.playing = heard.queued.len() >= needed;
         if !heard.playing {
@@ -258,6 +258,51 @@ impl std::fmt::Debug for AudioSource {
     }
 }
 
+/// The capture thread's end of an [`AudioSource`].
+enum Capture {
+    Tone(ToneSource),
+    Device {
+        microphone: Fallback<SoundInput>,
+        /// Plays while the microphone cannot be used.
+        stand_in: ToneSource,
+        processing: Option<super::VoiceProcessing>,
+    },
+    Mirror(Arc<dyn Fn() -> Option<[i16; FRAME_SAMPLES]> + Send + Sync>),
+}
+
+impl Capture {
+    fn new(source: AudioSource, tone_hz: f32) -> Self {
+        match source {
+            AudioSource::Tone => Self::Tone(ToneSource::new(tone_hz)),
+            AudioSource::Device { pick, notify, processing } => Self::Device {
+                microphone: Fallback::new(DeviceKind::Microphone, pick, notify),
+                stand_in: ToneSource::new(tone_hz),
+                processing,
+            },
+            AudioSource::Mirror(take) => Self::Mirror(take),
+        }
+    }
+
+    /// The next 20 ms to send; `None` when a mirror has nothing.
+    fn next_frame(&mut self) -> Option<[i16; FRAME_SAMPLES]> {
+        match self {
+            Self::Tone(tone) => Some(tone.next_frame()),
+            // Opened here, on the capture thread, so that opening never holds up the engine.
+            Self::Device { microphone, stand_in, processing } => match microphone.device(SoundInput::open) {
+                Some(input) => {
+                    let mut frame = input.take_frame();
+                    if let Some(processing) = processing.as_mut() {
+                        processing.captured(&mut frame);
+                    }
+                    Some(frame)
+                }
+                None => Some(stand_in.next_frame()),
+            },
+            Self::Mirror(take) => take(),
+        }
+    }
+}
+
 /// Captures from the (fake) microphone every 20 ms, encodes once, sends to every target link.
 #[derive(Debug)]
 pub struct AudioSender {
@@ -272,32 +317,9 @@ impl AudioSender {
         let feed = Feed::default();
         let (packets, mut encoded) = mpsc::channel::<Vec<u8>>(8);
         let period = Duration::from_millis(20);
-        let mut tone = ToneSource::new(microphone.tone_hz);
-        let (mut device, mut processing) = match &source {
-            AudioSource::Device { pick, notify, processing } => {
-                (Some(Fallback::<SoundInput>::new(DeviceKind::Microphone, pick.clone(), notify.clone())), processing.clone())
-            }
-            _ => (None, None),
-        };
+        let mut capture = Capture::new(source, microphone.tone_hz);
         feed.spawn_paced("dialtone-microphone", period, move || {
-            let frame = match &source {
-                AudioSource::Tone => tone.next_frame(),
-                // Opened here, on the capture thread, so that opening never holds up the engine.
-                AudioSource::Device { .. } => match device.as_mut().and_then(|d| d.device(SoundInput::open)) {
-                    Some(input) => {
-                        let mut frame = input.take_frame();
-                        if let Some(processing) = processing.as_mut() {
-                            processing.captured(&mut frame);
-                        }
-                        frame
-                    }
-                    None => tone.next_frame(),
-                },
-                AudioSource::Mirror(take) => match take() {
-                    Some(frame) => frame,
-                    None => return true,
-                },
-            };
+            let Some(frame) = capture.next_frame() else { return true };
             if let Some(meter) = &meter {
                 meter.show(&frame);
             }

@@ -3,12 +3,12 @@
 //! pace, so a camera slower or faster than the call's frame rate never stalls or floods it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use nokhwa::utils::{ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType};
 
-use super::{DeviceError, DeviceInfo, DeviceKind, DevicePick};
+use super::{DeviceError, DeviceInfo, DeviceKind, DevicePick, Lost, lock};
 use crate::video::RgbaFrame;
 
 /// How long a camera may take to open before it counts as unusable.
@@ -39,17 +39,13 @@ pub fn list() -> Vec<DeviceInfo> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The latest picture and its number (counting from 1).
 type Latest = Arc<Mutex<Option<(u64, Arc<RgbaFrame>)>>>;
 
 /// An open camera delivering pictures on its own thread.
 pub(crate) struct CameraInput {
     latest: Latest,
-    lost: Arc<Mutex<Option<String>>>,
+    pub(crate) lost: Lost,
     stop: Arc<AtomicBool>,
     /// The device.
     pub(crate) info: DeviceInfo,
@@ -70,7 +66,7 @@ impl CameraInput {
             _ => CameraIndex::String(info.id.trim_start_matches("camera:").to_owned()),
         };
         let latest = Latest::default();
-        let lost = Arc::new(Mutex::new(None));
+        let lost = Lost::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (opened_tx, opened) = mpsc::sync_channel(1);
         let thread = {
@@ -107,11 +103,6 @@ impl CameraInput {
     pub(crate) fn latest(&self) -> Option<(u64, Arc<RgbaFrame>)> {
         lock(&self.latest).clone()
     }
-
-    /// Why the camera stopped delivering, if it did.
-    pub(crate) fn lost(&self) -> Option<String> {
-        lock(&self.lost).clone()
-    }
 }
 
 impl Drop for CameraInput {
@@ -141,7 +132,7 @@ fn open_camera(index: CameraIndex, width: u32, height: u32, fps: u32) -> Result<
     Err(last_error)
 }
 
-fn read_frames(camera: &mut nokhwa::Camera, latest: &Latest, lost: &Mutex<Option<String>>, stop: &AtomicBool, name: &str) {
+fn read_frames(camera: &mut nokhwa::Camera, latest: &Latest, lost: &Lost, stop: &AtomicBool, name: &str) {
     let mut failures = 0;
     let mut number = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -156,7 +147,7 @@ fn read_frames(camera: &mut nokhwa::Camera, latest: &Latest, lost: &Mutex<Option
                 failures += 1;
                 tracing::debug!(%error, camera = %name, "camera frame failed");
                 if failures >= LOST_AFTER_FAILURES {
-                    *lock(lost) = Some(error);
+                    lost.set(error);
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(20));

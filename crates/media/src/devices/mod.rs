@@ -7,9 +7,28 @@
 pub mod camera;
 pub mod sound;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+
+pub(crate) use crate::lock;
+
+/// Why an open device stopped working, set from its own thread (a sound callback, a camera reader) and
+/// read by the thread that uses it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lost(Arc<Mutex<Option<String>>>);
+
+impl Lost {
+    /// Marks the device lost.
+    pub(crate) fn set(&self, why: String) {
+        *lock(&self.0) = Some(why);
+    }
+
+    /// Why the device stopped, if it did.
+    pub(crate) fn why(&self) -> Option<String> {
+        lock(&self.0).clone()
+    }
+}
 
 /// The kinds of device a call uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -209,7 +228,7 @@ impl OpenDevice for sound::SoundInput {
         &self.info
     }
     fn lost(&self) -> Option<String> {
-        self.lost()
+        self.lost.why()
     }
 }
 
@@ -218,7 +237,7 @@ impl OpenDevice for sound::SoundOutput {
         &self.info
     }
     fn lost(&self) -> Option<String> {
-        self.lost()
+        self.lost.why()
     }
 }
 
@@ -227,7 +246,7 @@ impl OpenDevice for camera::CameraInput {
         &self.info
     }
     fn lost(&self) -> Option<String> {
-        self.lost()
+        self.lost.why()
     }
 }
 

@@ -3,12 +3,12 @@
 //! counts are converted on the way in and out.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig, SupportedStreamConfig};
 
-use super::{DeviceError, DeviceInfo, DeviceKind, DevicePick};
+use super::{DeviceError, DeviceInfo, DeviceKind, DevicePick, Lost, lock};
 use crate::audio::{FRAME_SAMPLES, SAMPLE_RATE};
 
 /// ALSA's "null" device is listed on every machine but is not a device a person would pick (and runs
@@ -125,18 +125,11 @@ fn to_i16(sample: f32) -> i16 {
     (sample.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Set by a stream's error callback when the device went away.
-type Lost = Arc<Mutex<Option<String>>>;
-
 fn error_callback(lost: Lost, name: String) -> impl FnMut(cpal::Error) + Send + 'static {
     move |error: cpal::Error| match error.kind() {
         cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::StreamInvalidated | cpal::ErrorKind::DeviceChanged => {
             tracing::warn!(%error, device = %name, "sound device lost");
-            *lock(&lost) = Some(error.to_string());
+            lost.set(error.to_string());
         }
         _ => tracing::debug!(%error, device = %name, "sound device hiccup"),
     }
@@ -164,7 +157,7 @@ fn open_failed(kind: DeviceKind, pick: &DevicePick, info: &DeviceInfo, error: &c
 pub(crate) struct SoundInput {
     _stream: cpal::Stream,
     captured: Arc<Mutex<VecDeque<i16>>>,
-    lost: Lost,
+    pub(crate) lost: Lost,
     /// The device.
     pub(crate) info: DeviceInfo,
 }
@@ -200,10 +193,6 @@ impl SoundInput {
         frame
     }
 
-    /// Why the device stopped, if it did.
-    pub(crate) fn lost(&self) -> Option<String> {
-        lock(&self.lost).clone()
-    }
 }
 
 fn build_input<T>(
@@ -237,7 +226,7 @@ where
 /// An open speaker: its callback asks for 20 ms of 48 kHz mono at a time.
 pub(crate) struct SoundOutput {
     _stream: cpal::Stream,
-    lost: Lost,
+    pub(crate) lost: Lost,
     /// The device.
     pub(crate) info: DeviceInfo,
 }
@@ -264,10 +253,6 @@ impl SoundOutput {
         Ok(Self { _stream: stream, lost, info })
     }
 
-    /// Why the device stopped, if it did.
-    pub(crate) fn lost(&self) -> Option<String> {
-        lock(&self.lost).clone()
-    }
 }
 
 fn build_output<T>(

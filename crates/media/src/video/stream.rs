@@ -251,53 +251,74 @@ pub struct VideoSender {
 
 /// The capture side of a camera: fills the frame to encode; false when there is nothing new to send.
 struct Capture {
-    source: VideoSource,
+    source: Pictures,
     pattern: TestPattern,
-    /// The camera, when the source is a device.
-    camera: Option<Fallback<CameraInput>>,
     /// The rate asked of a camera.
     fps: u32,
-    /// The index of the mirrored (or camera) picture last sent, so a still picture is not sent twice.
-    mirrored: u64,
-    scratch: Vec<u8>,
+    last: LastSent,
     preview: Option<Arc<VideoSlot>>,
     /// Previews are shown at most at this interval (a UI needs no more than ~15 fps for a thumbnail).
     preview_every: u32,
     captured: u32,
 }
 
+/// The capture thread's end of a [`VideoSource`].
+enum Pictures {
+    Pattern,
+    /// A camera, or the pattern standing in for it.
+    Camera(Fallback<CameraInput>),
+    Mirror(Arc<dyn Fn() -> Option<Arc<DecodedFrame>> + Send + Sync>),
+}
+
+impl From<VideoSource> for Pictures {
+    fn from(source: VideoSource) -> Self {
+        match source {
+            VideoSource::TestPattern => Self::Pattern,
+            VideoSource::Device { pick, notify } => Self::Camera(Fallback::new(DeviceKind::Camera, pick, notify)),
+            VideoSource::Mirror(latest) => Self::Mirror(latest),
+        }
+    }
+}
+
+/// The number of the camera or mirrored picture last sent, so a still picture is not sent twice.
+#[derive(Default)]
+struct LastSent {
+    number: u64,
+    scratch: Vec<u8>,
+}
+
+impl LastSent {
+    /// Puts `picture` into `frame` unless it is the one sent last; true when it did.
+    fn convert(&mut self, number: u64, picture: &RgbaFrame, frame: &mut I420Frame) -> bool {
+        if number == self.number {
+            return false;
+        }
+        self.number = number;
+        picture.to_i420_into(frame, &mut self.scratch);
+        true
+    }
+}
+
 impl Capture {
     fn fill(&mut self, frame: &mut I420Frame) -> bool {
-        match &self.source {
-            VideoSource::TestPattern => {
+        let (width, height, fps) = (frame.width, frame.height, self.fps);
+        let filled = match &mut self.source {
+            Pictures::Pattern => {
                 self.pattern.draw(frame, now_us());
+                true
             }
-            VideoSource::Device { .. } => {
-                let (width, height, fps) = (frame.width, frame.height, self.fps);
-                // Opened here, on the capture thread, so that opening never holds up the engine.
-                let camera = self.camera.as_mut().and_then(|c| c.device(|pick| CameraInput::open(pick, width, height, fps)));
-                match camera {
-                    Some(camera) => {
-                        let Some((number, picture)) = camera.latest() else { return false };
-                        if number == self.mirrored {
-                            return false;
-                        }
-                        self.mirrored = number;
-                        picture.to_i420_into(frame, &mut self.scratch);
-                    }
-                    None => {
-                        self.pattern.draw(frame, now_us());
-                    }
+            // Opened here, on the capture thread, so that opening never holds up the engine.
+            Pictures::Camera(camera) => match camera.device(|pick| CameraInput::open(pick, width, height, fps)) {
+                Some(camera) => camera.latest().is_some_and(|(number, picture)| self.last.convert(number, &picture, frame)),
+                None => {
+                    self.pattern.draw(frame, now_us());
+                    true
                 }
-            }
-            VideoSource::Mirror(latest) => {
-                let Some(picture) = latest() else { return false };
-                if picture.index == self.mirrored {
-                    return false;
-                }
-                self.mirrored = picture.index;
-                picture.picture.to_i420_into(frame, &mut self.scratch);
-            }
+            },
+            Pictures::Mirror(latest) => latest().is_some_and(|picture| self.last.convert(picture.index, &picture.picture, frame)),
+        };
+        if !filled {
+            return false;
         }
         self.captured = self.captured.wrapping_add(1);
         if let Some(preview) = &self.preview
@@ -323,17 +344,11 @@ impl VideoSender {
         let (frames, mut encoded) = mpsc::channel::<(EncodedFrame, Duration)>(4);
         let period = Duration::from_secs(1) / camera.fps.max(1);
         let (width, height) = encoder.size();
-        let camera_device = match &source {
-            VideoSource::Device { pick, notify } => Some(Fallback::new(DeviceKind::Camera, pick.clone(), notify.clone())),
-            _ => None,
-        };
         let mut capture = Capture {
-            source,
-            camera: camera_device,
+            source: source.into(),
             fps: camera.fps,
             pattern: TestPattern::new(width, height),
-            mirrored: 0,
-            scratch: Vec::new(),
+            last: LastSent::default(),
             preview,
             preview_every: camera.fps.div_ceil(15).max(1),
             captured: 0,
