@@ -272,7 +272,7 @@ async fn the_speaker_plays_everyone_and_devices_switch_during_the_call() {
     until_heard("bob's speaker", &bob.engine.played_audio(), Some(440.0)).await;
     until_heard("alice's speaker", &alice.engine.played_audio(), Some(660.0)).await;
     let Event::DeviceInUse { device, problem, .. } =
-        bob.expect("the speaker in use", |e| matches!(e, Event::DeviceInUse { kind: DeviceKind::Speaker, .. })).await
+        bob.expect_ever("the speaker in use", |e| matches!(e, Event::DeviceInUse { kind: DeviceKind::Speaker, .. })).await
     else {
         unreachable!()
     };

@@ -96,6 +96,15 @@ impl Client {
         }
     }
 
+    /// The first event that `matches`, among those already consumed (waiting for another one may have
+    /// passed it by: device threads report at their own pace) or, failing that, the next ones.
+    pub async fn expect_ever(&mut self, what: &str, matches: impl Fn(&Event) -> bool) -> Event {
+        match self.seen.iter().find(|event| matches(event)) {
+            Some(event) => event.clone(),
+            None => self.expect(what, matches).await,
+        }
+    }
+
     /// Asserts that nothing matching arrives for `quiet`.
     pub async fn expect_none(&mut self, what: &str, quiet: Duration, matches: impl Fn(&Event) -> bool) {
         let deadline = tokio::time::Instant::now() + quiet;
