@@ -21,7 +21,8 @@ pub enum AvatarError {
 /// Loads `path`, crops its centre square, scales it to `side` pixels and makes everything outside the
 /// inscribed circle transparent (with a one-pixel soft edge).
 pub fn load_round(path: &Path, side: u32) -> Result<ColorImage, AvatarError> {
-    let picture = image::open(path).map_err(|source| AvatarError::Image { path: path.display().to_string(), source })?;
+    let picture =
+        image::open(path).map_err(|source| AvatarError::Image { path: path.display().to_string(), source })?;
     Ok(round(&picture, side))
 }
 

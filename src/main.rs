@@ -67,7 +67,11 @@ fn main() -> Result<()> {
         None => Paths::platform().context("no home folder to keep settings in; pass --data-dir")?,
     };
     let saved = dialtone::store::load::<dialtone::settings::Settings>(&base.settings).value;
-    let user = cli.user.clone().or_else(|| Some(saved.server.user.clone()).filter(|u| !u.is_empty())).unwrap_or_else(|| "me".to_owned());
+    let user = cli
+        .user
+        .clone()
+        .or_else(|| Some(saved.server.user.clone()).filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "me".to_owned());
     let user = UserId::new(&user).with_context(|| format!("--user {user:?}"))?;
     let paths = match &cli.user {
         Some(_) if cli.server.is_some() => {
@@ -97,7 +101,9 @@ fn main() -> Result<()> {
         devices: if cli.fake_devices { DeviceChoice::fake() } else { DeviceChoice::default() },
     };
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
-        bail!("no display: Dialtone needs a graphical session (DISPLAY or WAYLAND_DISPLAY); for calls without a window use dialtone-bot");
+        bail!(
+            "no display: Dialtone needs a graphical session (DISPLAY or WAYLAND_DISPLAY); for calls without a window use dialtone-bot"
+        );
     }
     let mut app = App::start(config, paths).context("starting Dialtone")?;
     app.count_start_from(process_start);
@@ -106,7 +112,8 @@ fn main() -> Result<()> {
         std::fs::create_dir_all(&folder).with_context(|| format!("--tour {}", folder.display()))?;
         app.start_tour(folder);
     }
-    let icon = eframe::icon_data::from_png_bytes(include_bytes!("../assets/dialtone.png")).context("the built-in icon")?;
+    let icon =
+        eframe::icon_data::from_png_bytes(include_bytes!("../assets/dialtone.png")).context("the built-in icon")?;
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()

@@ -234,7 +234,11 @@ impl Model {
 
     /// `user`'s profile, as far as known.
     pub fn profile_of(&self, user: &UserId) -> Profile {
-        self.contacts.get(user).map(|c| c.profile.clone()).or_else(|| self.profiles.get(user).cloned()).unwrap_or_default()
+        self.contacts
+            .get(user)
+            .map(|c| c.profile.clone())
+            .or_else(|| self.profiles.get(user).cloned())
+            .unwrap_or_default()
     }
 
     /// Finished calls for the history since the last call, oldest first.
@@ -254,7 +258,15 @@ impl Model {
     }
 
     /// The user placed a call (the engine's `OutgoingCall` confirms it).
-    pub fn placing(&mut self, call: CallId, users: &[UserId], kind: CallKind, group: bool, my_media: MediaState, now_unix_ms: u64) {
+    pub fn placing(
+        &mut self,
+        call: CallId,
+        users: &[UserId],
+        kind: CallKind,
+        group: bool,
+        my_media: MediaState,
+        now_unix_ms: u64,
+    ) {
         let participants = users.iter().map(|user| self.new_participant(user.clone())).collect();
         self.call = Some(CurrentCall {
             id: call,
@@ -275,8 +287,13 @@ impl Model {
         let Some(at) = self.incoming.iter().position(|i| &i.info.call == call) else { return };
         let incoming = self.incoming.remove(at);
         let me = self.me.clone();
-        let participants =
-            incoming.info.members.iter().filter(|m| Some(&m.user) != me.as_ref()).map(|m| self.member_participant(call, m)).collect();
+        let participants = incoming
+            .info
+            .members
+            .iter()
+            .filter(|m| Some(&m.user) != me.as_ref())
+            .map(|m| self.member_participant(call, m))
+            .collect();
         self.call = Some(CurrentCall {
             id: call.clone(),
             kind: incoming.info.kind,
@@ -323,8 +340,10 @@ impl Model {
         participant.joined = member.status == MemberStatus::Joined;
         participant.device = member.device.clone();
         participant.media = member.media.unwrap_or_default();
-        participant.link =
-            member.device.as_ref().and_then(|device| self.links.get(&(call.clone(), member.user.clone(), device.clone())).copied());
+        participant.link = member
+            .device
+            .as_ref()
+            .and_then(|device| self.links.get(&(call.clone(), member.user.clone(), device.clone())).copied());
         participant
     }
 
@@ -347,7 +366,8 @@ impl Model {
                 self.connection = Some(Connection::Online);
             }
             Event::Reconnecting { reason, retry_in_ms, .. } => {
-                self.connection = Some(Connection::Reconnecting { reason, retry_at: now + Duration::from_millis(retry_in_ms) });
+                self.connection =
+                    Some(Connection::Reconnecting { reason, retry_at: now + Duration::from_millis(retry_in_ms) });
             }
             Event::Stopped { reason } => self.connection = Some(Connection::Stopped { reason }),
             Event::Presence { users } => {
@@ -401,7 +421,11 @@ impl Model {
                         id: call.call.clone(),
                         kind: call.kind,
                         group: call.group,
-                        direction: if me.as_ref() == Some(&call.initiator) { Direction::Outgoing } else { Direction::Incoming },
+                        direction: if me.as_ref() == Some(&call.initiator) {
+                            Direction::Outgoing
+                        } else {
+                            Direction::Incoming
+                        },
                         stage: Stage::Active,
                         participants: Vec::new(),
                         my_media: MediaState::for_kind(call.kind),
@@ -410,8 +434,12 @@ impl Model {
                         speaker: None,
                     });
                 }
-                let fresh: Vec<Participant> =
-                    call.members.iter().filter(|m| Some(&m.user) != me.as_ref()).map(|m| self.member_participant(&call.call, m)).collect();
+                let fresh: Vec<Participant> = call
+                    .members
+                    .iter()
+                    .filter(|m| Some(&m.user) != me.as_ref())
+                    .map(|m| self.member_participant(&call.call, m))
+                    .collect();
                 if let Some(current) = &mut self.call {
                     current.stage = Stage::Active;
                     current.kind = call.kind;
@@ -512,7 +540,8 @@ impl Model {
             Event::Error { message, call, .. } => {
                 // Errors about a call that is on screen or ringing are worth saying; the rest go to the log.
                 let concerns_user = call.as_ref().is_some_and(|c| {
-                    self.call.as_ref().is_some_and(|current| &current.id == c) || self.incoming.iter().any(|i| &i.info.call == c)
+                    self.call.as_ref().is_some_and(|current| &current.id == c)
+                        || self.incoming.iter().any(|i| &i.info.call == c)
                 });
                 if concerns_user || call.is_none() {
                     self.notify(message, now);
@@ -605,11 +634,16 @@ impl Model {
             _ => format!("Call failed ({})", reason.as_str().replace('_', " ")),
         };
         self.notify(text, now);
-        let duration_ms = duration_ms.or_else(|| current.active_since.map(|at| now.duration_since(at).as_millis() as u64));
+        let duration_ms =
+            duration_ms.or_else(|| current.active_since.map(|at| now.duration_since(at).as_millis() as u64));
         self.finished.push(Entry {
             call: current.id.to_string(),
             direction: current.direction,
-            peers: current.participants.iter().map(|p| history::Peer { user: p.user.to_string(), name: self.name_of(&p.user) }).collect(),
+            peers: current
+                .participants
+                .iter()
+                .map(|p| history::Peer { user: p.user.to_string(), name: self.name_of(&p.user) })
+                .collect(),
             group: current.group,
             video: current.kind == CallKind::Video,
             at_unix_ms: current.started_unix_ms,

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dialtone_engine::{
-    AudioSlot, CameraConfig, Command, DeviceChoice, Engine, EngineConfig, Event, MediaConfig, MicrophoneConfig, RemoteAudio, RemoteVideo, VideoSlot,
-    Waker,
+    AudioSlot, CameraConfig, Command, DeviceChoice, Engine, EngineConfig, Event, MediaConfig, MicrophoneConfig,
+    RemoteAudio, RemoteVideo, VideoSlot, Waker,
 };
 use dialtone_protocol::{DeviceId, IdError, MediaState, UserId};
 use dialtone_server::{Secret, ServerConfig, ServerHandle};
@@ -140,7 +140,8 @@ impl Session {
             Server::Embedded { port, demo } => {
                 let secret = Secret::load_or_create(&config.data_dir.join(SECRET_FILE))?;
                 let server = runtime.block_on(async {
-                    let preferred = dialtone_server::spawn(ServerConfig::new(([127, 0, 0, 1], *port).into(), secret.clone())).await;
+                    let preferred =
+                        dialtone_server::spawn(ServerConfig::new(([127, 0, 0, 1], *port).into(), secret.clone())).await;
                     match preferred {
                         Ok(server) => Ok(server),
                         Err(error) if *port != 0 => {
@@ -228,7 +229,13 @@ impl Session {
     pub fn ring_me_from(&self, demo_user: &str, kind: dialtone_protocol::CallKind) {
         let Some(me) = &self.me else { return };
         if let Some((_, engine)) = self.demo_users.iter().zip(&self.demo).find(|(user, _)| user.as_str() == demo_user) {
-            let _ = engine.send(Command::Call { call: None, users: vec![me.clone()], kind, group: false, ring_timeout: None });
+            let _ = engine.send(Command::Call {
+                call: None,
+                users: vec![me.clone()],
+                kind,
+                group: false,
+                ring_timeout: None,
+            });
         }
     }
 
@@ -324,7 +331,11 @@ fn start_demo(secret: &Secret, url: &str, contact: &DemoContact, media: &MediaCo
         microphone: MicrophoneConfig { tone_hz: contact.tone_hz, ..MicrophoneConfig::default() },
         mirror: contact.mirror,
         // The demo group sends smaller pictures: three of them share this machine's cores with the app.
-        camera: if contact.mirror { media.camera } else { CameraConfig { width: 320, height: 180, fps: 15, bitrate_kbps: 300 } },
+        camera: if contact.mirror {
+            media.camera
+        } else {
+            CameraConfig { width: 320, height: 180, fps: 15, bitrate_kbps: 300 }
+        },
         ..media.clone()
     });
     let (engine, mut events) = Engine::start(config);

@@ -166,7 +166,8 @@ mod tests {
 
     #[test]
     fn a_partial_file_keeps_the_rest_at_defaults() {
-        let settings: Settings = toml::from_str("[ringtone]\nvolume = 0.25\n[profile]\ndisplay_name = \"Ada\"\n").unwrap();
+        let settings: Settings =
+            toml::from_str("[ringtone]\nvolume = 0.25\n[profile]\ndisplay_name = \"Ada\"\n").unwrap();
         assert_eq!(settings.ringtone.volume, 0.25);
         assert_eq!(settings.profile.display_name, "Ada");
         assert!(settings.window.close_to_tray);

@@ -131,7 +131,8 @@ fn notes(pattern: &[(f32, f32, f32)], total_seconds: f32) -> Vec<f32> {
             let t = index as f32 / RATE as f32;
             let edge = (index.min(count - index) as f32 / fade as f32).min(1.0);
             // A fundamental with a little octave above: brighter than a bare sine.
-            let tone = (std::f32::consts::TAU * frequency * t).sin() * 0.8 + (std::f32::consts::TAU * frequency * 2.0 * t).sin() * 0.2;
+            let tone = (std::f32::consts::TAU * frequency * t).sin() * 0.8
+                + (std::f32::consts::TAU * frequency * 2.0 * t).sin() * 0.2;
             *sample += tone * edge * 0.5;
         }
     }
@@ -141,7 +142,14 @@ fn notes(pattern: &[(f32, f32, f32)], total_seconds: f32) -> Vec<f32> {
 /// The built-in ringtone: a rising three-note figure twice, then a pause; 3 s per cycle.
 pub fn ringtone() -> Vec<f32> {
     notes(
-        &[(0.0, 0.14, 659.3), (0.16, 0.14, 784.0), (0.32, 0.22, 1046.5), (0.7, 0.14, 659.3), (0.86, 0.14, 784.0), (1.02, 0.22, 1046.5)],
+        &[
+            (0.0, 0.14, 659.3),
+            (0.16, 0.14, 784.0),
+            (0.32, 0.22, 1046.5),
+            (0.7, 0.14, 659.3),
+            (0.86, 0.14, 784.0),
+            (1.02, 0.22, 1046.5),
+        ],
         3.0,
     )
 }

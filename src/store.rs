@@ -47,7 +47,9 @@ pub struct Loaded<T> {
 pub fn load<T: DeserializeOwned + Default>(path: &Path) -> Loaded<T> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Loaded { value: T::default(), problem: None },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Loaded { value: T::default(), problem: None };
+        }
         Err(error) => return set_aside(path, &error.to_string()),
     };
     match toml::from_str(&text) {
@@ -62,8 +64,14 @@ fn set_aside<T: Default>(path: &Path, why: &str) -> Loaded<T> {
     aside.push(format!(".corrupt-{stamp}"));
     let aside = PathBuf::from(aside);
     let problem = match std::fs::rename(path, &aside) {
-        Ok(()) => format!("{} could not be read ({why}); it was kept as {} and defaults are used", path.display(), aside.display()),
-        Err(error) => format!("{} could not be read ({why}) nor set aside ({error}); defaults are used", path.display()),
+        Ok(()) => format!(
+            "{} could not be read ({why}); it was kept as {} and defaults are used",
+            path.display(),
+            aside.display()
+        ),
+        Err(error) => {
+            format!("{} could not be read ({why}) nor set aside ({error}); defaults are used", path.display())
+        }
     };
     tracing::warn!("{problem}");
     Loaded { value: T::default(), problem: Some(problem) }

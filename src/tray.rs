@@ -82,7 +82,12 @@ impl ksni::Tray for DialtoneTray {
         let in_call = matches!(self.state, TrayState::InCall { .. });
         let muted = matches!(self.state, TrayState::InCall { muted: true });
         vec![
-            StandardItem { label: "Show Dialtone".into(), activate: Box::new(|tray: &mut Self| tray.send(TrayAction::Show)), ..Default::default() }.into(),
+            StandardItem {
+                label: "Show Dialtone".into(),
+                activate: Box::new(|tray: &mut Self| tray.send(TrayAction::Show)),
+                ..Default::default()
+            }
+            .into(),
             StandardItem {
                 label: if muted { "Unmute".into() } else { "Mute".into() },
                 enabled: in_call,
@@ -98,7 +103,12 @@ impl ksni::Tray for DialtoneTray {
             }
             .into(),
             ksni::MenuItem::Separator,
-            StandardItem { label: "Quit".into(), activate: Box::new(|tray: &mut Self| tray.send(TrayAction::Quit)), ..Default::default() }.into(),
+            StandardItem {
+                label: "Quit".into(),
+                activate: Box::new(|tray: &mut Self| tray.send(TrayAction::Quit)),
+                ..Default::default()
+            }
+            .into(),
         ]
     }
 }
@@ -179,11 +189,16 @@ mod tests {
 
     #[test]
     fn each_state_has_its_own_look_and_words() {
-        let looks: std::collections::BTreeSet<Vec<u8>> =
-            [TrayState::Idle, TrayState::Ringing, TrayState::InCall { muted: false }, TrayState::InCall { muted: true }, TrayState::Missed(2)]
-                .map(|s| icon(s).data)
-                .into_iter()
-                .collect();
+        let looks: std::collections::BTreeSet<Vec<u8>> = [
+            TrayState::Idle,
+            TrayState::Ringing,
+            TrayState::InCall { muted: false },
+            TrayState::InCall { muted: true },
+            TrayState::Missed(2),
+        ]
+        .map(|s| icon(s).data)
+        .into_iter()
+        .collect();
         assert_eq!(looks.len(), 5);
         let idle = icon(TrayState::Idle);
         assert_eq!(idle.data.len(), 32 * 32 * 4);

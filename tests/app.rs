@@ -42,7 +42,8 @@ fn start_app(folder: tempfile::TempDir, demo: bool) -> TestApp {
         devices: DeviceChoice::fake(),
     };
     let app = App::start(config, Paths::in_folder(folder.path())).expect("the app starts");
-    let harness = Harness::builder().with_size(egui::vec2(1000.0, 700.0)).build_ui_state(|ui, app: &mut App| app.frame(ui), app);
+    let harness =
+        Harness::builder().with_size(egui::vec2(1000.0, 700.0)).build_ui_state(|ui, app: &mut App| app.frame(ui), app);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     TestApp { harness, folder, runtime }
 }
@@ -69,12 +70,16 @@ impl TestApp {
 
     fn until_label(&mut self, label: &str) {
         let owned = label.to_owned();
-        self.until(&format!("{label:?} on screen"), Duration::from_secs(10), move |h| h.query_all_by_label(&owned).next().is_some());
+        self.until(&format!("{label:?} on screen"), Duration::from_secs(10), move |h| {
+            h.query_all_by_label(&owned).next().is_some()
+        });
     }
 
     fn until_label_contains(&mut self, label: &str) {
         let owned = label.to_owned();
-        self.until(&format!("a label containing {label:?}"), Duration::from_secs(10), move |h| h.query_all_by_label_contains(&owned).next().is_some());
+        self.until(&format!("a label containing {label:?}"), Duration::from_secs(10), move |h| {
+            h.query_all_by_label_contains(&owned).next().is_some()
+        });
     }
 
     fn click(&mut self, label: &str) {
@@ -94,7 +99,8 @@ impl TestApp {
         let expires = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
         let name = format!("{}{}", user[..1].to_uppercase(), &user[1..]);
         let token = dialtone_server::mint(&secret, &id, &name, expires).unwrap();
-        let mut config = EngineConfig::new(self.harness.state().session().server_url(), token, DeviceId::new(device).unwrap());
+        let mut config =
+            EngineConfig::new(self.harness.state().session().server_url(), token, DeviceId::new(device).unwrap());
         if media {
             config.media = Some(MediaConfig { camera: SMALL_CAMERA, ..MediaConfig::default() });
         }
@@ -130,9 +136,12 @@ impl Person {
     }
 
     fn call(&self, users: &[&str], kind: CallKind) -> CallId {
-        let call = CallId::new(format!("test-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos())).unwrap();
+        let call =
+            CallId::new(format!("test-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos())).unwrap();
         let users = users.iter().map(|u| UserId::new(*u).unwrap()).collect();
-        self.engine.send(Command::Call { call: Some(call.clone()), users, kind, group: false, ring_timeout: None }).unwrap();
+        self.engine
+            .send(Command::Call { call: Some(call.clone()), users, kind, group: false, ring_timeout: None })
+            .unwrap();
         call
     }
 }
@@ -166,7 +175,10 @@ fn an_incoming_video_call_is_accepted_shown_muted_and_hung_up() {
     bob.wait(|e| matches!(e, Event::CallActive { .. }));
     // The remote picture arrives and the call clock runs.
     app.until("bob's video", Duration::from_secs(10), |h| {
-        let slots = h.state().session().remote_video().streams(&h.state().model().call.as_ref().map(|c| c.id.clone()).unwrap_or(CallId::new("none").unwrap()));
+        let slots =
+            h.state().session().remote_video().streams(
+                &h.state().model().call.as_ref().map(|c| c.id.clone()).unwrap_or(CallId::new("none").unwrap()),
+            );
         slots.iter().any(|(_, slot)| slot.frames_decoded() > 3)
     });
     app.until_label_contains("0:0");
@@ -242,9 +254,13 @@ fn the_demo_group_fills_a_grid_and_the_layouts_switch() {
     let mut app = named_app(true);
     app.until_label("Online");
     app.until_label("Video call Demo group");
-    app.until("the demo group online", Duration::from_secs(10), |h| h.state().model().contacts.values().filter(|c| c.online).count() >= 4);
+    app.until("the demo group online", Duration::from_secs(10), |h| {
+        h.state().model().contacts.values().filter(|c| c.online).count() >= 4
+    });
     app.click("Video call Demo group");
-    app.until("three answers", Duration::from_secs(15), |h| h.state().model().call.as_ref().is_some_and(|c| c.joined().count() == 3));
+    app.until("three answers", Duration::from_secs(15), |h| {
+        h.state().model().call.as_ref().is_some_and(|c| c.joined().count() == 3)
+    });
     for name in ["Ada", "Grace", "Alan", "Tester (you)"] {
         app.until_label_contains(name);
     }
@@ -264,17 +280,30 @@ fn grids_of_one_four_and_nine_tiles() {
         let users: Vec<UserId> = names.iter().map(|n| UserId::new(n).unwrap()).collect();
         app.harness.state_mut().perform(dialtone::ui::Action::Call { users, kind: CallKind::Audio, group: true });
         for person in &mut people {
-            let Event::IncomingCall { call, .. } = person.wait(|e| matches!(e, Event::IncomingCall { .. })) else { unreachable!() };
-            person.engine.send(Command::Accept { call: call.call, media: MediaState::for_kind(CallKind::Audio) }).unwrap();
+            let Event::IncomingCall { call, .. } = person.wait(|e| matches!(e, Event::IncomingCall { .. })) else {
+                unreachable!()
+            };
+            person
+                .engine
+                .send(Command::Accept { call: call.call, media: MediaState::for_kind(CallKind::Audio) })
+                .unwrap();
         }
         if others == 0 {
             // The only other member leaves: a group call goes on with one tile.
-            app.until("p0 joined", Duration::from_secs(10), |h| h.state().model().call.as_ref().is_some_and(|c| c.joined().count() == 1));
+            app.until("p0 joined", Duration::from_secs(10), |h| {
+                h.state().model().call.as_ref().is_some_and(|c| c.joined().count() == 1)
+            });
             let call = app.harness.state().model().call.as_ref().unwrap().id.clone();
             people[0].engine.send(Command::Hangup { call }).unwrap();
         }
         let expected = others;
-        app.until("everyone joined", Duration::from_secs(10), move |h| h.state().model().call.as_ref().is_some_and(|c| c.joined().count() == expected && c.participants.len() == expected));
+        app.until("everyone joined", Duration::from_secs(10), move |h| {
+            h.state()
+                .model()
+                .call
+                .as_ref()
+                .is_some_and(|c| c.joined().count() == expected && c.participants.len() == expected)
+        });
         app.harness.run_steps(3);
         let tiles = app.harness.query_all_by_label_contains("camera off").count();
         assert_eq!(tiles, others + 1, "{} tiles for {others} others and me", others + 1);
@@ -307,7 +336,10 @@ fn settings_apply_at_once_survive_a_restart_and_a_corrupt_file_is_kept() {
     let mut app = start_app(folder, false);
     app.until_label_contains("could not be read");
     assert!(app.harness.state().settings().calls.start_muted, "settings survive the restart");
-    let kept = std::fs::read_dir(app.folder.path()).unwrap().filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("history.toml.corrupt-"));
+    let kept = std::fs::read_dir(app.folder.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("history.toml.corrupt-"));
     assert!(kept, "the unreadable history was set aside, not lost");
 }
 
@@ -327,7 +359,11 @@ fn a_device_chosen_in_settings_is_used_at_once_and_a_missing_one_is_explained() 
     let explained = "no microphone called \"alsa:unplugged\" — using Test tone instead";
     app.until_label(explained);
     app.until_label_contains("No microphone called \"alsa:unplugged\" — using Test tone instead");
-    assert_eq!(app.harness.state().settings().devices.microphone.as_deref(), Some("alsa:unplugged"), "the choice is kept");
+    assert_eq!(
+        app.harness.state().settings().devices.microphone.as_deref(),
+        Some("alsa:unplugged"),
+        "the choice is kept"
+    );
     app.until("the stand-in's level", Duration::from_secs(5), |h| h.state().session().local_audio().level() > 0.05);
 
     app.click("Choose microphone");
@@ -345,7 +381,10 @@ fn a_device_chosen_in_settings_is_used_at_once_and_a_missing_one_is_explained() 
     let folder = app.folder;
     drop(app.harness);
     let saved: Settings = dialtone::store::load(&folder.path().join("settings.toml")).value;
-    assert_eq!((saved.devices.microphone.as_deref(), saved.devices.camera.as_deref()), (Some("fake:tone"), Some("fake:pattern")));
+    assert_eq!(
+        (saved.devices.microphone.as_deref(), saved.devices.camera.as_deref()),
+        (Some("fake:tone"), Some("fake:pattern"))
+    );
 }
 
 #[test]
@@ -356,7 +395,10 @@ fn the_help_overlay_lists_every_shortcut() {
     app.harness.step();
     app.until_label("Keyboard shortcuts");
     for (key, what) in dialtone::ui::help_shortcuts() {
-        assert!(app.harness.query_by_label(key).is_some() && app.harness.query_by_label(what).is_some(), "{key}: {what}");
+        assert!(
+            app.harness.query_by_label(key).is_some() && app.harness.query_by_label(what).is_some(),
+            "{key}: {what}"
+        );
     }
     app.harness.key_press(egui::Key::Escape);
     app.harness.step();

@@ -42,15 +42,26 @@ fn signed_in(at: Instant) -> Model {
 fn a_call_answered_on_another_device_stops_ringing_here_and_says_so() {
     let t0 = Instant::now();
     let mut model = signed_in(t0);
-    model.apply(Event::IncomingCall { call: info("c1", false, &[("ada", true), ("me", false)]), from: user("ada") }, t0, 1_000);
+    model.apply(
+        Event::IncomingCall { call: info("c1", false, &[("ada", true), ("me", false)]), from: user("ada") },
+        t0,
+        1_000,
+    );
     assert_eq!(model.incoming.len(), 1);
-    let ended = Event::CallEnded { call: CallId::new("c1").unwrap(), reason: EndReason::AnsweredOnAnotherDevice, duration_ms: None };
+    let ended = Event::CallEnded {
+        call: CallId::new("c1").unwrap(),
+        reason: EndReason::AnsweredOnAnotherDevice,
+        duration_ms: None,
+    };
     model.apply(ended, t0 + Duration::from_secs(2), 3_000);
     assert!(model.incoming.is_empty());
     assert_eq!(model.notices[0].text, "Answered on another device");
     let history = model.take_history();
     assert_eq!(history.len(), 1);
-    assert_eq!((history[0].outcome, history[0].direction, history[0].at_unix_ms), (Outcome::AnsweredElsewhere, Direction::Incoming, 1_000));
+    assert_eq!(
+        (history[0].outcome, history[0].direction, history[0].at_unix_ms),
+        (Outcome::AnsweredElsewhere, Direction::Incoming, 1_000)
+    );
     assert_eq!(history[0].peers[0].name, "ADA");
     assert_eq!(model.expire(t0 + NOTICE_FOR + Duration::from_secs(3)), None);
     assert!(model.notices.is_empty());
@@ -65,9 +76,16 @@ fn an_outgoing_call_rings_becomes_active_and_ends_with_its_duration() {
     model.apply(Event::Ringing { call: id.clone(), user: user("ada"), devices: 2 }, t0, 5_000);
     let call = model.call.as_ref().unwrap();
     assert_eq!((call.stage, call.participants.len(), call.participants[0].joined), (Stage::Ringing, 1, false));
-    model.apply(Event::CallActive { call: info("c2", false, &[("me", true), ("ada", true)]) }, t0 + Duration::from_secs(3), 8_000);
+    model.apply(
+        Event::CallActive { call: info("c2", false, &[("me", true), ("ada", true)]) },
+        t0 + Duration::from_secs(3),
+        8_000,
+    );
     let call = model.call.as_ref().unwrap();
-    assert_eq!((call.stage, call.participants[0].joined, call.participants[0].profile.display_name.as_str()), (Stage::Active, true, "ADA"));
+    assert_eq!(
+        (call.stage, call.participants[0].joined, call.participants[0].profile.display_name.as_str()),
+        (Stage::Active, true, "ADA")
+    );
     let stats = Event::MediaStats {
         call: id.clone(),
         peer: DeviceAddress { user: user("ada"), device: DeviceId::new("desk").unwrap() },
@@ -84,11 +102,18 @@ fn an_outgoing_call_rings_becomes_active_and_ends_with_its_duration() {
     };
     model.apply(stats, t0 + Duration::from_secs(5), 10_000);
     assert_eq!(model.call.as_ref().unwrap().quality(), Some(Quality::Poor), "10 % loss is poor");
-    model.apply(Event::CallEnded { call: id, reason: EndReason::RemoteHangup, duration_ms: Some(62_000) }, t0 + Duration::from_secs(65), 70_000);
+    model.apply(
+        Event::CallEnded { call: id, reason: EndReason::RemoteHangup, duration_ms: Some(62_000) },
+        t0 + Duration::from_secs(65),
+        70_000,
+    );
     assert!(model.call.is_none());
     assert_eq!(model.notices.last().unwrap().text, "ADA hung up");
     let history = model.take_history();
-    assert_eq!((history[0].outcome, history[0].duration_ms, history[0].at_unix_ms), (Outcome::Answered, Some(62_000), 5_000));
+    assert_eq!(
+        (history[0].outcome, history[0].duration_ms, history[0].at_unix_ms),
+        (Outcome::Answered, Some(62_000), 5_000)
+    );
 }
 
 #[test]
@@ -114,7 +139,14 @@ fn unanswered_outgoing_calls_are_recorded_by_why_they_ended() {
 fn a_group_call_keeps_going_as_members_leave_and_names_who_left() {
     let t0 = Instant::now();
     let mut model = signed_in(t0);
-    model.apply(Event::IncomingCall { call: info("g", true, &[("ada", true), ("me", false), ("bo", false)]), from: user("ada") }, t0, 0);
+    model.apply(
+        Event::IncomingCall {
+            call: info("g", true, &[("ada", true), ("me", false), ("bo", false)]),
+            from: user("ada"),
+        },
+        t0,
+        0,
+    );
     model.answering(&CallId::new("g").unwrap(), MediaState { audio_muted: true, camera_on: false });
     let call = model.call.as_ref().unwrap();
     assert_eq!((call.stage, call.group, call.participants.len()), (Stage::Connecting, true, 2));
@@ -140,7 +172,13 @@ fn a_group_call_keeps_going_as_members_leave_and_names_who_left() {
 fn presence_fills_contacts_but_never_lists_this_user() {
     let t0 = Instant::now();
     let mut model = signed_in(t0);
-    let entry = |name: &str, online| dialtone_protocol::PresenceEntry { user: user(name), profile: profile(name), online, devices: 1, in_call: false };
+    let entry = |name: &str, online| dialtone_protocol::PresenceEntry {
+        user: user(name),
+        profile: profile(name),
+        online,
+        devices: 1,
+        in_call: false,
+    };
     model.apply(Event::Presence { users: vec![entry("me", true), entry("ada", true), entry("bo", false)] }, t0, 0);
     assert_eq!(model.contacts.keys().map(UserId::as_str).collect::<Vec<_>>(), ["ada", "bo"]);
     model.apply(Event::PresenceChanged { entry: entry("bo", true) }, t0, 0);
@@ -160,9 +198,17 @@ fn quality_grades() {
 fn a_connection_made_while_ringing_counts_once_answered() {
     let t0 = Instant::now();
     let mut model = signed_in(t0);
-    model.apply(Event::IncomingCall { call: info("c9", false, &[("ada", true), ("me", false)]), from: user("ada") }, t0, 0);
+    model.apply(
+        Event::IncomingCall { call: info("c9", false, &[("ada", true), ("me", false)]), from: user("ada") },
+        t0,
+        0,
+    );
     let peer = DeviceAddress { user: user("ada"), device: DeviceId::new("desk").unwrap() };
-    model.apply(Event::MediaLink { call: CallId::new("c9").unwrap(), peer, state: MediaLinkState::Connected, after_ms: 12 }, t0, 0);
+    model.apply(
+        Event::MediaLink { call: CallId::new("c9").unwrap(), peer, state: MediaLinkState::Connected, after_ms: 12 },
+        t0,
+        0,
+    );
     model.answering(&CallId::new("c9").unwrap(), MediaState::default());
     assert_eq!(model.call.as_ref().unwrap().participants[0].link, Some(MediaLinkState::Connected));
 }
@@ -186,7 +232,11 @@ fn a_stand_in_device_is_told_once_per_problem_and_its_return_is_told() {
     assert_eq!(model.notices.last().map(|n| n.text.as_str()), Some("Now using USB mic"));
     assert_eq!(model.in_use.get(&DeviceKind::Microphone), Some(&(usb, None)));
     // A silent stand-in speaker says what that means.
-    let speaker = Event::DeviceInUse { kind: DeviceKind::Speaker, device: DeviceKind::Speaker.fake(), problem: Some("no speaker found".into()) };
+    let speaker = Event::DeviceInUse {
+        kind: DeviceKind::Speaker,
+        device: DeviceKind::Speaker.fake(),
+        problem: Some("no speaker found".into()),
+    };
     model.apply(speaker, at, 0);
     assert_eq!(model.notices.last().map(|n| n.text.as_str()), Some("No speaker found — calls play silently"));
 }

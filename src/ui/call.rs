@@ -70,7 +70,10 @@ pub fn grid_rects(count: usize, area: Rect, gap: f32, aspect: f32) -> Vec<Rect> 
     if columns == 0 {
         return Vec::new();
     }
-    let cell = vec2((area.width() - gap * (columns - 1) as f32) / columns as f32, (area.height() - gap * (rows - 1) as f32) / rows as f32);
+    let cell = vec2(
+        (area.width() - gap * (columns - 1) as f32) / columns as f32,
+        (area.height() - gap * (rows - 1) as f32) / rows as f32,
+    );
     let tile = vec2(cell.x.min(cell.y * aspect), cell.x.min(cell.y * aspect) / aspect);
     let used_height = tile.y * rows as f32 + gap * (rows - 1) as f32;
     let top = area.top() + (area.height() - used_height) / 2.0;
@@ -102,9 +105,11 @@ struct Tile {
 /// The call on screen, active or connecting.
 pub fn in_call(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     let Some(call) = app.model.call.clone() else { return };
-    egui::Panel::bottom("controls").frame(egui::Frame::new().fill(theme::SURFACE).inner_margin(egui::Margin::symmetric(12, 10))).show(ui, |ui| {
-        controls(app, ui, &call, actions);
-    });
+    egui::Panel::bottom("controls")
+        .frame(egui::Frame::new().fill(theme::SURFACE).inner_margin(egui::Margin::symmetric(12, 10)))
+        .show(ui, |ui| {
+            controls(app, ui, &call, actions);
+        });
     egui::CentralPanel::no_frame().show(ui, |ui| {
         let area = ui.available_rect_before_wrap();
         ui.painter().rect_filled(area, 0, Color32::BLACK);
@@ -152,7 +157,9 @@ fn tiles(app: &mut App, ctx: &egui::Context, call: &CurrentCall) -> Vec<Tile> {
     for participant in &call.participants {
         let video = streams
             .iter()
-            .find(|(peer, _)| peer.user == participant.user && participant.device.as_ref().is_none_or(|d| d == &peer.device))
+            .find(|(peer, _)| {
+                peer.user == participant.user && participant.device.as_ref().is_none_or(|d| d == &peer.device)
+            })
             .map(|(_, slot)| slot.clone());
         let look = app.avatar_look(ctx, &participant.user);
         tiles.push(Tile {
@@ -232,7 +239,13 @@ fn paint_tile(app: &mut App, ui: &Ui, rect: Rect, tile: &Tile, cover: bool) {
             let inner = paint_avatar_in(app, ui, rect, tile, 0.42);
             if tile.ringing {
                 let text_at = pos2(rect.center().x, inner.bottom() + 18.0);
-                ui.painter().text(text_at, Align2::CENTER_CENTER, "Ringing…", FontId::proportional(14.0), theme::MUTED_TEXT);
+                ui.painter().text(
+                    text_at,
+                    Align2::CENTER_CENTER,
+                    "Ringing…",
+                    FontId::proportional(14.0),
+                    theme::MUTED_TEXT,
+                );
             }
         }
     }
@@ -299,7 +312,8 @@ fn picture_in_picture(app: &mut App, ui: &mut Ui, area: Rect, local: &Tile) {
 }
 
 fn grid(app: &mut App, ui: &mut Ui, area: Rect, tiles: Vec<Tile>) {
-    let focus = tiles.iter().position(|t| t.speaking).or_else(|| tiles.iter().position(|t| !t.me && !t.ringing)).unwrap_or(0);
+    let focus =
+        tiles.iter().position(|t| t.speaking).or_else(|| tiles.iter().position(|t| !t.me && !t.ringing)).unwrap_or(0);
     match app.layout {
         GridLayout::Grid => {
             for (rect, tile) in grid_rects(tiles.len(), area, 8.0, 16.0 / 9.0).into_iter().zip(&tiles) {
@@ -308,13 +322,17 @@ fn grid(app: &mut App, ui: &mut Ui, area: Rect, tiles: Vec<Tile>) {
         }
         GridLayout::Spotlight => {
             let strip_height = if tiles.len() > 1 { (area.height() * 0.2).clamp(80.0, 160.0) } else { 0.0 };
-            let main = Rect::from_min_max(area.min, pos2(area.right(), area.bottom() - strip_height - 8.0 * (strip_height > 0.0) as u8 as f32));
+            let main = Rect::from_min_max(
+                area.min,
+                pos2(area.right(), area.bottom() - strip_height - 8.0 * (strip_height > 0.0) as u8 as f32),
+            );
             if let Some(tile) = tiles.get(focus) {
                 paint_tile(app, ui, video::fit(main, vec2(16.0, 9.0)), tile, false);
             }
             let rest: Vec<&Tile> = tiles.iter().enumerate().filter(|(i, _)| *i != focus).map(|(_, t)| t).collect();
             let strip = Rect::from_min_max(pos2(area.left(), area.bottom() - strip_height), area.max);
-            let width = (strip_height * 16.0 / 9.0).min((strip.width() - 8.0 * rest.len() as f32) / rest.len().max(1) as f32);
+            let width =
+                (strip_height * 16.0 / 9.0).min((strip.width() - 8.0 * rest.len() as f32) / rest.len().max(1) as f32);
             let used = rest.len() as f32 * (width + 8.0) - 8.0;
             for (index, tile) in rest.into_iter().enumerate() {
                 let left = strip.center().x - used / 2.0 + index as f32 * (width + 8.0);
@@ -342,30 +360,46 @@ fn overlay(app: &App, ui: &mut Ui, area: Rect, call: &CurrentCall) {
         _ => "Connecting…".to_owned(),
     };
     let connected = call.joined().any(|p| p.link == Some(MediaLinkState::Connected));
-    let clock = if call.stage == Stage::Active && !connected && call.joined().count() > 0 { "Connecting media…".to_owned() } else { clock };
+    let clock = if call.stage == Stage::Active && !connected && call.joined().count() > 0 {
+        "Connecting media…".to_owned()
+    } else {
+        clock
+    };
     let top_left = area.left_top() + vec2(16.0, 16.0);
     let rect = Rect::from_min_size(top_left, vec2(area.width() * 0.6, 60.0));
     ui.scope_builder(egui::UiBuilder::new().max_rect(rect), |ui| {
-        egui::Frame::new().fill(Color32::from_black_alpha(140)).corner_radius(10).inner_margin(egui::Margin::symmetric(12, 8)).show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.vertical(|ui| {
-                    ui.label(RichText::new(if title.is_empty() { "Waiting for others".to_owned() } else { title }).strong().color(Color32::WHITE));
-                    ui.label(RichText::new(&clock).small().color(Color32::from_gray(0xd0)));
+        egui::Frame::new()
+            .fill(Color32::from_black_alpha(140))
+            .corner_radius(10)
+            .inner_margin(egui::Margin::symmetric(12, 8))
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.vertical(|ui| {
+                        ui.label(
+                            RichText::new(if title.is_empty() { "Waiting for others".to_owned() } else { title })
+                                .strong()
+                                .color(Color32::WHITE),
+                        );
+                        ui.label(RichText::new(&clock).small().color(Color32::from_gray(0xd0)));
+                    });
+                    let quality = call.quality();
+                    let (rect, response) = ui.allocate_exact_size(vec2(22.0, 20.0), Sense::hover());
+                    widgets::paint_quality(ui, rect.left_bottom(), quality);
+                    let label = quality.map_or("Measuring the connection", Quality::label);
+                    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
+                    response.on_hover_text(label);
                 });
-                let quality = call.quality();
-                let (rect, response) = ui.allocate_exact_size(vec2(22.0, 20.0), Sense::hover());
-                widgets::paint_quality(ui, rect.left_bottom(), quality);
-                let label = quality.map_or("Measuring the connection", Quality::label);
-                response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
-                response.on_hover_text(label);
             });
-        });
     });
     // Reconnecting: the server link is down, or a peer's media connection dropped.
-    let server_down = matches!(app.model.connection, Some(Connection::Reconnecting { .. }) | Some(Connection::Connecting { attempt: 1.. }));
+    let server_down = matches!(
+        app.model.connection,
+        Some(Connection::Reconnecting { .. }) | Some(Connection::Connecting { attempt: 1.. })
+    );
     let peer_down = call.joined().any(|p| p.link == Some(MediaLinkState::Disconnected));
     if server_down || peer_down {
-        let text = if server_down { "Reconnecting to the server…" } else { "Connection interrupted, reconnecting…" };
+        let text =
+            if server_down { "Reconnecting to the server…" } else { "Connection interrupted, reconnecting…" };
         let banner = Rect::from_center_size(pos2(area.center().x, area.top() + 30.0), vec2(340.0, 36.0));
         ui.painter().rect_filled(banner, CornerRadius::same(18), theme::AMBER);
         ui.painter().text(banner.center(), Align2::CENTER_CENTER, text, FontId::proportional(15.0), Color32::BLACK);
@@ -386,7 +420,9 @@ fn controls(app: &App, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action
             actions.push(Action::ToggleMute);
         }
         if call.kind == CallKind::Audio {
-            if widgets::round_button(ui, "📷", "Upgrade to video", "Video", Color32::from_gray(0x45), true, "V").clicked() {
+            if widgets::round_button(ui, "📷", "Upgrade to video", "Video", Color32::from_gray(0x45), true, "V")
+                .clicked()
+            {
                 actions.push(Action::UpgradeToVideo);
             }
         } else {
@@ -402,7 +438,9 @@ fn controls(app: &App, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action
                 actions.push(Action::SwitchCamera);
             }
         }
-        if widgets::round_button(ui, "🔊", "Choose the speaker", "Speaker", Color32::from_gray(0x45), true, "O").clicked() {
+        if widgets::round_button(ui, "🔊", "Choose the speaker", "Speaker", Color32::from_gray(0x45), true, "O")
+            .clicked()
+        {
             actions.push(Action::ToggleOutputMenu);
         }
         if widgets::round_button(ui, "➕", "Invite people", "Invite", Color32::from_gray(0x45), true, "I").clicked() {
@@ -411,7 +449,8 @@ fn controls(app: &App, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action
         if call.group {
             let next = app.layout.next();
             let label = format!("Layout: {} (switch to {})", app.layout.label(), next.label());
-            if widgets::round_button(ui, "⊞", &label, app.layout.label(), Color32::from_gray(0x45), true, "G").clicked() {
+            if widgets::round_button(ui, "⊞", &label, app.layout.label(), Color32::from_gray(0x45), true, "G").clicked()
+            {
                 actions.push(Action::SetLayout(next));
             }
         }

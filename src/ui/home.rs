@@ -92,7 +92,8 @@ fn tabs(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
 fn contacts(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     let ctx = ui.ctx().clone();
     let needle = app.search.trim().to_lowercase();
-    let matches = |name: &str, user: &str| needle.is_empty() || name.to_lowercase().contains(&needle) || user.contains(&needle);
+    let matches =
+        |name: &str, user: &str| needle.is_empty() || name.to_lowercase().contains(&needle) || user.contains(&needle);
     egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
         for group in app.model.groups.clone() {
             if !matches(&group.name, "") {
@@ -101,15 +102,25 @@ fn contacts(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
             let online = group.members.iter().filter(|u| app.model.contacts.get(*u).is_some_and(|c| c.online)).count();
             let looks: Vec<AvatarLook> = group.members.iter().map(|u| app.avatar_look(&ctx, u)).collect();
             row(ui, |ui| {
-                let (rect, _) = ui.allocate_exact_size(egui::vec2(44.0 + 14.0 * (looks.len().saturating_sub(1)) as f32, 44.0), Sense::hover());
+                let (rect, _) = ui.allocate_exact_size(
+                    egui::vec2(44.0 + 14.0 * (looks.len().saturating_sub(1)) as f32, 44.0),
+                    Sense::hover(),
+                );
                 for (index, look) in looks.iter().enumerate().rev() {
-                    let at = egui::Rect::from_min_size(rect.min + egui::vec2(14.0 * index as f32, 6.0), egui::Vec2::splat(32.0));
+                    let at = egui::Rect::from_min_size(
+                        rect.min + egui::vec2(14.0 * index as f32, 6.0),
+                        egui::Vec2::splat(32.0),
+                    );
                     ui.painter().circle_filled(at.center(), 17.5, theme::SURFACE);
                     widgets::paint_avatar(ui, at, look, crate::settings::AvatarShape::Circle);
                 }
                 ui.vertical(|ui| {
                     ui.label(RichText::new(&group.name).strong());
-                    ui.label(RichText::new(format!("{} people, {online} online", group.members.len())).small().color(theme::MUTED_TEXT));
+                    ui.label(
+                        RichText::new(format!("{} people, {online} online", group.members.len()))
+                            .small()
+                            .color(theme::MUTED_TEXT),
+                    );
                 });
                 call_buttons(ui, &group.name, online > 0, || group.members.clone(), true, actions);
             });
@@ -162,18 +173,29 @@ fn contacts(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
 
 /// A card-like row.
 fn row(ui: &mut Ui, contents: impl FnOnce(&mut Ui)) {
-    egui::Frame::new().fill(theme::SURFACE).corner_radius(12).inner_margin(egui::Margin::symmetric(14, 10)).show(ui, |ui| {
-        ui.set_width(ui.available_width());
-        ui.horizontal(|ui| contents(ui));
-    });
+    egui::Frame::new().fill(theme::SURFACE).corner_radius(12).inner_margin(egui::Margin::symmetric(14, 10)).show(
+        ui,
+        |ui| {
+            ui.set_width(ui.available_width());
+            ui.horizontal(|ui| contents(ui));
+        },
+    );
     ui.add_space(4.0);
 }
 
 /// "Audio call NAME" and "Video call NAME" buttons at the right of a row.
-fn call_buttons(ui: &mut Ui, name: &str, enabled: bool, users: impl Fn() -> Vec<UserId>, group: bool, actions: &mut Vec<Action>) {
+fn call_buttons(
+    ui: &mut Ui,
+    name: &str,
+    enabled: bool,
+    users: impl Fn() -> Vec<UserId>,
+    group: bool,
+    actions: &mut Vec<Action>,
+) {
     ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
         for (kind, icon, word) in [(CallKind::Video, "📷", "Video call"), (CallKind::Audio, "📞", "Audio call")] {
-            let response = icon_button(ui, icon, &format!("{word} {name}"), enabled).on_disabled_hover_text(format!("{name} is offline"));
+            let response = icon_button(ui, icon, &format!("{word} {name}"), enabled)
+                .on_disabled_hover_text(format!("{name} is offline"));
             if response.clicked() {
                 actions.push(Action::Call { users: users(), kind, group });
             }

@@ -10,8 +10,8 @@ mod help;
 mod home;
 mod ringing;
 mod settings_view;
-pub mod tour;
 pub mod theme;
+pub mod tour;
 pub mod video;
 pub mod widgets;
 
@@ -315,7 +315,8 @@ impl App {
         let now = Instant::now();
         while let Some(event) = self.session.next_event() {
             tracing::debug!(?event, "engine event");
-            if let dialtone_engine::Event::Ringing { call, .. } | dialtone_engine::Event::CallActive { call: dialtone_protocol::CallInfo { call, .. } } = &event
+            if let dialtone_engine::Event::Ringing { call, .. }
+            | dialtone_engine::Event::CallActive { call: dialtone_protocol::CallInfo { call, .. } } = &event
                 && self.pending_media.as_ref().is_some_and(|(pending, _)| pending == call)
                 && let Some((call, media)) = self.pending_media.take()
             {
@@ -371,7 +372,9 @@ impl App {
                 }
             }
             Action::ToggleMute => self.change_media(|media| media.audio_muted = !media.audio_muted),
-            Action::ToggleCamera | Action::UpgradeToVideo => self.change_media(|media| media.camera_on = !media.camera_on),
+            Action::ToggleCamera | Action::UpgradeToVideo => {
+                self.change_media(|media| media.camera_on = !media.camera_on)
+            }
             Action::Invite(users) => {
                 if let Some(call) = &self.model.call
                     && !users.is_empty()
@@ -539,7 +542,9 @@ impl App {
         self.pictures
             .entry(path.to_owned())
             .or_insert_with(|| match crate::avatar::load_round(path, 192) {
-                Ok(image) => Some(ctx.load_texture(format!("avatar-{}", path.display()), image, egui::TextureOptions::LINEAR)),
+                Ok(image) => {
+                    Some(ctx.load_texture(format!("avatar-{}", path.display()), image, egui::TextureOptions::LINEAR))
+                }
                 Err(error) => {
                     tracing::info!(%error, "avatar picture");
                     None
@@ -557,7 +562,10 @@ impl App {
     /// Puts the icon in the desktop's tray; without a tray host the app runs without one.
     pub fn start_tray(&mut self) {
         let request = self.request_sink();
-        match self.session.block_on(crate::tray::Tray::start(Arc::new(move |action| request(TrayRequest::Tray(action))))) {
+        match self
+            .session
+            .block_on(crate::tray::Tray::start(Arc::new(move |action| request(TrayRequest::Tray(action)))))
+        {
             Ok(tray) => self.tray = Some(tray),
             Err(error) => tracing::info!(%error, "no system tray"),
         }
@@ -620,7 +628,8 @@ impl App {
                 }
                 TrayRequest::Accept(call) => {
                     self.set_window_hidden(ctx, false);
-                    let video = self.model.incoming.iter().any(|i| i.info.call == call && i.info.kind == CallKind::Video);
+                    let video =
+                        self.model.incoming.iter().any(|i| i.info.call == call && i.info.kind == CallKind::Video);
                     actions.push(Action::Accept { call, video });
                 }
                 TrayRequest::Decline(call) => actions.push(Action::Decline { call }),
@@ -630,7 +639,11 @@ impl App {
 
     /// Closing the window hides it in the tray when the setting says so and a tray is there.
     fn handle_close(&mut self, ctx: &egui::Context) {
-        if ctx.input(|i| i.viewport().close_requested()) && !self.quitting && self.settings.window.close_to_tray && self.tray.is_some() {
+        if ctx.input(|i| i.viewport().close_requested())
+            && !self.quitting
+            && self.settings.window.close_to_tray
+            && self.tray.is_some()
+        {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
             self.set_window_hidden(ctx, true);
         }
@@ -677,12 +690,10 @@ impl App {
                     .timeout(notify_rust::Timeout::Milliseconds(30_000))
                     .show();
                 match shown {
-                    Ok(handle) => handle.wait_for_action(|action| {
-                        match action {
-                            "accept" | "default" => request(TrayRequest::Accept(call.clone())),
-                            "decline" => request(TrayRequest::Decline(call.clone())),
-                            _ => {}
-                        }
+                    Ok(handle) => handle.wait_for_action(|action| match action {
+                        "accept" | "default" => request(TrayRequest::Accept(call.clone())),
+                        "decline" => request(TrayRequest::Decline(call.clone())),
+                        _ => {}
                     }),
                     Err(error) => tracing::info!(%error, "no desktop notifications"),
                 }
@@ -761,7 +772,8 @@ impl App {
         // Timers: ringing animations at 15 fps (a slow pulse needs no more, and every frame costs a
         // full-window repaint: 0.39 cores at 30 fps under software GL, see BENCHMARKS.md), the call clock
         // every second, notices when they expire.
-        let animating = !self.model.incoming.is_empty() || self.model.call.as_ref().is_some_and(|c| c.stage != Stage::Active);
+        let animating =
+            !self.model.incoming.is_empty() || self.model.call.as_ref().is_some_and(|c| c.stage != Stage::Active);
         if animating {
             ctx.request_repaint_after(Duration::from_millis(66));
         } else if self.model.call.is_some() {
@@ -801,7 +813,8 @@ impl App {
         match store::save(&self.paths.settings, &self.settings) {
             Ok(()) => {
                 if self.settings.profile != self.saved_settings.profile {
-                    let avatar = self.settings.profile.avatar.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                    let avatar =
+                        self.settings.profile.avatar.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
                     self.session.send(Command::SetProfile {
                         display_name: Some(self.settings.profile.display_name.clone()).filter(|n| !n.trim().is_empty()),
                         avatar: Some(avatar),

@@ -24,7 +24,12 @@ pub fn incoming(app: &mut App, ui: &mut Ui, incoming: &Incoming, actions: &mut V
 
     let info = &incoming.info;
     let me = app.model.me.clone();
-    let others: Vec<_> = info.members.iter().filter(|m| Some(&m.user) != me.as_ref() && m.user != incoming.from).map(|m| m.user.clone()).collect();
+    let others: Vec<_> = info
+        .members
+        .iter()
+        .filter(|m| Some(&m.user) != me.as_ref() && m.user != incoming.from)
+        .map(|m| m.user.clone())
+        .collect();
     let title = if info.group && !others.is_empty() {
         format!("{} and {} more", caller.name, others.len())
     } else {
@@ -59,12 +64,23 @@ pub fn incoming(app: &mut App, ui: &mut Ui, incoming: &Incoming, actions: &mut V
                 }
             });
             columns[1].vertical_centered(|ui| {
-                if widgets::round_button(ui, "📞", "Accept audio only", "Audio only", Color32::from_gray(0x55), true, "A").clicked() {
+                if widgets::round_button(
+                    ui,
+                    "📞",
+                    "Accept audio only",
+                    "Audio only",
+                    Color32::from_gray(0x55),
+                    true,
+                    "A",
+                )
+                .clicked()
+                {
                     actions.push(Action::Accept { call: call.clone(), video: false });
                 }
             });
             columns[2].vertical_centered(|ui| {
-                let (icon, label) = if info.kind == CallKind::Video { ("📷", "Accept with video") } else { ("📞", "Accept") };
+                let (icon, label) =
+                    if info.kind == CallKind::Video { ("📷", "Accept with video") } else { ("📞", "Accept") };
                 if widgets::round_button(ui, icon, label, "Accept", theme::GREEN, true, "Enter").clicked() {
                     actions.push(Action::Accept { call: call.clone(), video: info.kind == CallKind::Video });
                 }
@@ -95,7 +111,12 @@ pub fn outgoing(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
         0 => {}
         1 => {
             widgets::paint_pulse(ui, centre, radius, time, theme::ACCENT);
-            widgets::paint_avatar(ui, Rect::from_center_size(centre, vec2(radius, radius) * 2.0), &looks[0], AvatarShape::Circle);
+            widgets::paint_avatar(
+                ui,
+                Rect::from_center_size(centre, vec2(radius, radius) * 2.0),
+                &looks[0],
+                AvatarShape::Circle,
+            );
         }
         count => {
             let size = radius * 1.2;
@@ -144,18 +165,25 @@ pub fn waiting_banner(app: &mut App, ui: &mut Ui, incoming: &Incoming, actions: 
         .anchor(Align2::CENTER_TOP, vec2(0.0, 12.0))
         .order(egui::Order::Foreground)
         .show(ui.ctx(), |ui| {
-            egui::Frame::new().fill(theme::SURFACE).corner_radius(12).inner_margin(egui::Margin::symmetric(16, 10)).show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    ui.label(RichText::new(format!("{name} is calling")).strong());
-                    if ui.add(egui::Button::new("Decline").fill(theme::RED)).clicked() {
-                        actions.push(Action::Decline { call: incoming.info.call.clone() });
-                    }
-                    let accept = ui.add(egui::Button::new("End call and accept").fill(theme::GREEN));
-                    if accept.clicked() {
-                        actions.push(Action::Accept { call: incoming.info.call.clone(), video: incoming.info.kind == CallKind::Video });
-                    }
+            egui::Frame::new()
+                .fill(theme::SURFACE)
+                .corner_radius(12)
+                .inner_margin(egui::Margin::symmetric(16, 10))
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(format!("{name} is calling")).strong());
+                        if ui.add(egui::Button::new("Decline").fill(theme::RED)).clicked() {
+                            actions.push(Action::Decline { call: incoming.info.call.clone() });
+                        }
+                        let accept = ui.add(egui::Button::new("End call and accept").fill(theme::GREEN));
+                        if accept.clicked() {
+                            actions.push(Action::Accept {
+                                call: incoming.info.call.clone(),
+                                video: incoming.info.kind == CallKind::Video,
+                            });
+                        }
+                    });
                 });
-            });
         });
 }
 
@@ -173,32 +201,41 @@ pub fn popup(app: &mut App, ctx: &egui::Context, incoming: &Incoming, actions: &
     let time = incoming.since.elapsed().as_secs_f64();
     let call = incoming.info.call.clone();
     let video = incoming.info.kind == CallKind::Video;
-    let chosen = ctx.show_viewport_immediate(egui::ViewportId::from_hash_of("incoming-popup"), builder, |ui, _class| {
-        let mut chosen = None;
-        egui::CentralPanel::default().show(ui, |ui| {
-            ui.horizontal(|ui| {
-                let (rect, _) = ui.allocate_exact_size(vec2(64.0, 64.0), egui::Sense::hover());
-                widgets::paint_pulse(ui, rect.center(), 26.0, time, theme::GREEN);
-                widgets::paint_avatar(ui, rect.shrink(6.0), &caller, AvatarShape::Circle);
-                ui.vertical(|ui| {
-                    ui.label(RichText::new(&name).strong().size(18.0));
-                    ui.label(RichText::new(kind).color(theme::MUTED_TEXT));
+    let chosen =
+        ctx.show_viewport_immediate(egui::ViewportId::from_hash_of("incoming-popup"), builder, |ui, _class| {
+            let mut chosen = None;
+            egui::CentralPanel::default().show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    let (rect, _) = ui.allocate_exact_size(vec2(64.0, 64.0), egui::Sense::hover());
+                    widgets::paint_pulse(ui, rect.center(), 26.0, time, theme::GREEN);
+                    widgets::paint_avatar(ui, rect.shrink(6.0), &caller, AvatarShape::Circle);
+                    ui.vertical(|ui| {
+                        ui.label(RichText::new(&name).strong().size(18.0));
+                        ui.label(RichText::new(kind).color(theme::MUTED_TEXT));
+                    });
+                });
+                ui.add_space(6.0);
+                ui.horizontal(|ui| {
+                    let decline = ui.add(
+                        egui::Button::new(RichText::new("Decline").color(Color32::WHITE))
+                            .fill(theme::RED)
+                            .min_size(vec2(100.0, 34.0)),
+                    );
+                    if decline.clicked() {
+                        chosen = Some(Action::Decline { call: call.clone() });
+                    }
+                    let accept = ui.add(
+                        egui::Button::new(RichText::new("Accept").color(Color32::WHITE))
+                            .fill(theme::GREEN)
+                            .min_size(vec2(100.0, 34.0)),
+                    );
+                    if accept.clicked() {
+                        chosen = Some(Action::Accept { call: call.clone(), video });
+                    }
                 });
             });
-            ui.add_space(6.0);
-            ui.horizontal(|ui| {
-                let decline = ui.add(egui::Button::new(RichText::new("Decline").color(Color32::WHITE)).fill(theme::RED).min_size(vec2(100.0, 34.0)));
-                if decline.clicked() {
-                    chosen = Some(Action::Decline { call: call.clone() });
-                }
-                let accept = ui.add(egui::Button::new(RichText::new("Accept").color(Color32::WHITE)).fill(theme::GREEN).min_size(vec2(100.0, 34.0)));
-                if accept.clicked() {
-                    chosen = Some(Action::Accept { call: call.clone(), video });
-                }
-            });
+            chosen
         });
-        chosen
-    });
     if let Some(action) = chosen {
         if matches!(action, Action::Accept { .. }) {
             app.set_window_hidden(ctx, false);

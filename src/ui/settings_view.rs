@@ -8,8 +8,8 @@ use egui::{RichText, Ui};
 use super::home::header;
 use super::{Action, App, Screen, theme, video};
 use crate::settings::AvatarShape;
-use dialtone_engine::{DeviceKind, DevicePick};
 use crate::sound::Playing;
+use dialtone_engine::{DeviceKind, DevicePick};
 
 /// The settings screen.
 pub fn show(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
@@ -56,7 +56,8 @@ fn row_label(ui: &mut Ui, text: &str) {
 fn field(ui: &mut Ui, label: &str, value: &mut String, hint: &str) -> egui::Response {
     ui.horizontal(|ui| {
         row_label(ui, label);
-        let response = ui.add(egui::TextEdit::singleline(value).hint_text(hint).desired_width(f32::INFINITY).id_salt(label));
+        let response =
+            ui.add(egui::TextEdit::singleline(value).hint_text(hint).desired_width(f32::INFINITY).id_salt(label));
         response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, label));
         response
     })
@@ -108,20 +109,30 @@ fn device_row(app: &App, ui: &mut Ui, kind: DeviceKind, label: &str, actions: &m
     });
     ui.horizontal(|ui| {
         row_label(ui, label);
-        let response = egui::ComboBox::from_id_salt(label).selected_text(selected).width(ui.available_width().min(360.0)).show_ui(ui, |ui| {
-            for (id, name) in &options {
-                if ui.selectable_label(*id == chosen, name).clicked() && *id != chosen {
-                    actions.push(Action::UseDevice { kind, id: id.clone() });
+        let response = egui::ComboBox::from_id_salt(label)
+            .selected_text(selected)
+            .width(ui.available_width().min(360.0))
+            .show_ui(ui, |ui| {
+                for (id, name) in &options {
+                    if ui.selectable_label(*id == chosen, name).clicked() && *id != chosen {
+                        actions.push(Action::UseDevice { kind, id: id.clone() });
+                    }
                 }
-            }
-        });
+            });
         let accessible = format!("Choose {}", kind.noun());
         response.response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, &accessible));
     });
     if let Some((device, Some(problem))) = app.model.in_use.get(&kind) {
         ui.horizontal(|ui| {
             row_label(ui, "");
-            ui.add(egui::Label::new(RichText::new(format!("{problem} — {}", crate::model::stand_in(kind, device))).color(theme::AMBER).size(12.0)).wrap());
+            ui.add(
+                egui::Label::new(
+                    RichText::new(format!("{problem} — {}", crate::model::stand_in(kind, device)))
+                        .color(theme::AMBER)
+                        .size(12.0),
+                )
+                .wrap(),
+            );
         });
     }
 }
@@ -154,7 +165,13 @@ fn devices(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
         match app.textures.picture(ui.ctx(), "local", &slot) {
             Some(picture) => video::paint(ui, rect, picture, true, 10),
             None => {
-                ui.painter().text(rect.center(), egui::Align2::CENTER_CENTER, "Starting camera…", egui::FontId::proportional(14.0), theme::MUTED_TEXT);
+                ui.painter().text(
+                    rect.center(),
+                    egui::Align2::CENTER_CENTER,
+                    "Starting camera…",
+                    egui::FontId::proportional(14.0),
+                    theme::MUTED_TEXT,
+                );
             }
         }
     });
@@ -194,11 +211,13 @@ fn calls(app: &mut App, ui: &mut Ui) {
         ui.checkbox(&mut app.settings.calls.start_camera_off, "Start video calls with the camera off");
         ui.horizontal(|ui| {
             ui.label(RichText::new("When a camera is off, show").color(theme::MUTED_TEXT));
-            egui::ComboBox::from_id_salt("avatar-shape").selected_text(app.settings.calls.avatar_shape.label()).show_ui(ui, |ui| {
-                for shape in AvatarShape::ALL {
-                    ui.selectable_value(&mut app.settings.calls.avatar_shape, shape, shape.label());
-                }
-            });
+            egui::ComboBox::from_id_salt("avatar-shape")
+                .selected_text(app.settings.calls.avatar_shape.label())
+                .show_ui(ui, |ui| {
+                    for shape in AvatarShape::ALL {
+                        ui.selectable_value(&mut app.settings.calls.avatar_shape, shape, shape.label());
+                    }
+                });
         });
         ui.checkbox(&mut app.settings.window.close_to_tray, "Closing the window keeps Dialtone running in the tray");
     });
@@ -208,7 +227,11 @@ fn server(app: &mut App, ui: &mut Ui) {
     section(ui, "Server", |ui| {
         if app.session.is_embedded() {
             ui.label(format!("Dialtone runs its own server on this machine at {}.", app.session.server_url()));
-            ui.label(RichText::new("Someone else on this machine can call you with: dialtone --server URL --user NAME").small().color(theme::MUTED_TEXT));
+            ui.label(
+                RichText::new("Someone else on this machine can call you with: dialtone --server URL --user NAME")
+                    .small()
+                    .color(theme::MUTED_TEXT),
+            );
         } else {
             ui.label(format!("Signed in to {}.", app.session.server_url()));
         }
@@ -216,7 +239,9 @@ fn server(app: &mut App, ui: &mut Ui) {
         field(ui, "Server URL", &mut app.settings.server.url, "Empty: run a server on this machine");
         field(ui, "User", &mut app.settings.server.user, "Your user id on that server");
         field(ui, "Token", &mut app.settings.server.token, "From the server's administrator");
-        ui.label(RichText::new("Server changes take effect the next time Dialtone starts.").small().color(theme::MUTED_TEXT));
+        ui.label(
+            RichText::new("Server changes take effect the next time Dialtone starts.").small().color(theme::MUTED_TEXT),
+        );
     });
 }
 

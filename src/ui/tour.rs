@@ -29,7 +29,12 @@ const STEPS: [Step; 12] = [
     Step {
         name: "outgoing-ringing",
         settle: Duration::from_millis(600),
-        act: |_| vec![Action::Show(Screen::Contacts), Action::Call { users: users(&["echo"]), kind: CallKind::Video, group: false }],
+        act: |_| {
+            vec![
+                Action::Show(Screen::Contacts),
+                Action::Call { users: users(&["echo"]), kind: CallKind::Video, group: false },
+            ]
+        },
     },
     Step { name: "call-1v1-echo", settle: Duration::from_millis(3_000), act: |_| Vec::new() },
     HANG_UP,
@@ -58,8 +63,16 @@ const STEPS: [Step; 12] = [
             vec![Action::Call { users: group, kind: CallKind::Video, group: true }]
         },
     },
-    Step { name: "group-spotlight", settle: Duration::from_millis(1_000), act: |_| vec![Action::SetLayout(GridLayout::Spotlight)] },
-    Step { name: "help", settle: Duration::from_millis(800), act: |_| vec![Action::SetLayout(GridLayout::Grid), Action::ToggleHelp] },
+    Step {
+        name: "group-spotlight",
+        settle: Duration::from_millis(1_000),
+        act: |_| vec![Action::SetLayout(GridLayout::Spotlight)],
+    },
+    Step {
+        name: "help",
+        settle: Duration::from_millis(800),
+        act: |_| vec![Action::SetLayout(GridLayout::Grid), Action::ToggleHelp],
+    },
     Step {
         name: "history",
         settle: Duration::from_millis(1_500),

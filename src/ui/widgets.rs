@@ -1,6 +1,9 @@
 //! Small drawn pieces shared by the views: avatars, round call buttons, badges, quality bars.
 
-use egui::{Align2, Color32, CornerRadius, FontId, Pos2, Rect, Response, Sense, Stroke, StrokeKind, TextureId, Ui, Vec2, pos2, vec2};
+use egui::{
+    Align2, Color32, CornerRadius, FontId, Pos2, Rect, Response, Sense, Stroke, StrokeKind, TextureId, Ui, Vec2, pos2,
+    vec2,
+};
 
 use super::theme;
 use crate::settings::AvatarShape;
@@ -22,18 +25,31 @@ pub fn paint_avatar(ui: &Ui, rect: Rect, look: &AvatarLook, shape: AvatarShape) 
     let side = rect.width().min(rect.height());
     let (area, corner) = match shape {
         AvatarShape::Circle => (Rect::from_center_size(rect.center(), Vec2::splat(side)), CornerRadius::same(u8::MAX)),
-        AvatarShape::Square => (Rect::from_center_size(rect.center(), Vec2::splat(side)), CornerRadius::same((side * 0.18).min(255.0) as u8)),
+        AvatarShape::Square => (
+            Rect::from_center_size(rect.center(), Vec2::splat(side)),
+            CornerRadius::same((side * 0.18).min(255.0) as u8),
+        ),
         AvatarShape::Fullscreen => (rect, CornerRadius::ZERO),
     };
     match look.picture {
         Some(texture) => {
-            let uv = if shape == AvatarShape::Fullscreen { cover_uv(area.size()) } else { Rect::from_min_max(Pos2::ZERO, pos2(1.0, 1.0)) };
+            let uv = if shape == AvatarShape::Fullscreen {
+                cover_uv(area.size())
+            } else {
+                Rect::from_min_max(Pos2::ZERO, pos2(1.0, 1.0))
+            };
             egui::Image::new((texture, area.size())).uv(uv).corner_radius(corner).paint_at(ui, area);
         }
         None => {
             painter.rect_filled(area, corner, theme::avatar_colour(&look.user));
             let size = (side * 0.38).max(10.0);
-            painter.text(area.center(), Align2::CENTER_CENTER, theme::initials(&look.name), FontId::proportional(size), Color32::WHITE);
+            painter.text(
+                area.center(),
+                Align2::CENTER_CENTER,
+                theme::initials(&look.name),
+                FontId::proportional(size),
+                Color32::WHITE,
+            );
         }
     }
 }
@@ -74,7 +90,15 @@ pub fn paint_pulse(ui: &Ui, centre: Pos2, radius: f32, time: f64, colour: Color3
 
 /// A round call-control button: an icon glyph on a colour, with a caption under it. `label` is what
 /// screen readers and tests find it by; `shortcut` goes into the tooltip.
-pub fn round_button(ui: &mut Ui, icon: &str, label: &str, caption: &str, fill: Color32, enabled: bool, shortcut: &str) -> Response {
+pub fn round_button(
+    ui: &mut Ui,
+    icon: &str,
+    label: &str,
+    caption: &str,
+    fill: Color32,
+    enabled: bool,
+    shortcut: &str,
+) -> Response {
     let diameter: f32 = 52.0;
     let size = vec2(diameter.max(64.0), diameter + 20.0);
     let sense = if enabled { Sense::click() } else { Sense::hover() };
@@ -93,7 +117,13 @@ pub fn round_button(ui: &mut Ui, icon: &str, label: &str, caption: &str, fill: C
     }
     let icon_colour = if enabled { Color32::WHITE } else { Color32::from_gray(0x90) };
     painter.text(centre, Align2::CENTER_CENTER, icon, FontId::proportional(22.0), icon_colour);
-    painter.text(pos2(rect.center().x, rect.bottom() - 8.0), Align2::CENTER_CENTER, caption, FontId::proportional(12.0), theme::MUTED_TEXT);
+    painter.text(
+        pos2(rect.center().x, rect.bottom() - 8.0),
+        Align2::CENTER_CENTER,
+        caption,
+        FontId::proportional(12.0),
+        theme::MUTED_TEXT,
+    );
     let tip = if shortcut.is_empty() { label.to_owned() } else { format!("{label} ({shortcut})") };
     response.on_hover_text(tip)
 }

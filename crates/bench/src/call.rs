@@ -186,7 +186,8 @@ pub async fn run(args: CallArgs) -> Result<()> {
 
     // 2. A steady one-way call: alice's camera to bob.
     let call = place(&mut alice, &mut bob, CallKind::Video).await?;
-    bob.engine.send(Command::Accept { call: call.clone(), media: MediaState { audio_muted: false, camera_on: false } })?;
+    bob.engine
+        .send(Command::Accept { call: call.clone(), media: MediaState { audio_muted: false, camera_on: false } })?;
     alice.first_frame(&call, &DeviceAddress { user: UserId::new("bob")?, device: DeviceId::new("pc")? }).await.ok();
     let slot = {
         bob.first_frame(&call, &alice.address()).await?;
@@ -232,11 +233,21 @@ pub async fn run(args: CallArgs) -> Result<()> {
             members.push(Member::start(&server, &secret, &format!("m{index}"), camera).await?);
         }
         let invitees: Vec<UserId> = members[1..].iter().map(|m| UserId::new(&m.name)).collect::<Result<_, _>>()?;
-        members[0].engine.send(Command::Call { call: None, users: invitees, kind: CallKind::Video, group: true, ring_timeout: None })?;
+        members[0].engine.send(Command::Call {
+            call: None,
+            users: invitees,
+            kind: CallKind::Video,
+            group: true,
+            ring_timeout: None,
+        })?;
         let mut call = None;
         for member in &mut members[1..] {
-            if let Event::IncomingCall { call: info, .. } = member.wait("incoming", |e| matches!(e, Event::IncomingCall { .. })).await? {
-                member.engine.send(Command::Accept { call: info.call.clone(), media: MediaState::for_kind(CallKind::Video) })?;
+            if let Event::IncomingCall { call: info, .. } =
+                member.wait("incoming", |e| matches!(e, Event::IncomingCall { .. })).await?
+            {
+                member
+                    .engine
+                    .send(Command::Accept { call: info.call.clone(), media: MediaState::for_kind(CallKind::Video) })?;
                 call = Some(info.call);
             }
         }

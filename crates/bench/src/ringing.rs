@@ -218,7 +218,11 @@ async fn connect(url: &str, token: String, device: DeviceId) -> Result<Socket> {
 
 /// Runs one client: forwards what it receives (with the arrival time) and sends what it is given,
 /// pinging now and then so that the server keeps it.
-fn spawn_client(client: usize, socket: Socket, received: mpsc::UnboundedSender<Received>) -> mpsc::UnboundedSender<String> {
+fn spawn_client(
+    client: usize,
+    socket: Socket,
+    received: mpsc::UnboundedSender<Received>,
+) -> mpsc::UnboundedSender<String> {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
         let (mut sink, mut stream) = socket.split();

@@ -190,7 +190,10 @@ fn print_event(started: Instant, event: &Event) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error,dialtone_engine=warn,dialtone_media=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error,dialtone_engine=warn,dialtone_media=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -230,13 +233,8 @@ async fn main() -> Result<()> {
     let deadline = cli.exit_after.map(|d| started + d);
     let mut exit_code = 0;
 
-    let call_command = || Command::Call {
-        call: None,
-        users: callees.clone(),
-        kind,
-        group: cli.group,
-        ring_timeout: cli.ring_timeout,
-    };
+    let call_command =
+        || Command::Call { call: None, users: callees.clone(), kind, group: cli.group, ring_timeout: cli.ring_timeout };
 
     loop {
         // Place the next call once signed in and the previous one is over.
@@ -427,4 +425,3 @@ async fn main() -> Result<()> {
     println!("{line}");
     std::process::exit(exit_code);
 }
-

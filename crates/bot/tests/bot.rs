@@ -118,7 +118,12 @@ async fn bots_with_media_report_the_video_they_received() {
     let answering = bot(&server, "bob", &["--media", "--camera", "320x180@30", "--tone", "660", "--exit-after", "4s"]);
     let calling = async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        bot(&server, "alice", &["--media", "--camera", "320x180@30", "--call", "bob", "--video", "--hangup-after", "2s"]).await
+        bot(
+            &server,
+            "alice",
+            &["--media", "--camera", "320x180@30", "--call", "bob", "--video", "--hangup-after", "2s"],
+        )
+        .await
     };
     let (bob, alice) = tokio::join!(answering, calling);
     for output in [&alice, &bob] {
@@ -145,7 +150,8 @@ async fn an_echo_bot_sends_back_the_callers_own_picture_and_tone() {
     let echo = bot(&server, "echo", &["--echo", "--camera", "320x180@30", "--tone", "300", "--exit-after", "4s"]);
     let calling = async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let args = ["--media", "--camera", "320x180@30", "--tone", "820", "--call", "echo", "--video", "--hangup-after", "2s"];
+        let args =
+            ["--media", "--camera", "320x180@30", "--tone", "820", "--call", "echo", "--video", "--hangup-after", "2s"];
         bot(&server, "alice", &args).await
     };
     let (_, alice) = tokio::join!(echo, calling);
@@ -161,7 +167,8 @@ async fn an_echo_bot_sends_back_the_callers_own_picture_and_tone() {
 
 #[test]
 fn a_bad_camera_format_is_refused() {
-    let output = Command::new(env!("CARGO_BIN_EXE_dialtone-bot")).args(["--token", "x", "--camera", "big"]).output().unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_dialtone-bot")).args(["--token", "x", "--camera", "big"]).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("640x360@30"));
 }

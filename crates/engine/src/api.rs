@@ -4,16 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_protocol::{
-    CallId, CallInfo, CallKind, DeviceAddress, DeviceId, EndReason, ErrorCode, MediaState, MissedCall,
-    PresenceEntry, Profile, SignalPayload, UserId,
+    CallId, CallInfo, CallKind, DeviceAddress, DeviceId, EndReason, ErrorCode, MediaState, MissedCall, PresenceEntry,
+    Profile, SignalPayload, UserId,
 };
 use serde::Serialize;
 
 use crate::backoff::Backoff;
-pub use dialtone_media::MediaConfig;
-pub use dialtone_media::{DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick};
 /// Where a peer connection stands (see [`Event::MediaLink`]); serialized in snake_case.
 pub use dialtone_media::LinkState as MediaLinkState;
+pub use dialtone_media::MediaConfig;
+pub use dialtone_media::{DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick};
 
 /// Called after every event, from the engine's task: a UI uses it to request a repaint.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use dialtone_protocol::{
-    CallId, CallInfo, CallKind, CallMember, ClientMessage, DeviceId, EndReason, ErrorCode, MediaState,
-    MemberStatus, Profile, ServerMessage, UserId,
+    CallId, CallInfo, CallKind, CallMember, ClientMessage, DeviceId, EndReason, ErrorCode, MediaState, MemberStatus,
+    Profile, ServerMessage, UserId,
 };
 
 use crate::api::Event;
@@ -155,7 +155,8 @@ impl Call {
             device: None,
             media: None,
         }));
-        let info = CallInfo { call: id.clone(), kind, group: group || users.len() > 1, initiator: user.clone(), members };
+        let info =
+            CallInfo { call: id.clone(), kind, group: group || users.len() > 1, initiator: user.clone(), members };
         let call = Self {
             info,
             me: user,
@@ -181,7 +182,14 @@ impl Call {
 
     /// A call ringing on this device. It rings until the server ends it, or at the latest after
     /// `ring_limit`.
-    pub fn incoming(info: CallInfo, from: UserId, me: UserId, now: Instant, ring_limit: Duration, request_timeout: Duration) -> (Self, Vec<Effect>) {
+    pub fn incoming(
+        info: CallInfo,
+        from: UserId,
+        me: UserId,
+        now: Instant,
+        ring_limit: Duration,
+        request_timeout: Duration,
+    ) -> (Self, Vec<Effect>) {
         let media = MediaState::for_kind(info.kind);
         let call = Self {
             info: info.clone(),
@@ -303,8 +311,15 @@ impl Call {
                 }
                 Vec::new()
             }
-            (Phase::Ended(_), Input::Accept(_) | Input::Decline { .. } | Input::Cancel | Input::Hangup
-                | Input::Invite(_) | Input::SetMedia(_)) => self.rejected("do that"),
+            (
+                Phase::Ended(_),
+                Input::Accept(_)
+                | Input::Decline { .. }
+                | Input::Cancel
+                | Input::Hangup
+                | Input::Invite(_)
+                | Input::SetMedia(_),
+            ) => self.rejected("do that"),
             (Phase::Ended(_), _) => Vec::new(),
 
             // ----- connection and time -----
@@ -332,8 +347,7 @@ impl Call {
                 effects
             }
             (Phase::Placing | Phase::Answering, Input::Refused(code, message)) => {
-                let mut effects =
-                    vec![Effect::Emit(Event::Error { code: Some(code), message, call: Some(id) })];
+                let mut effects = vec![Effect::Emit(Event::Error { code: Some(code), message, call: Some(id) })];
                 effects.extend(self.end(EndReason::Failed, now));
                 self.deadline = None;
                 effects
@@ -341,7 +355,10 @@ impl Call {
             (_, Input::Refused(code, message)) => {
                 vec![Effect::Emit(Event::Error { code: Some(code), message, call: Some(id) })]
             }
-            (Phase::Placing | Phase::Answering | Phase::Ringing | Phase::Active, Input::Server(ServerMessage::CallState { call })) => {
+            (
+                Phase::Placing | Phase::Answering | Phase::Ringing | Phase::Active,
+                Input::Server(ServerMessage::CallState { call }),
+            ) => {
                 self.info = call;
                 if let Some(me) = self.info.member(&self.me) {
                     self.media = me.media.unwrap_or(self.media);
@@ -442,7 +459,13 @@ impl Call {
         }
     }
 
-    fn upsert_member(&mut self, user: &UserId, status: MemberStatus, device: Option<DeviceId>, media: Option<MediaState>) {
+    fn upsert_member(
+        &mut self,
+        user: &UserId,
+        status: MemberStatus,
+        device: Option<DeviceId>,
+        media: Option<MediaState>,
+    ) {
         match self.info.members.iter_mut().find(|m| &m.user == user) {
             Some(member) => {
                 member.status = status;

@@ -15,8 +15,11 @@ pub mod call;
 mod links;
 mod runtime;
 
-pub use api::{Command, DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick, EngineConfig, Event, MediaConfig, MediaLinkState, Waker};
+pub use api::{
+    Command, DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick, EngineConfig, Event, MediaConfig,
+    MediaLinkState, Waker,
+};
 pub use backoff::Backoff;
+pub use dialtone_media::{AudioSlot, CameraConfig, DecodedFrame, MicrophoneConfig, VideoSlot};
 pub use links::{RemoteAudio, RemoteVideo, Streams};
 pub use runtime::{Engine, EngineHandle, EngineStopped};
-pub use dialtone_media::{AudioSlot, CameraConfig, DecodedFrame, MicrophoneConfig, VideoSlot};

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use dialtone_media::{
-    AudioSender, AudioSlot, AudioSource, DeviceChoice, DeviceKind, DeviceNotify, Link, LinkEvent, MediaConfig, Role, Speaker, VideoSender, VoiceProcessing,
-    VideoSlot, VideoSource, Wake,
+    AudioSender, AudioSlot, AudioSource, DeviceChoice, DeviceKind, DeviceNotify, Link, LinkEvent, MediaConfig, Role,
+    Speaker, VideoSender, VideoSlot, VideoSource, VoiceProcessing, Wake,
 };
 use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceAddress, MemberStatus, SignalPayload};
 use tokio::sync::mpsc;
@@ -208,7 +208,8 @@ impl Links {
 
     /// Points the call's camera and microphone at the call's current links.
     fn retarget(&self, call: &CallId) {
-        let targets = || self.links.iter().filter(|((c, _), _)| c == call).map(|(_, entry)| entry.link.sender()).collect();
+        let targets =
+            || self.links.iter().filter(|((c, _), _)| c == call).map(|(_, entry)| entry.link.sender()).collect();
         if let Some(camera) = self.cameras.get(call) {
             camera.set_targets(targets());
         }
@@ -251,7 +252,11 @@ impl Links {
     }
 
     fn microphone(&self) -> AudioSource {
-        AudioSource::Device { pick: self.devices.microphone.clone(), notify: self.notify.clone(), processing: self.processing.clone() }
+        AudioSource::Device {
+            pick: self.devices.microphone.clone(),
+            notify: self.notify.clone(),
+            processing: self.processing.clone(),
+        }
     }
 
     fn camera(&self) -> VideoSource {
@@ -262,7 +267,8 @@ impl Links {
     /// the new one (its links stay).
     pub(crate) fn use_devices(&mut self, devices: DeviceChoice) {
         let old = std::mem::replace(&mut self.devices, devices);
-        let processing_changes = self.config.as_ref().is_some_and(|c| processes_voice(c, &self.devices)) != self.processing.is_some();
+        let processing_changes =
+            self.config.as_ref().is_some_and(|c| processes_voice(c, &self.devices)) != self.processing.is_some();
         if processing_changes {
             self.processing = self.config.as_ref().and_then(|c| voice_processing(c, &self.devices));
             // The speaker feeds the echo canceller the microphone uses: both start again with it.
@@ -294,7 +300,8 @@ impl Links {
     fn update_speaker(&mut self) {
         let Some(config) = self.config.clone() else { return };
         let wanted = !config.mirror && !self.joined.is_empty();
-        let (audio, played, notify, pick) = (self.audio.clone(), self.played.clone(), self.notify.clone(), self.devices.speaker.clone());
+        let (audio, played, notify, pick) =
+            (self.audio.clone(), self.played.clone(), self.notify.clone(), self.devices.speaker.clone());
         let processing = self.processing.clone();
         run_alone(&mut self.speaker, wanted, "speaker", || {
             Speaker::start(pick, Arc::new(move || audio.all()), played, notify, processing)
@@ -316,9 +323,12 @@ impl Links {
         run_alone(&mut self.preview_camera, self.preview_wanted && self.cameras.is_empty(), "camera preview", || {
             VideoSender::start(config.camera, camera, Some(preview))
         });
-        run_alone(&mut self.preview_microphone, self.preview_wanted && self.microphones.is_empty(), "microphone meter", || {
-            AudioSender::start(config.microphone, microphone, Some(meter))
-        });
+        run_alone(
+            &mut self.preview_microphone,
+            self.preview_wanted && self.microphones.is_empty(),
+            "microphone meter",
+            || AudioSender::start(config.microphone, microphone, Some(meter)),
+        );
         if !self.preview_wanted && self.cameras.is_empty() {
             self.preview.clear();
         }

@@ -2,13 +2,13 @@
 //! and time to the calls' state machines, sending and emitting what they return.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 
 use dialtone_media::{AudioSlot, DeviceList, DeviceNotice, DeviceNotify, LinkEvent, VideoSlot};
 use dialtone_protocol::{
-    CallId, ClientFrame, ClientMessage, DeviceAddress, DeviceId, ErrorCode, PROTOCOL_VERSION, Profile, ServerMessage, UserId,
-    decode_server, encode,
+    CallId, ClientFrame, ClientMessage, DeviceAddress, DeviceId, ErrorCode, PROTOCOL_VERSION, Profile, ServerMessage,
+    UserId, decode_server, encode,
 };
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::StdRng;
@@ -295,7 +295,11 @@ impl Runtime {
                 });
             }
             LinkEvent::Error(message) => {
-                self.emit(Event::Error { code: None, message: format!("media connection to {peer}: {message}"), call: Some(call) });
+                self.emit(Event::Error {
+                    code: None,
+                    message: format!("media connection to {peer}: {message}"),
+                    call: Some(call),
+                });
             }
         }
     }
@@ -373,14 +377,13 @@ impl Runtime {
     }
 
     async fn connect(&mut self) -> Result<(Socket, Duration), ConnectError> {
-        let (mut socket, _) = tokio_tungstenite::connect_async(self.config.server_url.as_str()).await.map_err(|error| {
-            match error {
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(self.config.server_url.as_str()).await.map_err(|error| match error {
                 tungstenite::Error::Url(problem) => {
                     ConnectError::Fatal(format!("bad server URL {:?}: {problem}", self.config.server_url))
                 }
                 other => ConnectError::Transient(format!("cannot connect to {}: {other}", self.config.server_url)),
-            }
-        })?;
+            })?;
         let hello = ClientFrame {
             seq: None,
             message: ClientMessage::Hello {
@@ -617,7 +620,9 @@ impl Runtime {
             ServerMessage::Error { code, message, call: Some(call), .. } if self.calls.contains_key(&call) => {
                 self.feed(&call, Input::Refused(code, message));
             }
-            ServerMessage::Error { code, message, call, .. } => self.emit(Event::Error { code: Some(code), message, call }),
+            ServerMessage::Error { code, message, call, .. } => {
+                self.emit(Event::Error { code: Some(code), message, call })
+            }
             ServerMessage::Presence { users } => self.emit(Event::Presence { users }),
             ServerMessage::PresenceChanged { entry } => self.emit(Event::PresenceChanged { entry }),
             ServerMessage::MissedCalls { calls } => self.emit(Event::MissedCalls { calls }),

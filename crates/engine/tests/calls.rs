@@ -217,8 +217,20 @@ async fn two_people_calling_each_other_end_up_in_one_call() {
     let mut alice = Client::sign_in(&server, "alice", "laptop").await;
     let mut bob = Client::sign_in(&server, "bob", "phone").await;
 
-    alice.send(Command::Call { call: None, users: vec![user("bob")], kind: CallKind::Video, group: false, ring_timeout: None });
-    bob.send(Command::Call { call: None, users: vec![user("alice")], kind: CallKind::Video, group: false, ring_timeout: None });
+    alice.send(Command::Call {
+        call: None,
+        users: vec![user("bob")],
+        kind: CallKind::Video,
+        group: false,
+        ring_timeout: None,
+    });
+    bob.send(Command::Call {
+        call: None,
+        users: vec![user("alice")],
+        kind: CallKind::Video,
+        group: false,
+        ring_timeout: None,
+    });
 
     let Event::CallActive { call: on_alice } = alice.expect("active", |e| matches!(e, Event::CallActive { .. })).await
     else {
@@ -255,9 +267,10 @@ async fn mute_camera_and_upgrade_to_video_reach_the_others() {
         .await;
 
     alice.send(Command::SetMedia { call: call.clone(), media: MediaState { audio_muted: false, camera_on: true } });
-    bob.expect("upgrade", |e| {
-        matches!(e, Event::KindChanged { kind: CallKind::Video, by, .. } if *by == common::user("alice"))
-    })
+    bob.expect(
+        "upgrade",
+        |e| matches!(e, Event::KindChanged { kind: CallKind::Video, by, .. } if *by == common::user("alice")),
+    )
     .await;
     bob.expect("alice's camera", |e| matches!(e, Event::MediaChanged { media, .. } if media.camera_on)).await;
 }
@@ -287,7 +300,9 @@ async fn offline_invitees_get_a_missed_call_when_they_sign_in() {
     drop(carol);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut again = Client::sign_in(&server, "carol", "tablet").await;
-    again.expect_none("missed calls twice", Duration::from_millis(200), |e| matches!(e, Event::MissedCalls { .. })).await;
+    again
+        .expect_none("missed calls twice", Duration::from_millis(200), |e| matches!(e, Event::MissedCalls { .. }))
+        .await;
 }
 
 #[tokio::test]
@@ -317,8 +332,16 @@ async fn signals_are_relayed_only_between_members() {
     let alice_laptop = DeviceAddress { user: user("alice"), device: DeviceId::new("laptop").unwrap() };
 
     // Ringing devices may signal already: that is how media connects while it rings.
-    phone.send(Command::Signal { call: call.clone(), to: alice_laptop.clone(), payload: SignalPayload::Offer { sdp: "v=0 phone".into() } });
-    desk.send(Command::Signal { call: call.clone(), to: alice_laptop.clone(), payload: SignalPayload::Offer { sdp: "v=0 desk".into() } });
+    phone.send(Command::Signal {
+        call: call.clone(),
+        to: alice_laptop.clone(),
+        payload: SignalPayload::Offer { sdp: "v=0 phone".into() },
+    });
+    desk.send(Command::Signal {
+        call: call.clone(),
+        to: alice_laptop.clone(),
+        payload: SignalPayload::Offer { sdp: "v=0 desk".into() },
+    });
     // The two devices' offers may arrive in either order.
     let mut offers_from = std::collections::BTreeSet::new();
     while offers_from.len() < 2 {
@@ -349,10 +372,13 @@ async fn signals_are_relayed_only_between_members() {
         payload: SignalPayload::Answer { sdp: "v=0 answer".into() },
     });
     desk.expect("answer", |e| matches!(e, Event::Signal { payload: SignalPayload::Answer { .. }, .. })).await;
-    alice.expect_none("relay to strangers", Duration::from_millis(100), |e| {
-        matches!(e, Event::Signal { from, .. } if from.user.as_str() == "eve")
-    })
-    .await;
+    alice
+        .expect_none(
+            "relay to strangers",
+            Duration::from_millis(100),
+            |e| matches!(e, Event::Signal { from, .. } if from.user.as_str() == "eve"),
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -397,9 +423,10 @@ async fn presence_follows_sign_in_and_out() {
         .await;
     bob.engine.shutdown().await;
     alice
-        .expect("bob offline", |e| {
-            matches!(e, Event::PresenceChanged { entry } if entry.user == common::user("bob") && !entry.online)
-        })
+        .expect(
+            "bob offline",
+            |e| matches!(e, Event::PresenceChanged { entry } if entry.user == common::user("bob") && !entry.online),
+        )
         .await;
 }
 

@@ -37,8 +37,9 @@ async fn every_ringing_device_connects_while_it_rings_and_the_losers_close() {
     }
     let mut connected_to = std::collections::BTreeSet::new();
     while connected_to.len() < 2 {
-        if let Event::MediaLink { peer, state: MediaLinkState::Connected, .. } =
-            alice.expect("a connection", |e| matches!(e, Event::MediaLink { state: MediaLinkState::Connected, .. })).await
+        if let Event::MediaLink { peer, state: MediaLinkState::Connected, .. } = alice
+            .expect("a connection", |e| matches!(e, Event::MediaLink { state: MediaLinkState::Connected, .. }))
+            .await
         {
             connected_to.insert(peer.device.to_string());
         }
@@ -90,12 +91,25 @@ async fn group_members_who_answer_together_connect_to_each_other() {
 
 /// Waits until `count` frames from `peer` have been decoded, returning when the first one landed
 /// (microseconds since the Unix epoch) and the frame numbers seen.
-async fn frames_from(client: &Client, call: &dialtone_protocol::CallId, peer: (&str, &str), count: usize) -> (u64, Vec<u32>) {
-    let peer = dialtone_protocol::DeviceAddress { user: user(peer.0), device: dialtone_protocol::DeviceId::new(peer.1).unwrap() };
+async fn frames_from(
+    client: &Client,
+    call: &dialtone_protocol::CallId,
+    peer: (&str, &str),
+    count: usize,
+) -> (u64, Vec<u32>) {
+    let peer = dialtone_protocol::DeviceAddress {
+        user: user(peer.0),
+        device: dialtone_protocol::DeviceId::new(peer.1).unwrap(),
+    };
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut seen: Vec<std::sync::Arc<dialtone_engine::DecodedFrame>> = Vec::new();
     while seen.len() < count {
-        assert!(tokio::time::Instant::now() < deadline, "{}: {} frames from {peer} in {WAIT:?}", client.name, seen.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: {} frames from {peer} in {WAIT:?}",
+            client.name,
+            seen.len()
+        );
         if let Some(frame) = client.engine.remote_video().get(call, &peer).and_then(|slot| slot.latest())
             && seen.last().is_none_or(|last| last.index != frame.index)
         {
@@ -125,8 +139,20 @@ fn now_us() -> u64 {
 async fn video_flows_both_ways_as_soon_as_the_call_is_answered() {
     let server = server().await;
     let (alice, bob, call) = ringing_video_call(&server).await;
-    assert!(alice.engine.remote_video().get(&call, &dialtone_protocol::DeviceAddress { user: user("bob"), device: dialtone_protocol::DeviceId::new("phone").unwrap() })
-        .is_some_and(|slot| slot.frames_decoded() == 0), "no media before the answer");
+    assert!(
+        alice
+            .engine
+            .remote_video()
+            .get(
+                &call,
+                &dialtone_protocol::DeviceAddress {
+                    user: user("bob"),
+                    device: dialtone_protocol::DeviceId::new("phone").unwrap()
+                }
+            )
+            .is_some_and(|slot| slot.frames_decoded() == 0),
+        "no media before the answer"
+    );
 
     let accepted_us = now_us();
     bob.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Video) });
@@ -146,7 +172,10 @@ async fn answering_audio_only_sends_no_video_and_the_camera_can_come_on_later() 
     bob.send(Command::Accept { call: call.clone(), media: MediaState { audio_muted: false, camera_on: false } });
     bob.expect("active", |e| matches!(e, Event::CallActive { .. })).await;
     frames_from(&bob, &call, ("alice", "laptop"), 5).await;
-    let bob_phone = dialtone_protocol::DeviceAddress { user: user("bob"), device: dialtone_protocol::DeviceId::new("phone").unwrap() };
+    let bob_phone = dialtone_protocol::DeviceAddress {
+        user: user("bob"),
+        device: dialtone_protocol::DeviceId::new("phone").unwrap(),
+    };
     let slot = alice.engine.remote_video().get(&call, &bob_phone).expect("a connection to bob");
     assert_eq!(slot.frames_decoded(), 0, "bob's camera is off");
 
@@ -197,7 +226,8 @@ async fn with_tone(server: &dialtone_server::ServerHandle, name: &str, tone_hz: 
 
 /// Waits until the audio from `peer` has lasted long enough to analyse, and returns its tone.
 async fn tone_from(client: &Client, call: &dialtone_protocol::CallId, peer: &str) -> f32 {
-    let peer = dialtone_protocol::DeviceAddress { user: user(peer), device: dialtone_protocol::DeviceId::new("pc").unwrap() };
+    let peer =
+        dialtone_protocol::DeviceAddress { user: user(peer), device: dialtone_protocol::DeviceId::new("pc").unwrap() };
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         if let Some(slot) = client.engine.remote_audio().get(call, &peer)
@@ -233,7 +263,10 @@ async fn each_side_hears_the_others_tone_and_muting_stops_it() {
     // The first figures come two seconds after the connection started; on a loaded machine fewer than 50
     // packets may have arrived by then, so wait for figures that cover at least a second of audio.
     let Event::MediaStats { rtt_ms, packets_received, packets_lost, receive_kbps, .. } = alice
-        .expect("network figures", |e| matches!(e, Event::MediaStats { packets_received, .. } if *packets_received > 50))
+        .expect(
+            "network figures",
+            |e| matches!(e, Event::MediaStats { packets_received, .. } if *packets_received > 50),
+        )
         .await
     else {
         unreachable!()
@@ -245,7 +278,8 @@ async fn each_side_hears_the_others_tone_and_muting_stops_it() {
     bob.send(Command::SetMedia { call: call.clone(), media: MediaState { audio_muted: true, camera_on: false } });
     alice.expect("bob muted", |e| matches!(e, Event::MediaChanged { media, .. } if media.audio_muted)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let bob_pc = dialtone_protocol::DeviceAddress { user: user("bob"), device: dialtone_protocol::DeviceId::new("pc").unwrap() };
+    let bob_pc =
+        dialtone_protocol::DeviceAddress { user: user("bob"), device: dialtone_protocol::DeviceId::new("pc").unwrap() };
     let slot = alice.engine.remote_audio().get(&call, &bob_pc).unwrap();
     let before = slot.frames_decoded();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -271,8 +305,9 @@ async fn the_speaker_plays_everyone_and_devices_switch_during_the_call() {
     // What each speaker plays is the other's tone, through the whole chain.
     until_heard("bob's speaker", &bob.engine.played_audio(), Some(440.0)).await;
     until_heard("alice's speaker", &alice.engine.played_audio(), Some(660.0)).await;
-    let Event::DeviceInUse { device, problem, .. } =
-        bob.expect_ever("the speaker in use", |e| matches!(e, Event::DeviceInUse { kind: DeviceKind::Speaker, .. })).await
+    let Event::DeviceInUse { device, problem, .. } = bob
+        .expect_ever("the speaker in use", |e| matches!(e, Event::DeviceInUse { kind: DeviceKind::Speaker, .. }))
+        .await
     else {
         unreachable!()
     };
@@ -291,7 +326,10 @@ async fn the_speaker_plays_everyone_and_devices_switch_during_the_call() {
     };
     assert!(device.fake && problem.as_deref().is_some_and(|p| p.contains("alsa:unplugged")), "{device:?} {problem:?}");
     // Then to ALSA's null device, which captures silence: alice's speaker goes quiet, the call goes on.
-    bob.send(Command::UseDevices(DeviceChoice { microphone: DevicePick::Id("alsa:null".into()), ..DeviceChoice::fake() }));
+    bob.send(Command::UseDevices(DeviceChoice {
+        microphone: DevicePick::Id("alsa:null".into()),
+        ..DeviceChoice::fake()
+    }));
     bob.expect("the null microphone", |e| {
         matches!(e, Event::DeviceInUse { kind: DeviceKind::Microphone, device, problem: None } if device.id == "alsa:null")
     })
@@ -301,7 +339,9 @@ async fn the_speaker_plays_everyone_and_devices_switch_during_the_call() {
 
     // Listing shows the twins.
     bob.send(Command::ListDevices);
-    let Event::Devices { devices } = bob.expect("the device list", |e| matches!(e, Event::Devices { .. })).await else { unreachable!() };
+    let Event::Devices { devices } = bob.expect("the device list", |e| matches!(e, Event::Devices { .. })).await else {
+        unreachable!()
+    };
     assert_eq!(devices.microphones.last().map(|d| d.id.as_str()), Some("fake:tone"));
     alice.send(Command::Hangup { call: call.clone() });
     bob.ended(&call, EndReason::RemoteHangup).await;

@@ -20,7 +20,10 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub use link::{IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats, MediaConfig, Role, STATS_PERIOD};
 pub use audio::{AudioSender, AudioSlot, AudioSource, MicrophoneConfig, PlaybackSources, Speaker, VoiceProcessing};
 pub use devices::{DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DeviceNotice, DeviceNotify, DevicePick};
+pub use link::{
+    IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats, MediaConfig, Role,
+    STATS_PERIOD,
+};
 pub use video::{CameraConfig, DecodedFrame, VideoSender, VideoSlot, VideoSource, Wake};

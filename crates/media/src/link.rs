@@ -11,18 +11,16 @@ use std::time::Duration;
 
 use dialtone_protocol::SignalPayload;
 use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
-use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
 use bytes::Bytes;
 use rtc::media::Sample;
@@ -32,13 +30,13 @@ use tokio::time::Instant;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::devices::DeviceChoice;
 use crate::audio::stream::{AudioReceiver, AudioSlot, MicrophoneConfig};
+use crate::devices::DeviceChoice;
 use crate::keyframe::{self, KeyframeRequests};
 use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
 use webrtc::peer_connection::{
-    PeerConnection, StatsSelector, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
+    RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder, StatsSelector,
 };
 
 /// How peer connections are made.
@@ -419,7 +417,11 @@ impl PeerConnectionEventHandler for Handler {
 }
 
 /// Feeds one incoming audio track through the jitter buffer into its slot.
-async fn receive_audio(track: Arc<dyn TrackRemote>, slot: Arc<AudioSlot>, mut closed: tokio::sync::watch::Receiver<bool>) {
+async fn receive_audio(
+    track: Arc<dyn TrackRemote>,
+    slot: Arc<AudioSlot>,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+) {
     let mut receiver = match AudioReceiver::new(slot) {
         Ok(receiver) => receiver,
         Err(error) => {
@@ -433,7 +435,9 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, slot: Arc<AudioSlot>, mut cl
             _ = closed.wait_for(|closed| *closed) => None,
         };
         match event {
-            Some(TrackRemoteEvent::OnRtpPacket(packet)) => receiver.packet(packet.header.sequence_number, packet.payload),
+            Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                receiver.packet(packet.header.sequence_number, packet.payload)
+            }
             None | Some(TrackRemoteEvent::OnEnded) => break,
             Some(_) => {}
         }
@@ -475,7 +479,9 @@ async fn receive_video(
         };
         let outcome = receiver.packet(packet.header.sequence_number, packet.header.marker, &packet.payload);
         // At most one keyframe request per 300 ms: the sender answers each with a large frame.
-        if outcome == ReceiveOutcome::NeedKeyframe && last_request.is_none_or(|at| at.elapsed() > Duration::from_millis(300)) {
+        if outcome == ReceiveOutcome::NeedKeyframe
+            && last_request.is_none_or(|at| at.elapsed() > Duration::from_millis(300))
+        {
             last_request = Some(Instant::now());
             send_keyframe_request(&track, media_ssrc).await;
         }
@@ -670,7 +676,12 @@ impl Exchange {
         Ok(())
     }
 
-    async fn apply<P: PeerConnection>(&mut self, pc: &P, payload: SignalPayload, events: &LinkEvents) -> Result<(), LinkError> {
+    async fn apply<P: PeerConnection>(
+        &mut self,
+        pc: &P,
+        payload: SignalPayload,
+        events: &LinkEvents,
+    ) -> Result<(), LinkError> {
         match payload {
             SignalPayload::Offer { sdp } => {
                 if self.role != Role::Answerer || self.have_remote {
@@ -772,6 +783,8 @@ fn random_ssrc() -> u32 {
     // RandomState is seeded from the OS per process and per instance: enough for SSRCs, which need
     // to be distinct, not secret.
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    hasher.write_u64(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+    );
     hasher.finish() as u32
 }

@@ -42,7 +42,9 @@ async fn a_microphone_that_does_not_exist_falls_back_to_the_tone_and_says_why() 
     let meter = AudioSlot::new();
     let pick = DevicePick::Id("alsa:no-such-card".into());
     let config = MicrophoneConfig { tone_hz: 880.0, bitrate_bps: 32_000 };
-    let _microphone = AudioSender::start(config, AudioSource::Device { pick, notify, processing: None }, Some(meter.clone())).unwrap();
+    let _microphone =
+        AudioSender::start(config, AudioSource::Device { pick, notify, processing: None }, Some(meter.clone()))
+            .unwrap();
     until("the tone", || meter.dominant_frequency() == Some(880.0)).await;
     let notices = notices.lock().unwrap().clone();
     assert_eq!(notices.len(), 1, "{notices:?}");
@@ -56,7 +58,9 @@ async fn the_fake_pick_uses_the_twin_without_a_problem() {
     let (notify, notices) = recorder();
     let preview = VideoSlot::new(None);
     let camera = CameraConfig { width: 160, height: 120, fps: 15, bitrate_kbps: 200 };
-    let _camera = VideoSender::start(camera, VideoSource::Device { pick: DevicePick::Fake, notify }, Some(preview.clone())).unwrap();
+    let _camera =
+        VideoSender::start(camera, VideoSource::Device { pick: DevicePick::Fake, notify }, Some(preview.clone()))
+            .unwrap();
     until("a test-pattern picture", || preview.latest().is_some_and(|frame| frame.stamp.is_some())).await;
     assert_eq!(*notices.lock().unwrap(), vec![DeviceNotice { device: DeviceKind::Camera.fake(), problem: None }]);
 }
@@ -71,7 +75,10 @@ async fn no_camera_here_means_the_test_pattern_with_a_reason() {
     until("a test-pattern picture", || preview.latest().is_some_and(|frame| frame.stamp.is_some())).await;
     let notices = notices.lock().unwrap().clone();
     assert_eq!(notices.len(), 1, "{notices:?}");
-    assert!(notices[0].device.fake && notices[0].problem.as_deref().is_some_and(|p| p.contains("camera:7")), "{notices:?}");
+    assert!(
+        notices[0].device.fake && notices[0].problem.as_deref().is_some_and(|p| p.contains("camera:7")),
+        "{notices:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +94,8 @@ async fn the_silent_speaker_plays_the_mix_in_real_time() {
     let played = AudioSlot::new();
     let sources = vec![first.clone(), second.clone()];
     let started = std::time::Instant::now();
-    let _speaker = Speaker::start(DevicePick::Fake, Arc::new(move || sources.clone()), played.clone(), notify, None).unwrap();
+    let _speaker =
+        Speaker::start(DevicePick::Fake, Arc::new(move || sources.clone()), played.clone(), notify, None).unwrap();
     until("the tone played", || played.dominant_frequency() == Some(400.0)).await;
     // Both streams are in what was played: twice one stream's level.
     let one = first.last_level();
@@ -107,7 +115,12 @@ async fn the_cpal_path_opens_captures_and_plays_on_alsa_null() {
     let meter = AudioSlot::new();
     let null = DevicePick::Id("alsa:null".into());
     let config = MicrophoneConfig { tone_hz: 880.0, bitrate_bps: 32_000 };
-    let microphone = AudioSender::start(config, AudioSource::Device { pick: null.clone(), notify: notify.clone(), processing: None }, Some(meter.clone())).unwrap();
+    let microphone = AudioSender::start(
+        config,
+        AudioSource::Device { pick: null.clone(), notify: notify.clone(), processing: None },
+        Some(meter.clone()),
+    )
+    .unwrap();
     until("captured frames", || meter.frames_decoded() >= 10).await;
     drop(microphone);
     assert_eq!(meter.last_level(), 0.0, "the null device captures silence, not the stand-in tone");
@@ -129,7 +142,11 @@ async fn the_cpal_path_opens_captures_and_plays_on_alsa_null() {
     let notices = notices.lock().unwrap().clone();
     assert_eq!(notices.len(), 2, "{notices:?}");
     for (notice, kind) in notices.iter().zip([DeviceKind::Microphone, DeviceKind::Speaker]) {
-        assert_eq!((notice.device.kind, notice.device.id.as_str(), notice.device.fake), (kind, "alsa:null", false), "{notice:?}");
+        assert_eq!(
+            (notice.device.kind, notice.device.id.as_str(), notice.device.fake),
+            (kind, "alsa:null", false),
+            "{notice:?}"
+        );
         assert_eq!(notice.problem, None);
     }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_media::{
-    AudioSender, AudioSlot, AudioSource, CameraConfig, Link, LinkEvent, LinkState, MediaConfig, MicrophoneConfig, Role, VideoSender,
-    VideoSlot, VideoSource,
+    AudioSender, AudioSlot, AudioSource, CameraConfig, Link, LinkEvent, LinkState, MediaConfig, MicrophoneConfig, Role,
+    VideoSender, VideoSlot, VideoSource,
 };
 use tokio::sync::mpsc;
 
@@ -136,14 +136,25 @@ async fn a_mirror_sends_back_the_pictures_and_sound_it_receives() {
     let there = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();
     there.set_targets(vec![answerer.sender()]);
     let meter = AudioSlot::new();
-    let tone = AudioSender::start(MicrophoneConfig { tone_hz: 700.0, bitrate_bps: 32_000 }, AudioSource::Tone, Some(meter.clone())).unwrap();
+    let tone = AudioSender::start(
+        MicrophoneConfig { tone_hz: 700.0, bitrate_bps: 32_000 },
+        AudioSource::Tone,
+        Some(meter.clone()),
+    )
+    .unwrap();
     tone.set_targets(vec![answerer.sender()]);
 
     // The answering side mirrors what it decodes back to the offerer.
     let (mirrored_video, mirrored_audio) = (offerer.remote_video(), offerer.remote_audio());
-    let back = VideoSender::start(camera, VideoSource::Mirror(Arc::new(move || mirrored_video.latest())), None).unwrap();
+    let back =
+        VideoSender::start(camera, VideoSource::Mirror(Arc::new(move || mirrored_video.latest())), None).unwrap();
     back.set_targets(vec![offerer.sender()]);
-    let echo = AudioSender::start(MicrophoneConfig::default(), AudioSource::Mirror(Arc::new(move || mirrored_audio.take_frame())), None).unwrap();
+    let echo = AudioSender::start(
+        MicrophoneConfig::default(),
+        AudioSource::Mirror(Arc::new(move || mirrored_audio.take_frame())),
+        None,
+    )
+    .unwrap();
     echo.set_targets(vec![offerer.sender()]);
 
     let echoed_video = answerer.remote_video();

@@ -525,7 +525,7 @@ pub enum ServerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{decode_client, encode, DecodeError, MAX_MESSAGE_BYTES};
+    use crate::{DecodeError, MAX_MESSAGE_BYTES, decode_client, encode};
 
     #[test]
     fn client_frames_round_trip_with_and_without_seq() {
@@ -551,10 +551,7 @@ mod tests {
     fn unknown_types_and_fields_are_malformed() {
         assert!(matches!(decode_client(r#"{"type":"launch"}"#), Err(DecodeError::Malformed(_))));
         assert!(matches!(decode_client("not json"), Err(DecodeError::Malformed(_))));
-        assert!(matches!(
-            decode_client(r#"{"type":"ping","nonce":1,"extra":true}"#),
-            Err(DecodeError::Malformed(_))
-        ));
+        assert!(matches!(decode_client(r#"{"type":"ping","nonce":1,"extra":true}"#), Err(DecodeError::Malformed(_))));
     }
 
     #[test]

@@ -474,11 +474,17 @@ impl Hub {
         if let Some(name) = &name {
             let chars = name.trim().chars().count();
             if chars == 0 || chars > MAX_DISPLAY_NAME_CHARS {
-                return refuse(ErrorCode::BadRequest, format!("display name must be 1 to {MAX_DISPLAY_NAME_CHARS} characters"));
+                return refuse(
+                    ErrorCode::BadRequest,
+                    format!("display name must be 1 to {MAX_DISPLAY_NAME_CHARS} characters"),
+                );
             }
         }
         if avatar.as_ref().is_some_and(|a| a.len() > MAX_AVATAR_REF_BYTES) {
-            return refuse(ErrorCode::BadRequest, format!("avatar reference must be at most {MAX_AVATAR_REF_BYTES} bytes"));
+            return refuse(
+                ErrorCode::BadRequest,
+                format!("avatar reference must be at most {MAX_AVATAR_REF_BYTES} bytes"),
+            );
         }
         let state = self.users.get_mut(user).expect("a signed-in user has an entry");
         if let Some(name) = name {
@@ -532,16 +538,19 @@ impl Hub {
             return refuse(ErrorCode::BadRequest, "invite names nobody to call besides yourself");
         }
         if unique.len() + 1 > self.config.max_call_members {
-            return refuse(ErrorCode::BadRequest, format!("a call holds at most {} members", self.config.max_call_members));
+            return refuse(
+                ErrorCode::BadRequest,
+                format!("a call holds at most {} members", self.config.max_call_members),
+            );
         }
         self.ensure_free(user, device)?;
 
         // Glare: the one person we call is calling us right now; join their call instead.
         if let [callee] = unique.as_slice() {
             let crossing = self.users.get(user).into_iter().flat_map(|u| u.invited_to.iter()).find(|id| {
-                self.calls.get(*id).is_some_and(|c| {
-                    !c.group && &c.initiator == callee && !c.answered && c.has_device(user, device)
-                })
+                self.calls
+                    .get(*id)
+                    .is_some_and(|c| !c.group && &c.initiator == callee && !c.answered && c.has_device(user, device))
             });
             if let Some(existing) = crossing.cloned() {
                 let media = MediaState::for_kind(kind);
@@ -592,7 +601,10 @@ impl Hub {
             return refuse(ErrorCode::BadRequest, "everyone named is already in the call");
         }
         if call.members.len() + fresh.len() > self.config.max_call_members {
-            return refuse(ErrorCode::BadRequest, format!("a call holds at most {} members", self.config.max_call_members));
+            return refuse(
+                ErrorCode::BadRequest,
+                format!("a call holds at most {} members", self.config.max_call_members),
+            );
         }
         // A 1v1 call grows into a group call.
         self.calls.get_mut(call_id).expect("checked above").group = true;
@@ -631,7 +643,14 @@ impl Hub {
 
     /// Adds the invitees as ringing members. All are added before any rings, so that a busy first invitee
     /// does not end a group call the others are still to join, and the call state lists everyone.
-    fn add_invitees(&mut self, now: Instant, call_id: &CallId, invitees: &[UserId], invited_by: &UserId, timeout: Duration) {
+    fn add_invitees(
+        &mut self,
+        now: Instant,
+        call_id: &CallId,
+        invitees: &[UserId],
+        invited_by: &UserId,
+        timeout: Duration,
+    ) {
         let deadline = now + timeout;
         let invited_at_unix_ms = self.unix_ms(now);
         let call = self.calls.get_mut(call_id).expect("inviting into a live call");
@@ -710,7 +729,8 @@ impl Hub {
 
     fn ring_device_quietly(&mut self, call_id: &CallId, user: &UserId, device: &DeviceId) -> bool {
         let Some(call) = self.calls.get_mut(call_id) else { return false };
-        let Some(Member { status: Status::Ringing { devices, invited_by, rang, .. }, .. }) = call.member_mut(user) else {
+        let Some(Member { status: Status::Ringing { devices, invited_by, rang, .. }, .. }) = call.member_mut(user)
+        else {
             return false;
         };
         devices.insert(device.clone());
@@ -872,13 +892,22 @@ impl Hub {
         self.update_idle(now, call_id);
     }
 
-    fn decline(&mut self, now: Instant, user: &UserId, device: &DeviceId, call_id: &CallId, busy: bool) -> Result<(), Refusal> {
+    fn decline(
+        &mut self,
+        now: Instant,
+        user: &UserId,
+        device: &DeviceId,
+        call_id: &CallId,
+        busy: bool,
+    ) -> Result<(), Refusal> {
         let Some(call) = self.calls.get(call_id) else {
             return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
         };
         match call.member(user).map(|m| &m.status) {
             Some(Status::Ringing { devices, .. }) if devices.contains(device) => {}
-            Some(Status::Joined { .. }) => return refuse(ErrorCode::NotAllowed, "you are in this call: hang up instead"),
+            Some(Status::Joined { .. }) => {
+                return refuse(ErrorCode::NotAllowed, "you are in this call: hang up instead");
+            }
             _ => return refuse(ErrorCode::NotAllowed, format!("call {call_id} is not ringing on this device")),
         }
         let reason = if busy { EndReason::Busy } else { EndReason::Declined };
@@ -1003,11 +1032,18 @@ impl Hub {
         }
     }
 
-    fn set_media(&mut self, user: &UserId, device: &DeviceId, call_id: &CallId, media: MediaState) -> Result<(), Refusal> {
+    fn set_media(
+        &mut self,
+        user: &UserId,
+        device: &DeviceId,
+        call_id: &CallId,
+        media: MediaState,
+    ) -> Result<(), Refusal> {
         let Some(call) = self.calls.get_mut(call_id) else {
             return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
         };
-        let Some(Member { status: Status::Joined { device: joined, media: current }, .. }) = call.member_mut(user) else {
+        let Some(Member { status: Status::Joined { device: joined, media: current }, .. }) = call.member_mut(user)
+        else {
             return refuse(ErrorCode::NotAllowed, format!("this device is not in call {call_id}"));
         };
         if joined != device {
@@ -1062,9 +1098,10 @@ impl Hub {
                         Some(Status::Ringing { deadline, .. }) if *deadline <= now
                     );
                     if due {
-                        if self.calls[&call_id].member(&user).is_some_and(
-                            |m| matches!(&m.status, Status::Ringing { devices, .. } if devices.is_empty()),
-                        ) {
+                        if self.calls[&call_id]
+                            .member(&user)
+                            .is_some_and(|m| matches!(&m.status, Status::Ringing { devices, .. } if devices.is_empty()))
+                        {
                             self.record_missed(&call_id, &user, EndReason::NoAnswer);
                         }
                         self.stop_ringing(&call_id, &user, EndReason::NoAnswer, None);

@@ -122,9 +122,8 @@ enum Outbound {
 
 /// Binds the listener and starts serving in the background.
 pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(serve(listener, Arc::new(config), shutdown_rx));

@@ -176,7 +176,8 @@ pub fn mint(secret: &Secret, user: &UserId, display_name: &str, expires_at_unix:
 pub fn verify(secret: &Secret, token: &str, now_unix: u64) -> Result<Claims, TokenError> {
     let (signed, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed("no signature"))?;
     let body = signed.strip_prefix("dt1.").ok_or(TokenError::Malformed("unknown format"))?;
-    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
+    let signature =
+        URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
     let mut mac = secret.mac();
     mac.update(signed.as_bytes());
     // Constant-time comparison, so the signature cannot be guessed byte by byte.
@@ -214,10 +215,12 @@ mod tests {
     fn processes_creating_the_secret_at_once_all_get_the_same_one() {
         let folder = std::env::temp_dir().join(format!("dialtone-secret-race-{}", std::process::id()));
         let path = folder.join("keys").join("server-secret");
-        let racers: Vec<_> = (0..8).map(|_| {
-            let path = path.clone();
-            std::thread::spawn(move || Secret::load_or_create(&path).map(|secret| secret.to_hex()))
-        }).collect();
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Secret::load_or_create(&path).map(|secret| secret.to_hex()))
+            })
+            .collect();
         let secrets: Vec<String> = racers.into_iter().map(|racer| racer.join().unwrap().unwrap()).collect();
         assert!(secrets.windows(2).all(|pair| pair[0] == pair[1]), "{secrets:?}");
         assert_eq!(Secret::load_or_create(&path).unwrap().to_hex(), secrets[0]);

@@ -145,7 +145,10 @@ async fn malformed_unknown_binary_and_oversized_messages_get_errors_and_the_conn
     expect_error(&mut alice, ErrorCode::Malformed).await;
     alice.send(Message::Text(r#"{"type":"launch_rockets"}"#.into())).await.unwrap();
     expect_error(&mut alice, ErrorCode::Malformed).await;
-    alice.send(Message::Text(r#"{"type":"invite","call":"has space","kind":"audio","users":["bob"]}"#.into())).await.unwrap();
+    alice
+        .send(Message::Text(r#"{"type":"invite","call":"has space","kind":"audio","users":["bob"]}"#.into()))
+        .await
+        .unwrap();
     let (_, message) = expect_error(&mut alice, ErrorCode::Malformed).await;
     assert!(message.contains("letters, digits"), "{message}");
     alice.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
@@ -188,7 +191,11 @@ async fn a_flood_is_rate_limited_then_cut_off_while_others_are_served() {
 
     // Keeping it up gets it closed.
     for nonce in 0..1_000 {
-        if flooder.send(Message::Text(encode(&ClientFrame { seq: None, message: ClientMessage::Ping { nonce } }).into())).await.is_err() {
+        if flooder
+            .send(Message::Text(encode(&ClientFrame { seq: None, message: ClientMessage::Ping { nonce } }).into()))
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -257,7 +264,8 @@ async fn out_of_state_requests_are_refused_with_their_seq() {
 
     // A stranger's relay into the call is refused; the members' works.
     let to_alice = DeviceAddress { user: UserId::new("alice").unwrap(), device: DeviceId::new("laptop").unwrap() };
-    let signal = |to: DeviceAddress| ClientMessage::Signal { call: call.clone(), to, payload: SignalPayload::EndOfCandidates };
+    let signal =
+        |to: DeviceAddress| ClientMessage::Signal { call: call.clone(), to, payload: SignalPayload::EndOfCandidates };
     send(&mut eve, signal(to_alice.clone()), Some(14)).await;
     expect_error(&mut eve, ErrorCode::NotAllowed).await;
     send(&mut bob, signal(to_alice), Some(15)).await;

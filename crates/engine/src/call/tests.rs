@@ -128,7 +128,14 @@ impl Start {
             Start::Placing => {
                 let me = (user("alice"), device("laptop"), profile("alice"));
                 let users = vec![user("bob")];
-                Call::place(this_call(), me, Invitation { users, kind: CallKind::Audio, group: false, ring_timeout: None }, t0, REQUEST_TIMEOUT).0
+                Call::place(
+                    this_call(),
+                    me,
+                    Invitation { users, kind: CallKind::Audio, group: false, ring_timeout: None },
+                    t0,
+                    REQUEST_TIMEOUT,
+                )
+                .0
             }
             Start::Incoming => {
                 let ringing = info(&[("alice", MemberStatus::Joined), ("bob", MemberStatus::Ringing)]);

@@ -58,8 +58,13 @@ pub struct Client {
 pub fn engine_config(url: &str, name: &str, device: &str) -> EngineConfig {
     let mut config = EngineConfig::new(url, token(name), DeviceId::new(device).unwrap());
     // A distinct, reproducible seed per device, so call ids differ between clients.
-    config.seed = Some(format!("{name}/{device}").bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)));
-    config.backoff = Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(200), ..Backoff::default() };
+    config.seed = Some(
+        format!("{name}/{device}")
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)),
+    );
+    config.backoff =
+        Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(200), ..Backoff::default() };
     config
 }
 

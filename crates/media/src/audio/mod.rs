@@ -9,9 +9,9 @@ pub mod tone;
 
 pub use analysis::dominant_frequency;
 pub use opus_codec::{OpusDecoder, OpusEncoder};
-pub use stream::{AudioError, AudioSender, AudioSlot, AudioSource, MicrophoneConfig};
 pub use processing::{ProcessingError, VoiceProcessing};
 pub use speaker::{PlaybackSources, Speaker, mix};
+pub use stream::{AudioError, AudioSender, AudioSlot, AudioSource, MicrophoneConfig};
 pub use tone::ToneSource;
 
 /// The sample rate of everything audio here.

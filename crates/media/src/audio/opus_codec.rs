@@ -77,7 +77,8 @@ mod tests {
         let packets: Vec<Vec<u8>> = (0..20).map(|_| encoder.encode(&tone.next_frame()).unwrap()).collect();
         let mut heard = Vec::new();
         for (index, packet) in packets.iter().enumerate() {
-            let frame = if index == 10 { decoder.recover(&packets[11]).unwrap() } else { decoder.decode(packet).unwrap() };
+            let frame =
+                if index == 10 { decoder.recover(&packets[11]).unwrap() } else { decoder.decode(packet).unwrap() };
             heard.extend_from_slice(&frame);
         }
         assert_eq!(dominant_frequency(&heard[4800..]), Some(440.0));

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::{AudioSlot, FRAME_SAMPLES, VoiceProcessing};
 use crate::devices::sound::SoundOutput;
-use crate::feed::Pacer;
 use crate::devices::{DeviceKind, DeviceNotify, DevicePick, Fallback};
+use crate::feed::Pacer;
 
 /// The streams to play, asked for every 20 ms (participants come and go during a call).
 pub type PlaybackSources = Arc<dyn Fn() -> Vec<Arc<AudioSlot>> + Send + Sync>;

@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 
 use super::opus_codec::{OpusDecoder, OpusEncoder, OpusError};
 use super::tone::ToneSource;
+use super::{FRAME_SAMPLES, SAMPLE_RATE, dominant_frequency};
 use crate::devices::sound::SoundInput;
 use crate::devices::{DeviceKind, DeviceNotify, DevicePick, Fallback};
-use super::{FRAME_SAMPLES, SAMPLE_RATE, dominant_frequency};
 use crate::feed::Feed;
 use crate::link::LinkSender;
 
@@ -94,7 +94,9 @@ impl AudioSlot {
     /// The loudness now: the latest frame's [`AudioSlot::last_level`], or 0 when nothing arrived for
     /// 100 ms (muted, or gone).
     pub fn level(&self) -> f32 {
-        self.read(|h| if h.last_frame.is_some_and(|at| at.elapsed() < Duration::from_millis(100)) { h.level } else { 0.0 })
+        self.read(
+            |h| if h.last_frame.is_some_and(|at| at.elapsed() < Duration::from_millis(100)) { h.level } else { 0.0 },
+        )
     }
 
     /// The loudness of the latest frame, however old, 0 (silence) to 1 (full scale), RMS.
@@ -312,7 +314,11 @@ pub struct AudioSender {
 impl AudioSender {
     /// Starts the microphone on `source`: a thread captures and encodes, a task sends. Captured sound
     /// also goes to `meter` (level meters, a local test). Within a tokio runtime.
-    pub fn start(microphone: MicrophoneConfig, source: AudioSource, meter: Option<Arc<AudioSlot>>) -> Result<AudioSender, AudioError> {
+    pub fn start(
+        microphone: MicrophoneConfig,
+        source: AudioSource,
+        meter: Option<Arc<AudioSlot>>,
+    ) -> Result<AudioSender, AudioError> {
         let mut encoder = OpusEncoder::new(microphone.bitrate_bps)?;
         let feed = Feed::default();
         let (packets, mut encoded) = mpsc::channel::<Vec<u8>>(8);

@@ -30,7 +30,12 @@ pub fn list() -> Vec<DeviceInfo> {
     match nokhwa::query(backend()) {
         Ok(cameras) => cameras
             .into_iter()
-            .map(|camera| DeviceInfo { kind: DeviceKind::Camera, id: id_of(camera.index()), name: camera.human_name(), fake: false, })
+            .map(|camera| DeviceInfo {
+                kind: DeviceKind::Camera,
+                id: id_of(camera.index()),
+                name: camera.human_name(),
+                fake: false,
+            })
             .collect(),
         Err(error) => {
             tracing::debug!(%error, "cannot list cameras");
@@ -195,7 +200,8 @@ fn to_rgba(buffer: &nokhwa::Buffer) -> Result<RgbaFrame, String> {
         FrameFormat::MJPEG => {
             let options = zune_core::options::DecoderOptions::default()
                 .jpeg_set_out_colorspace(zune_core::colorspace::ColorSpace::RGBA);
-            let mut decoder = zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(data), options);
+            let mut decoder =
+                zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(data), options);
             let decoded = decoder.decode().map_err(|e| e.to_string())?;
             let (w, h) = decoder.dimensions().ok_or("a JPEG without a size")?;
             return Ok(RgbaFrame { width: w as u32, height: h as u32, pixels: decoded });

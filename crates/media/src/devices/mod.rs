@@ -268,7 +268,10 @@ impl<Device: OpenDevice> Fallback<Device> {
     }
 
     /// The open device, or `None` while the twin stands in.
-    pub(crate) fn device(&mut self, mut open: impl FnMut(&DevicePick) -> Result<Device, DeviceError>) -> Option<&Device> {
+    pub(crate) fn device(
+        &mut self,
+        mut open: impl FnMut(&DevicePick) -> Result<Device, DeviceError>,
+    ) -> Option<&Device> {
         let now = std::time::Instant::now();
         if !self.started {
             self.started = true;

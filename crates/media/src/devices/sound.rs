@@ -31,7 +31,12 @@ pub fn list() -> (Vec<DeviceInfo>, Vec<DeviceInfo>) {
         }
         let name = device_name(&device);
         if device.supports_input() {
-            microphones.push(DeviceInfo { kind: DeviceKind::Microphone, id: id.clone(), name: name.clone(), fake: false });
+            microphones.push(DeviceInfo {
+                kind: DeviceKind::Microphone,
+                id: id.clone(),
+                name: name.clone(),
+                fake: false,
+            });
         }
         if device.supports_output() {
             speakers.push(DeviceInfo { kind: DeviceKind::Speaker, id, name, fake: false });
@@ -50,7 +55,11 @@ fn find(kind: DeviceKind, pick: &DevicePick) -> Result<(cpal::Device, DeviceInfo
     let input = kind == DeviceKind::Microphone;
     let device = match pick {
         DevicePick::System | DevicePick::Fake => {
-            if input { host.default_input_device() } else { host.default_output_device() }
+            if input {
+                host.default_input_device()
+            } else {
+                host.default_output_device()
+            }
         }
         DevicePick::Id(id) => id.parse().ok().and_then(|id| host.device_by_id(&id)),
     }
@@ -66,7 +75,9 @@ fn choose_config(
     ranges: Result<impl Iterator<Item = cpal::SupportedStreamConfigRange>, cpal::Error>,
     default: Result<SupportedStreamConfig, cpal::Error>,
 ) -> Result<SupportedStreamConfig, cpal::Error> {
-    let handled = |format: SampleFormat| matches!(format, SampleFormat::I16 | SampleFormat::F32 | SampleFormat::I32 | SampleFormat::U16);
+    let handled = |format: SampleFormat| {
+        matches!(format, SampleFormat::I16 | SampleFormat::F32 | SampleFormat::I32 | SampleFormat::U16)
+    };
     let best = ranges.ok().and_then(|ranges| {
         ranges
             .filter(|range| handled(range.sample_format()) && range.channels() > 0)
@@ -143,7 +154,9 @@ fn unusable(info: &DeviceInfo, error: impl std::fmt::Display) -> DeviceError {
 /// sound card, no sound server) simply "none found".
 fn open_failed(kind: DeviceKind, pick: &DevicePick, info: &DeviceInfo, error: &cpal::Error) -> DeviceError {
     let reason = match error.kind() {
-        cpal::ErrorKind::DeviceNotAvailable if *pick == DevicePick::System => return DeviceError::not_found(kind, pick),
+        cpal::ErrorKind::DeviceNotAvailable if *pick == DevicePick::System => {
+            return DeviceError::not_found(kind, pick);
+        }
         cpal::ErrorKind::DeviceNotAvailable => "it is not available".to_owned(),
         cpal::ErrorKind::DeviceBusy => "another program is using it".to_owned(),
         cpal::ErrorKind::PermissionDenied => "permission denied".to_owned(),
@@ -192,7 +205,6 @@ impl SoundInput {
         }
         frame
     }
-
 }
 
 fn build_input<T>(
@@ -219,8 +231,12 @@ where
         let excess = captured.len().saturating_sub(CAPTURE_KEPT);
         captured.drain(..excess);
     };
-    device
-        .build_input_stream::<T, _, _>(stream_config(config), data, error_callback(lost.clone(), info.name.clone()), None)
+    device.build_input_stream::<T, _, _>(
+        stream_config(config),
+        data,
+        error_callback(lost.clone(), info.name.clone()),
+        None,
+    )
 }
 
 /// An open speaker: its callback asks for 20 ms of 48 kHz mono at a time.
@@ -239,7 +255,8 @@ impl SoundOutput {
     pub(crate) fn open(pick: &DevicePick, fill: Fill) -> Result<Self, DeviceError> {
         let (device, info) = find(DeviceKind::Speaker, pick)?;
         let failed = |e: cpal::Error| open_failed(DeviceKind::Speaker, pick, &info, &e);
-        let config = choose_config(device.supported_output_configs(), device.default_output_config()).map_err(failed)?;
+        let config =
+            choose_config(device.supported_output_configs(), device.default_output_config()).map_err(failed)?;
         let lost = Lost::default();
         let stream = match config.sample_format() {
             SampleFormat::I16 => build_output::<i16>(&device, &config, fill, &lost, &info).map_err(failed),
@@ -252,7 +269,6 @@ impl SoundOutput {
         tracing::info!(device = %info.name, rate = config.sample_rate(), channels = config.channels(), format = %config.sample_format(), "speaker open");
         Ok(Self { _stream: stream, lost, info })
     }
-
 }
 
 fn build_output<T>(
@@ -279,8 +295,12 @@ where
             frame.fill(sample);
         }
     };
-    device
-        .build_output_stream::<T, _, _>(stream_config(config), data, error_callback(lost.clone(), info.name.clone()), None)
+    device.build_output_stream::<T, _, _>(
+        stream_config(config),
+        data,
+        error_callback(lost.clone(), info.name.clone()),
+        None,
+    )
 }
 
 #[cfg(test)]

@@ -42,7 +42,11 @@ impl I420Frame {
     /// Converts to RGBA (SIMD, via the `yuv` crate).
     pub fn to_rgba(&self) -> RgbaFrame {
         let (y, u, v) = self.planes();
-        let mut rgba = RgbaFrame { width: self.width, height: self.height, pixels: vec![0; (self.width * self.height * 4) as usize] };
+        let mut rgba = RgbaFrame {
+            width: self.width,
+            height: self.height,
+            pixels: vec![0; (self.width * self.height * 4) as usize],
+        };
         i420_to_rgba(
             YuvPlanarImage {
                 y_plane: y,

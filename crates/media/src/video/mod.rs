@@ -7,5 +7,5 @@ pub mod vp8;
 
 pub use frame::{I420Frame, RgbaFrame};
 pub use pattern::{Stamp, TestPattern, now_us, read_stamp};
-pub use vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};
 pub use stream::{CameraConfig, DecodedFrame, VideoSender, VideoSlot, VideoSource, Wake};
+pub use vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};

@@ -73,8 +73,15 @@ impl TestPattern {
         // Colour bars drifting sideways, so motion is visible and the encoder has work to do. Every row
         // is the same, so one row is computed and copied.
         let shift = stamp.frame.wrapping_mul(4);
-        const BARS: [(u8, u8, u8); 7] =
-            [(180, 128, 128), (168, 44, 136), (145, 147, 44), (133, 63, 52), (63, 193, 204), (51, 109, 212), (28, 212, 120)];
+        const BARS: [(u8, u8, u8); 7] = [
+            (180, 128, 128),
+            (168, 44, 136),
+            (145, 147, 44),
+            (133, 63, 52),
+            (63, 193, 204),
+            (51, 109, 212),
+            (28, 212, 120),
+        ];
         let bar_at = |col: u32| BARS[(((col + shift) % width) * 7 / width) as usize];
         let luma_row: Vec<u8> = (0..width).map(|col| bar_at(col).0).collect();
         let u_row: Vec<u8> = (0..width / 2).map(|col| bar_at(col * 2).1).collect();

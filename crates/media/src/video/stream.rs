@@ -1,8 +1,8 @@
 //! Video on the move: the capture-and-encode loop that feeds every peer of a call, the receiving side
 //! that reassembles, decodes and publishes frames, and the "latest frame" slot a UI reads.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -91,7 +91,12 @@ impl std::fmt::Debug for VideoSlot {
 impl VideoSlot {
     /// An empty slot; `wake` is called whenever a frame lands.
     pub fn new(wake: Option<Wake>) -> Arc<Self> {
-        Arc::new(Self { latest: ArcSwapOption::empty(), decoded: AtomicU64::new(0), keyframes: AtomicU64::new(0), wake })
+        Arc::new(Self {
+            latest: ArcSwapOption::empty(),
+            decoded: AtomicU64::new(0),
+            keyframes: AtomicU64::new(0),
+            wake,
+        })
     }
 
     /// The latest frame, if any arrived yet.
@@ -309,13 +314,17 @@ impl Capture {
             }
             // Opened here, on the capture thread, so that opening never holds up the engine.
             Pictures::Camera(camera) => match camera.device(|pick| CameraInput::open(pick, width, height, fps)) {
-                Some(camera) => camera.latest().is_some_and(|(number, picture)| self.last.convert(number, &picture, frame)),
+                Some(camera) => {
+                    camera.latest().is_some_and(|(number, picture)| self.last.convert(number, &picture, frame))
+                }
                 None => {
                     self.pattern.draw(frame, now_us());
                     true
                 }
             },
-            Pictures::Mirror(latest) => latest().is_some_and(|picture| self.last.convert(picture.index, &picture.picture, frame)),
+            Pictures::Mirror(latest) => {
+                latest().is_some_and(|picture| self.last.convert(picture.index, &picture.picture, frame))
+            }
         };
         if !filled {
             return false;

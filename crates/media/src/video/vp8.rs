@@ -101,14 +101,25 @@ impl Vp8Encoder {
             // 720p30 send+receive under 0.2 cores (BENCHMARKS.md). Denoising off (cameras denoise
             // themselves); static blocks skipped. One thread: two on this 2-core class of machine made
             // the slow frames slower (p90 19 ms against 7 ms).
-            check("cpu-used", vpx::vpx_codec_control_(ctx_ptr, vpx::vp8e_enc_control_id::VP8E_SET_CPUUSED as c_int, -16 as c_int))?;
+            check(
+                "cpu-used",
+                vpx::vpx_codec_control_(ctx_ptr, vpx::vp8e_enc_control_id::VP8E_SET_CPUUSED as c_int, -16 as c_int),
+            )?;
             check(
                 "noise sensitivity",
-                vpx::vpx_codec_control_(ctx_ptr, vpx::vp8e_enc_control_id::VP8E_SET_NOISE_SENSITIVITY as c_int, 0 as c_int),
+                vpx::vpx_codec_control_(
+                    ctx_ptr,
+                    vpx::vp8e_enc_control_id::VP8E_SET_NOISE_SENSITIVITY as c_int,
+                    0 as c_int,
+                ),
             )?;
             check(
                 "static threshold",
-                vpx::vpx_codec_control_(ctx_ptr, vpx::vp8e_enc_control_id::VP8E_SET_STATIC_THRESHOLD as c_int, 1 as c_int),
+                vpx::vpx_codec_control_(
+                    ctx_ptr,
+                    vpx::vp8e_enc_control_id::VP8E_SET_STATIC_THRESHOLD as c_int,
+                    1 as c_int,
+                ),
             )?;
             Ok(encoder)
         }
@@ -127,7 +138,12 @@ impl Vp8Encoder {
     }
 
     /// Encodes one frame of `duration_ms`; an empty result means the rate control dropped it.
-    pub fn encode(&mut self, frame: &I420Frame, duration_ms: u32, keyframe: bool) -> Result<Vec<EncodedFrame>, CodecError> {
+    pub fn encode(
+        &mut self,
+        frame: &I420Frame,
+        duration_ms: u32,
+        keyframe: bool,
+    ) -> Result<Vec<EncodedFrame>, CodecError> {
         let (width, height) = self.size();
         if (frame.width, frame.height) != (width, height) {
             return Err(CodecError {
@@ -227,7 +243,10 @@ impl Vp8Decoder {
         // SAFETY: the data outlives the call; the returned image belongs to the decoder and is converted
         // before the next libvpx call.
         unsafe {
-            check("decode", vpx::vpx_codec_decode(&mut *self.ctx, data.as_ptr(), data.len() as u32, ptr::null_mut(), 0))?;
+            check(
+                "decode",
+                vpx::vpx_codec_decode(&mut *self.ctx, data.as_ptr(), data.len() as u32, ptr::null_mut(), 0),
+            )?;
             let mut iter: vpx::vpx_codec_iter_t = ptr::null();
             let mut picture = None;
             loop {
