@@ -84,12 +84,12 @@ pub enum Quality {
 }
 
 impl Quality {
-    /// Grades round-trip time and the fraction of packets lost over the last period.
-    pub fn grade(rtt_ms: Option<f64>, loss: f64) -> Quality {
+    /// Grades round-trip time, the fraction of packets lost and the video freezes over the last period.
+    pub fn grade(rtt_ms: Option<f64>, loss: f64, freezes: u64) -> Quality {
         let rtt = rtt_ms.unwrap_or(0.0);
-        if loss > 0.08 || rtt > 400.0 {
+        if loss > 0.08 || rtt > 400.0 || freezes > 1 {
             Quality::Poor
-        } else if loss > 0.02 || rtt > 150.0 {
+        } else if loss > 0.02 || rtt > 150.0 || freezes == 1 {
             Quality::Fair
         } else {
             Quality::Good
@@ -125,6 +125,8 @@ pub struct Participant {
     pub link: Option<MediaLinkState>,
     /// Totals from the last statistics, to grade the next period's loss.
     packets: (i64, u64),
+    /// Video freezes counted at the last statistics.
+    freezes: u64,
 }
 
 /// The call on screen (outgoing ringing, connecting, or in progress).
@@ -284,7 +286,9 @@ impl Model {
 
     /// The user answered a ringing call: it becomes the call on screen.
     pub fn answering(&mut self, call: &CallId, my_media: MediaState) {
-        let Some(at) = self.incoming.iter().position(|i| &i.info.call == call) else { return };
+        let Some(at) = self.incoming.iter().position(|i| &i.info.call == call) else {
+            return;
+        };
         let incoming = self.incoming.remove(at);
         let me = self.me.clone();
         let participants = incoming
@@ -328,6 +332,7 @@ impl Model {
             quality: None,
             link: None,
             packets: (0, 0),
+            freezes: 0,
         }
     }
 
@@ -478,14 +483,18 @@ impl Model {
             }
             Event::ParticipantLeft { call, user, reason } => {
                 let name = self.name_of(&user);
-                let Some(current) = self.call.as_mut().filter(|c| c.id == call) else { return };
+                let Some(current) = self.call.as_mut().filter(|c| c.id == call) else {
+                    return;
+                };
                 current.participants.retain(|p| p.user != user);
                 if current.speaker.as_ref() == Some(&user) {
                     current.speaker = None;
                 }
                 if current.group {
                     let text = match reason {
-                        EndReason::Declined | EndReason::DeclinedOnAnotherDevice => format!("{name} declined"),
+                        EndReason::Declined | EndReason::DeclinedOnAnotherDevice => {
+                            format!("{name} declined")
+                        }
                         EndReason::Busy => format!("{name} is busy"),
                         EndReason::NoAnswer => format!("{name} did not answer"),
                         EndReason::ConnectionLost => format!("{name} lost the connection"),
@@ -521,14 +530,15 @@ impl Model {
                     p.link = Some(state);
                 }
             }
-            Event::MediaStats { call, peer, rtt_ms, packets_lost, packets_received, .. } => {
+            Event::MediaStats { call, peer, rtt_ms, packets_lost, packets_received, video_freezes, .. } => {
                 if let Some(p) = self.call.as_mut().filter(|c| c.id == call).and_then(|c| c.participant(&peer.user)) {
                     let (lost_before, received_before) = p.packets;
                     let lost = (packets_lost - lost_before).max(0) as f64;
                     let received = packets_received.saturating_sub(received_before) as f64;
                     let loss = if lost + received > 0.0 { lost / (lost + received) } else { 0.0 };
-                    p.quality = Some(Quality::grade(rtt_ms, loss));
+                    p.quality = Some(Quality::grade(rtt_ms, loss, video_freezes.saturating_sub(p.freezes)));
                     p.packets = (packets_lost, packets_received);
+                    p.freezes = video_freezes;
                 }
             }
             Event::ActiveSpeaker { call, user } => {
@@ -609,7 +619,9 @@ impl Model {
             });
             return;
         }
-        let Some(current) = self.call.take_if(|c| c.id == call) else { return };
+        let Some(current) = self.call.take_if(|c| c.id == call) else {
+            return;
+        };
         let answered = current.active_since.is_some() || duration_ms.is_some();
         let outcome = match (current.direction, answered, reason) {
             (_, true, _) => Outcome::Answered,

@@ -91,10 +91,14 @@ fn an_outgoing_call_rings_becomes_active_and_ends_with_its_duration() {
         peer: DeviceAddress { user: user("ada"), device: DeviceId::new("desk").unwrap() },
         rtt_ms: Some(20.0),
         send_kbps: 900.0,
+        send_estimate_kbps: 1200.0,
         receive_kbps: 900.0,
         packets_lost: 30,
         packets_received: 270,
         video_frames: 60,
+        video_frames_dropped: 0,
+        video_freezes: 0,
+        video_frozen_ms: 0,
         video_fps: 30.0,
         video_width: 640,
         video_height: 360,
@@ -188,10 +192,12 @@ fn presence_fills_contacts_but_never_lists_this_user() {
 
 #[test]
 fn quality_grades() {
-    assert_eq!(Quality::grade(Some(10.0), 0.0), Quality::Good);
-    assert_eq!(Quality::grade(Some(200.0), 0.0), Quality::Fair);
-    assert_eq!(Quality::grade(None, 0.05), Quality::Fair);
-    assert_eq!(Quality::grade(Some(500.0), 0.0), Quality::Poor);
+    assert_eq!(Quality::grade(Some(10.0), 0.0, 0), Quality::Good);
+    assert_eq!(Quality::grade(Some(200.0), 0.0, 0), Quality::Fair);
+    assert_eq!(Quality::grade(None, 0.05, 0), Quality::Fair);
+    assert_eq!(Quality::grade(Some(500.0), 0.0, 0), Quality::Poor);
+    assert_eq!(Quality::grade(Some(10.0), 0.0, 1), Quality::Fair, "a video freeze");
+    assert_eq!(Quality::grade(Some(10.0), 0.0, 3), Quality::Poor, "the video keeps freezing");
 }
 
 #[test]

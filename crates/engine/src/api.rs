@@ -323,6 +323,9 @@ pub enum Event {
         rtt_ms: Option<f64>,
         /// Sending rate to that device.
         send_kbps: f64,
+        /// What congestion control estimates the path to that device carries; the video sent to
+        /// everyone fits the narrowest path.
+        send_estimate_kbps: f64,
         /// Receiving rate from that device.
         receive_kbps: f64,
         /// Packets from that device that never arrived, since the start.
@@ -331,6 +334,13 @@ pub enum Event {
         packets_received: u64,
         /// Video frames decoded from that device, since the start.
         video_frames: u64,
+        /// Whole video frames from that device that could not be shown (undecodable, or waiting for
+        /// a keyframe after a loss), since the start.
+        video_frames_dropped: u64,
+        /// Times its video froze (a gap longer than three typical frame gaps and 150 ms), since the start.
+        video_freezes: u64,
+        /// How long those freezes lasted together.
+        video_frozen_ms: u64,
         /// Video frames per second over the last period.
         video_fps: f64,
         /// The size of its latest picture (0 before any).

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use dialtone_media::{
     AudioSender, AudioSlot, AudioSource, DeviceChoice, DeviceKind, DeviceNotify, Link, LinkEvent, MediaConfig, Role,
@@ -51,13 +52,17 @@ impl<Slot> Streams<Slot> {
 
     /// Every stream of `call`.
     pub fn streams(&self, call: &CallId) -> Vec<(DeviceAddress, Arc<Slot>)> {
-        let Ok(map) = self.0.lock() else { return Vec::new() };
+        let Ok(map) = self.0.lock() else {
+            return Vec::new();
+        };
         map.iter().filter(|((c, _), _)| c == call).map(|((_, peer), slot)| (peer.clone(), slot.clone())).collect()
     }
 
     /// Every stream of every call.
     pub fn all(&self) -> Vec<Arc<Slot>> {
-        let Ok(map) = self.0.lock() else { return Vec::new() };
+        let Ok(map) = self.0.lock() else {
+            return Vec::new();
+        };
         map.values().cloned().collect()
     }
 
@@ -220,7 +225,9 @@ impl Links {
 
     /// Turns this device's microphone on (unmuted) or off (muted) in `call`.
     pub(crate) fn set_microphone(&mut self, call: &CallId, on: bool) {
-        let Some(config) = self.config.clone() else { return };
+        let Some(config) = self.config.clone() else {
+            return;
+        };
         let source = if config.mirror {
             // The echo contact sends back the first participant's sound.
             let (audio, call) = (self.audio.clone(), call.clone());
@@ -237,7 +244,9 @@ impl Links {
 
     /// Turns this device's camera on or off in `call`.
     pub(crate) fn set_camera(&mut self, call: &CallId, on: bool) {
-        let Some(config) = self.config.clone() else { return };
+        let Some(config) = self.config.clone() else {
+            return;
+        };
         let source = if config.mirror {
             let (video, call) = (self.video.clone(), call.clone());
             VideoSource::Mirror(Arc::new(move || video.streams(&call).iter().find_map(|(_, slot)| slot.latest())))
@@ -298,7 +307,9 @@ impl Links {
     /// Plays incoming sound while this device is in a call (never for a mirror, which sends it back
     /// instead).
     fn update_speaker(&mut self) {
-        let Some(config) = self.config.clone() else { return };
+        let Some(config) = self.config.clone() else {
+            return;
+        };
         let wanted = !config.mirror && !self.joined.is_empty();
         let (audio, played, notify, pick) =
             (self.audio.clone(), self.played.clone(), self.notify.clone(), self.devices.speaker.clone());
@@ -317,7 +328,9 @@ impl Links {
     /// Runs a camera and a microphone for the preview alone when it is wanted and no call's own already
     /// feeds it; a cleared preview tells the UI the camera is off.
     fn update_preview(&mut self) {
-        let Some(config) = self.config.clone() else { return };
+        let Some(config) = self.config.clone() else {
+            return;
+        };
         let (preview, meter) = (self.preview.clone(), self.local_audio.clone());
         let (camera, microphone) = (self.camera(), self.microphone());
         run_alone(&mut self.preview_camera, self.preview_wanted && self.cameras.is_empty(), "camera preview", || {
@@ -337,7 +350,9 @@ impl Links {
     /// Offers a connection to every joined device of `info` other than `me` that has none yet.
     fn offer_to_joined(&mut self, info: &CallInfo, me: &DeviceAddress) {
         for member in &info.members {
-            let (MemberStatus::Joined, Some(device)) = (member.status, &member.device) else { continue };
+            let (MemberStatus::Joined, Some(device)) = (member.status, &member.device) else {
+                continue;
+            };
             let peer = DeviceAddress { user: member.user.clone(), device: device.clone() };
             if &peer != me {
                 self.open(&info.call, peer, Role::Offerer);
@@ -427,12 +442,17 @@ impl Links {
     }
 
     /// What has arrived from `peer`: (video frames decoded, latest picture size, audio frames concealed).
-    pub(crate) fn received(&self, call: &CallId, peer: &DeviceAddress) -> (u64, (u32, u32), u64) {
+    pub(crate) fn received(&self, call: &CallId, peer: &DeviceAddress) -> Received {
         let video = self.video.get(call, peer);
-        let frames = video.as_ref().map_or(0, |slot| slot.frames_decoded());
-        let size = video.and_then(|slot| slot.latest()).map_or((0, 0), |f| (f.picture.width, f.picture.height));
-        let concealed = self.audio.get(call, peer).map_or(0, |slot| slot.frames_concealed());
-        (frames, size, concealed)
+        let freezes = video.as_ref().map(|slot| slot.freezes()).unwrap_or_default();
+        Received {
+            video_frames: video.as_ref().map_or(0, |slot| slot.frames_decoded()),
+            video_dropped: video.as_ref().map_or(0, |slot| slot.frames_dropped()),
+            video_freezes: freezes.count,
+            video_frozen: freezes.total,
+            video_size: video.and_then(|slot| slot.latest()).map_or((0, 0), |f| (f.picture.width, f.picture.height)),
+            audio_concealed: self.audio.get(call, peer).map_or(0, |slot| slot.frames_concealed()),
+        }
     }
 
     /// The loudest other device in `call`, if anyone is above a speaking threshold (about -34 dBFS).
@@ -537,4 +557,15 @@ fn switch<Source, Error: std::fmt::Display>(
             false
         }
     }
+}
+
+/// What arrived from one other device so far.
+pub(crate) struct Received {
+    pub(crate) video_frames: u64,
+    pub(crate) video_dropped: u64,
+    pub(crate) video_freezes: u64,
+    pub(crate) video_frozen: Duration,
+    /// The latest picture's size.
+    pub(crate) video_size: (u32, u32),
+    pub(crate) audio_concealed: u64,
 }

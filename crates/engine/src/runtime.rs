@@ -229,7 +229,9 @@ impl Runtime {
 
     /// Opens and closes peer connections as the call events say (see the `links` module).
     fn follow_media(&mut self, event: &Event) {
-        let Some((user, device, _)) = &self.me else { return };
+        let Some((user, device, _)) = &self.me else {
+            return;
+        };
         let me = DeviceAddress { user: user.clone(), device: device.clone() };
         let joined_here = match event {
             Event::CallActive { call } => {
@@ -276,22 +278,28 @@ impl Runtime {
                 self.emit(Event::MediaLink { call, peer, state, after_ms });
             }
             LinkEvent::Stats(stats) => {
-                let (video_frames, (video_width, video_height), audio_concealed) = self.links.received(&call, &peer);
-                let before = self.video_frames_seen.insert((call.clone(), peer.clone()), video_frames).unwrap_or(0);
-                let video_fps = video_frames.saturating_sub(before) as f64 / dialtone_media::STATS_PERIOD.as_secs_f64();
+                let received = self.links.received(&call, &peer);
+                let before =
+                    self.video_frames_seen.insert((call.clone(), peer.clone()), received.video_frames).unwrap_or(0);
+                let video_fps =
+                    received.video_frames.saturating_sub(before) as f64 / dialtone_media::STATS_PERIOD.as_secs_f64();
                 self.emit(Event::MediaStats {
                     call,
                     peer,
                     rtt_ms: stats.rtt_ms,
                     send_kbps: stats.send_kbps,
+                    send_estimate_kbps: stats.send_estimate_kbps,
                     receive_kbps: stats.receive_kbps,
                     packets_lost: stats.packets_lost,
                     packets_received: stats.packets_received,
-                    video_frames,
+                    video_frames: received.video_frames,
+                    video_frames_dropped: received.video_dropped,
+                    video_freezes: received.video_freezes,
+                    video_frozen_ms: received.video_frozen.as_millis() as u64,
                     video_fps,
-                    video_width,
-                    video_height,
-                    audio_concealed,
+                    video_width: received.video_size.0,
+                    video_height: received.video_size.1,
+                    audio_concealed: received.audio_concealed,
                 });
             }
             LinkEvent::Error(message) => {
@@ -404,7 +412,9 @@ impl Runtime {
                     return Err(ConnectError::Transient("the server closed the connection during sign-in".into()));
                 }
                 Some(Ok(_)) => continue,
-                Some(Err(error)) => return Err(ConnectError::Transient(format!("during sign-in: {error}"))),
+                Some(Err(error)) => {
+                    return Err(ConnectError::Transient(format!("during sign-in: {error}")));
+                }
             };
             match decode_server(&text) {
                 Ok(ServerMessage::Welcome { user, device, profile, heartbeat_ms, .. }) => {
@@ -422,7 +432,9 @@ impl Runtime {
                     });
                 }
                 Ok(_) => continue,
-                Err(error) => return Err(ConnectError::Transient(format!("unreadable server message: {error}"))),
+                Err(error) => {
+                    return Err(ConnectError::Transient(format!("unreadable server message: {error}")));
+                }
             }
         }
     }
@@ -516,7 +528,9 @@ impl Runtime {
     /// Feeds one input to one call and forgets the call once it is finished.
     fn feed(&mut self, id: &CallId, input: Input) {
         let at = now();
-        let Some(call) = self.calls.get_mut(id) else { return };
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
         let effects = call.handle(input, at);
         let finished = call.is_finished(at);
         self.apply(effects);

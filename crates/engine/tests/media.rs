@@ -262,7 +262,7 @@ async fn each_side_hears_the_others_tone_and_muting_stops_it() {
         .await;
     // The first figures come two seconds after the connection started; on a loaded machine fewer than 50
     // packets may have arrived by then, so wait for figures that cover at least a second of audio.
-    let Event::MediaStats { rtt_ms, packets_received, packets_lost, receive_kbps, .. } = alice
+    let Event::MediaStats { rtt_ms, packets_received, packets_lost, receive_kbps, send_estimate_kbps, .. } = alice
         .expect(
             "network figures",
             |e| matches!(e, Event::MediaStats { packets_received, .. } if *packets_received > 50),
@@ -274,6 +274,7 @@ async fn each_side_hears_the_others_tone_and_muting_stops_it() {
     assert!(rtt_ms.is_some_and(|rtt| rtt < 50.0), "{rtt_ms:?}");
     assert!(packets_received > 50 && packets_lost == 0, "{packets_received} received, {packets_lost} lost");
     assert!(receive_kbps > 10.0, "{receive_kbps}");
+    assert!(send_estimate_kbps >= 80.0, "congestion control estimates the path: {send_estimate_kbps}");
 
     bob.send(Command::SetMedia { call: call.clone(), media: MediaState { audio_muted: true, camera_on: false } });
     alice.expect("bob muted", |e| matches!(e, Event::MediaChanged { media, .. } if media.audio_muted)).await;

@@ -26,4 +26,4 @@ pub use link::{
     IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats, MediaConfig, Role,
     STATS_PERIOD,
 };
-pub use video::{CameraConfig, DecodedFrame, VideoSender, VideoSlot, VideoSource, Wake};
+pub use video::{CameraConfig, DecodedFrame, FreezeCounter, VideoSender, VideoSlot, VideoSource, Wake};

@@ -12,9 +12,13 @@ use tokio::sync::mpsc;
 type Events = mpsc::UnboundedReceiver<LinkEvent>;
 
 fn spawn(role: Role) -> (Link, Events) {
+    spawn_with(role, MediaConfig::default())
+}
+
+fn spawn_with(role: Role, config: MediaConfig) -> (Link, Events) {
     let (tx, rx) = mpsc::unbounded_channel();
     let link = Link::spawn(
-        Arc::new(MediaConfig::default()),
+        Arc::new(config),
         role,
         Arc::new(move |event| {
             let _ = tx.send(event);
@@ -203,4 +207,72 @@ async fn a_keyframe_request_gets_a_keyframe() {
     offerer.request_keyframe();
     wait_for(slot.frames_decoded() + 10).await;
     assert_eq!(slot.keyframes_decoded(), 2, "the request was answered with exactly one keyframe");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_path_makes_the_video_smaller_and_keeps_it_within_the_estimate() {
+    // The sender's congestion control may never estimate more than 300 kbps (a data-saving limit
+    // stands in for a slow network): 720p needs 2.5 Mbps, so the encoder follows the estimate and,
+    // held back by it, halves the picture.
+    let camera: CameraConfig = "1280x720@30".parse().unwrap();
+    let narrow = MediaConfig { camera, max_send_kbps: Some(300), ..MediaConfig::default() };
+    let (sender_link, mut sender_events) = spawn_with(Role::Offerer, narrow);
+    let (receiver_link, mut receiver_events) =
+        spawn_with(Role::Answerer, MediaConfig { camera, ..MediaConfig::default() });
+    connect(&sender_link, &mut sender_events, &receiver_link, &mut receiver_events).await;
+    let (stats_tx, mut stats) = mpsc::unbounded_channel();
+    let (sender_link, receiver_link) = {
+        let (s, r) = (Arc::new(sender_link), Arc::new(receiver_link));
+        let (s2, r2) = (s.clone(), r.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(event) = sender_events.recv() => match event {
+                        LinkEvent::Signal(payload) => r2.remote_signal(payload),
+                        LinkEvent::Stats(figures) => { let _ = stats_tx.send(figures); }
+                        _ => {}
+                    },
+                    Some(event) = receiver_events.recv() => if let LinkEvent::Signal(payload) = event { s2.remote_signal(payload) },
+                    else => break,
+                }
+            }
+        });
+        (s, r)
+    };
+    let video = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();
+    video.set_targets(vec![sender_link.sender()]);
+    let slot = receiver_link.remote_video();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut sizes = Vec::new();
+    let smaller = loop {
+        assert!(tokio::time::Instant::now() < deadline, "the picture never got smaller: {sizes:?}");
+        if let Some(frame) = slot.latest() {
+            let size = (frame.picture.width, frame.picture.height);
+            if sizes.last() != Some(&size) {
+                sizes.push(size);
+            }
+            if frame.picture.width < 1280 {
+                break frame;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(sizes.first(), Some(&(1280, 720)), "starts at the camera's size: {sizes:?}");
+    assert!(smaller.picture.width <= 640 && smaller.picture.height * 16 == smaller.picture.width * 9, "{sizes:?}");
+    assert!(smaller.stamp.is_some(), "the smaller picture still carries its stamp");
+
+    // Over the next reports, what goes out stays near the estimate, which stays under the limit.
+    let mut figures = Vec::new();
+    while figures.len() < 2 {
+        let report = tokio::time::timeout(Duration::from_secs(5), stats.recv()).await.expect("stats").expect("open");
+        assert!(report.send_estimate_kbps <= 300.0, "estimate above the limit: {report:?}");
+        figures.push(report);
+    }
+    eprintln!("sizes {sizes:?}; stats {figures:?}");
+    let sent = figures.last().unwrap().send_kbps;
+    assert!(sent < 300.0 * 1.15, "sending {sent:.0} kbps on a 300 kbps path: {figures:?}");
+    let before = slot.frames_decoded();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(slot.frames_decoded() - before >= 8, "video keeps flowing at the lower rate");
 }

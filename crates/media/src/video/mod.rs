@@ -2,10 +2,11 @@
 
 pub mod frame;
 pub mod pattern;
+pub mod rate;
 pub mod stream;
 pub mod vp8;
 
 pub use frame::{I420Frame, RgbaFrame};
 pub use pattern::{Stamp, TestPattern, now_us, read_stamp};
-pub use stream::{CameraConfig, DecodedFrame, VideoSender, VideoSlot, VideoSource, Wake};
+pub use stream::{CameraConfig, DecodedFrame, FreezeCounter, VideoSender, VideoSlot, VideoSource, Wake};
 pub use vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};

@@ -53,6 +53,17 @@ impl TestPattern {
         Self { width, height: height.max(strip) & !1, next: 0 }
     }
 
+    /// Draws at a new size from now on (enlarged as in [`Self::new`]); frame numbers go on.
+    pub fn resize(&mut self, width: u32, height: u32) {
+        let next = self.next;
+        *self = Self { next, ..Self::new(width, height) };
+    }
+
+    /// The size frames are drawn at.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
     /// The next frame, stamped with its number and `captured_us`.
     pub fn next_frame(&mut self, captured_us: u64) -> (I420Frame, Stamp) {
         let mut frame = I420Frame::black(self.width, self.height);

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::frame::{I420Frame, RgbaFrame};
 use super::pattern::{Stamp, TestPattern, now_us, read_stamp};
+use super::rate::{RateAdapter, Rung};
 use super::vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};
 use crate::devices::camera::CameraInput;
 use crate::devices::{DeviceKind, DeviceNotify, DevicePick, Fallback};
@@ -79,7 +80,41 @@ pub struct VideoSlot {
     latest: ArcSwapOption<DecodedFrame>,
     decoded: AtomicU64,
     keyframes: AtomicU64,
+    /// Whole frames that arrived but could not be shown (undecodable, or waiting for a keyframe).
+    dropped: AtomicU64,
+    freezes: std::sync::Mutex<FreezeCounter>,
     wake: Option<Wake>,
+}
+
+/// Counts freezes as WebRTC's statistics define them: a gap between two shown frames longer than three
+/// typical gaps and longer than a typical gap plus 150 ms.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct FreezeCounter {
+    last: Option<std::time::Instant>,
+    /// Mean gap between frames (exponentially weighted over about 30 frames), in seconds.
+    typical_gap: Option<f64>,
+    /// Freezes so far.
+    pub count: u64,
+    /// Their total length.
+    pub total: Duration,
+}
+
+impl FreezeCounter {
+    /// Notes a frame shown at `now`.
+    pub fn frame(&mut self, now: std::time::Instant) {
+        if let Some(last) = self.last.replace(now) {
+            let gap = now.saturating_duration_since(last).as_secs_f64();
+            match self.typical_gap {
+                Some(typical) if gap > (3.0 * typical).max(typical + 0.150) => {
+                    self.count += 1;
+                    self.total += Duration::from_secs_f64(gap);
+                }
+                // A freeze does not count towards what is typical.
+                Some(typical) => self.typical_gap = Some(typical + (gap - typical) / 30.0),
+                None => self.typical_gap = Some(gap),
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for VideoSlot {
@@ -95,6 +130,8 @@ impl VideoSlot {
             latest: ArcSwapOption::empty(),
             decoded: AtomicU64::new(0),
             keyframes: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            freezes: std::sync::Mutex::new(FreezeCounter::default()),
             wake,
         })
     }
@@ -114,6 +151,16 @@ impl VideoSlot {
         self.keyframes.load(Ordering::Relaxed)
     }
 
+    /// How many whole frames arrived but could not be shown.
+    pub fn frames_dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The freezes seen so far.
+    pub fn freezes(&self) -> FreezeCounter {
+        *crate::lock(&self.freezes)
+    }
+
     /// Drops the held frame: the stream is over (or the camera off).
     pub fn clear(&self) {
         self.latest.store(None);
@@ -125,6 +172,7 @@ impl VideoSlot {
             self.keyframes.fetch_add(1, Ordering::Relaxed);
         }
         let index = self.decoded.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::lock(&self.freezes).frame(std::time::Instant::now());
         let stamp = read_stamp(&picture);
         let replaced = self.latest.swap(Some(Arc::new(DecodedFrame { picture, stamp, decoded_us: now_us(), index })));
         if let Some(wake) = &self.wake {
@@ -194,6 +242,7 @@ impl VideoReceiver {
         // VP8's frame tag: bit 0 clear means a keyframe.
         let keyframe = frame.first().is_some_and(|tag| tag & 1 == 0);
         if self.broken && !keyframe {
+            self.slot.dropped.fetch_add(1, Ordering::Relaxed);
             return ReceiveOutcome::NeedKeyframe;
         }
         let buffer = self.spent.take().and_then(|spent| Arc::try_unwrap(spent).ok()).map(|f| f.picture.pixels);
@@ -206,6 +255,7 @@ impl VideoReceiver {
             Ok(None) => ReceiveOutcome::Continue,
             Err(error) => {
                 tracing::debug!(%error, "undecodable video frame");
+                self.slot.dropped.fetch_add(1, Ordering::Relaxed);
                 self.broken = true;
                 ReceiveOutcome::NeedKeyframe
             }
@@ -304,7 +354,69 @@ impl LastSent {
     }
 }
 
+/// The encoding side of a camera: the encoder, set to the size and bitrate the rate adapter chooses.
+struct Encode {
+    camera: CameraConfig,
+    encoder: Vp8Encoder,
+    adapter: RateAdapter,
+    rung: Rung,
+    /// The picture to encode next, at the encoder's size.
+    frame: I420Frame,
+    /// Capture ticks, for sending only every n-th picture when the frame rate is stepped down.
+    ticks: u32,
+}
+
+impl Encode {
+    fn new(camera: CameraConfig, capture: &mut Capture) -> Result<Self, CodecError> {
+        let rung = Rung { scale: 1, fps_divider: 1 };
+        let (width, height) = capture.size_for(camera.width, camera.height);
+        Ok(Self {
+            camera,
+            encoder: Vp8Encoder::new(width, height, camera.bitrate_kbps)?,
+            adapter: RateAdapter::new(camera.width, camera.bitrate_kbps, std::time::Instant::now()),
+            rung,
+            frame: I420Frame::black(width, height),
+            ticks: 0,
+        })
+    }
+
+    /// Follows the rate adapter for the next picture; `None` when this tick sends nothing (frame rate
+    /// stepped down), otherwise how long the picture lasts.
+    fn prepare(&mut self, budget_kbps: Option<u32>, period: Duration, capture: &mut Capture) -> Option<Duration> {
+        let encoding = self.adapter.update(std::time::Instant::now(), budget_kbps);
+        self.ticks = self.ticks.wrapping_add(1);
+        if !self.ticks.is_multiple_of(encoding.rung.fps_divider) {
+            return None;
+        }
+        if encoding.rung.scale != self.rung.scale {
+            let (width, height) =
+                capture.size_for(self.camera.width / encoding.rung.scale, self.camera.height / encoding.rung.scale);
+            // A new size needs a new keyframe, which a new encoder starts with.
+            match Vp8Encoder::new(width, height, encoding.bitrate_kbps) {
+                Ok(encoder) => {
+                    self.encoder = encoder;
+                    self.frame = I420Frame::black(width, height);
+                }
+                Err(error) => tracing::warn!(%error, "cannot resize the video"),
+            }
+        } else if encoding.bitrate_kbps != self.encoder.bitrate_kbps()
+            && let Err(error) = self.encoder.set_bitrate(encoding.bitrate_kbps)
+        {
+            tracing::warn!(%error, "cannot change the video bitrate");
+        }
+        self.rung = encoding.rung;
+        Some(period * encoding.rung.fps_divider)
+    }
+}
+
 impl Capture {
+    /// The size pictures are encoded at for a wanted size: the test pattern's (which is what a missing
+    /// camera sends too), at least 256 pixels wide for its stamp; other pictures are scaled to it.
+    fn size_for(&mut self, width: u32, height: u32) -> (u32, u32) {
+        self.pattern.resize(width, height);
+        self.pattern.size()
+    }
+
     fn fill(&mut self, frame: &mut I420Frame) -> bool {
         let (width, height, fps) = (frame.width, frame.height, self.fps);
         let filled = match &mut self.source {
@@ -347,30 +459,37 @@ impl VideoSender {
         source: VideoSource,
         preview: Option<Arc<VideoSlot>>,
     ) -> Result<VideoSender, CodecError> {
-        let mut encoder = Vp8Encoder::new(camera.width & !1, camera.height & !1, camera.bitrate_kbps)?;
         let feed = Feed::default();
         let keyframe_wanted = Arc::new(AtomicBool::new(true));
         let (frames, mut encoded) = mpsc::channel::<(EncodedFrame, Duration)>(4);
         let period = Duration::from_secs(1) / camera.fps.max(1);
-        let (width, height) = encoder.size();
         let mut capture = Capture {
             source: source.into(),
             fps: camera.fps,
-            pattern: TestPattern::new(width, height),
+            pattern: TestPattern::new(camera.width, camera.height),
             last: LastSent::default(),
             preview,
             preview_every: camera.fps.div_ceil(15).max(1),
             captured: 0,
         };
-        let mut frame = I420Frame::black(width, height);
+        let mut encode = Encode::new(camera, &mut capture)?;
         let capture_keyframe = keyframe_wanted.clone();
+        let budget_targets = feed.targets();
         feed.spawn_paced("dialtone-camera", period, move || {
-            if !capture.fill(&mut frame) {
+            // The video goes to every link at once, so it fits the narrowest path.
+            let budget = budget_targets().iter().filter_map(LinkSender::video_budget_kbps).min();
+            let Some(duration) = encode.prepare(budget, period, &mut capture) else {
+                return true;
+            };
+            if !capture.fill(&mut encode.frame) {
                 return true;
             }
             let keyframe = capture_keyframe.swap(false, Ordering::Relaxed);
-            match encoder.encode(&frame, period.as_millis() as u32, keyframe) {
-                Ok(packets) => packets.into_iter().all(|packet| frames.blocking_send((packet, period)).is_ok()),
+            match encode.encoder.encode(&encode.frame, duration.as_millis() as u32, keyframe) {
+                Ok(packets) => packets.into_iter().all(|packet| {
+                    encode.adapter.encoded(packet.data.len());
+                    frames.blocking_send((packet, duration)).is_ok()
+                }),
                 Err(error) => {
                     tracing::warn!(%error, "video encoding failed");
                     true
@@ -404,5 +523,43 @@ impl VideoSender {
     /// Replaces the links the video goes to.
     pub fn set_targets(&self, targets: Vec<LinkSender>) {
         self.feed.set_targets(targets);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_gap_is_a_freeze_and_steady_frames_are_not() {
+        let mut at = std::time::Instant::now();
+        let mut freezes = FreezeCounter::default();
+        for _ in 0..60 {
+            at += Duration::from_millis(33);
+            freezes.frame(at);
+        }
+        assert_eq!(freezes.count, 0, "30 fps with no gaps");
+        at += Duration::from_millis(120);
+        freezes.frame(at);
+        assert_eq!(freezes.count, 0, "120 ms is under 33 ms + 150 ms");
+        at += Duration::from_millis(400);
+        freezes.frame(at);
+        assert_eq!((freezes.count, freezes.total), (1, Duration::from_millis(400)));
+        for _ in 0..5 {
+            at += Duration::from_millis(33);
+            freezes.frame(at);
+        }
+        assert_eq!(freezes.count, 1, "back to normal");
+    }
+
+    #[test]
+    fn a_slow_but_steady_stream_is_not_frozen() {
+        let mut at = std::time::Instant::now();
+        let mut freezes = FreezeCounter::default();
+        for _ in 0..20 {
+            at += Duration::from_millis(500);
+            freezes.frame(at);
+        }
+        assert_eq!(freezes.count, 0, "2 fps, evenly");
     }
 }

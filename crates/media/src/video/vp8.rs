@@ -130,6 +130,11 @@ impl Vp8Encoder {
         (self.cfg.g_w, self.cfg.g_h)
     }
 
+    /// The target bitrate.
+    pub fn bitrate_kbps(&self) -> u32 {
+        self.cfg.rc_target_bitrate
+    }
+
     /// Changes the target bitrate, for congestion control.
     pub fn set_bitrate(&mut self, bitrate_kbps: u32) -> Result<(), CodecError> {
         self.cfg.rc_target_bitrate = bitrate_kbps;
