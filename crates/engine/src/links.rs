@@ -16,7 +16,7 @@ use dialtone_media::{
     AudioSender, AudioSlot, AudioSource, DeviceChoice, DeviceKind, DeviceNotify, Link, LinkEvent, MediaConfig, Role,
     Speaker, VideoSender, VideoSlot, VideoSource, VoiceProcessing, Wake,
 };
-use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceAddress, MemberStatus, SignalPayload};
+use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceAddress, IceServer, MemberStatus, SignalPayload};
 use tokio::sync::mpsc;
 
 use crate::api::Event;
@@ -96,6 +96,8 @@ struct Entry {
 
 pub(crate) struct Links {
     config: Option<Arc<MediaConfig>>,
+    /// The STUN and TURN servers of the engine's own configuration.
+    configured_ice: Vec<IceServer>,
     links: BTreeMap<(CallId, DeviceAddress), Entry>,
     /// The last generation handed out.
     generation: u64,
@@ -166,6 +168,7 @@ impl Links {
             preview_microphone: None,
             preview_camera: None,
             preview_wanted: false,
+            configured_ice: config.as_ref().map(|c| c.ice_servers.clone()).unwrap_or_default(),
             config: config.map(Arc::new),
             links: BTreeMap::new(),
             generation: 0,
@@ -176,6 +179,18 @@ impl Links {
             wake,
             cameras: BTreeMap::new(),
             microphones: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the STUN and TURN servers the signaling server handed out at sign-in to the configured
+    /// ones, for connections made from now on (each sign-in brings fresh TURN credentials).
+    pub(crate) fn use_signaling_ice(&mut self, servers: Vec<IceServer>) {
+        if let Some(config) = &self.config {
+            let mut ice_servers = self.configured_ice.clone();
+            ice_servers.extend(servers);
+            if ice_servers != config.ice_servers {
+                self.config = Some(Arc::new(MediaConfig { ice_servers, ..(**config).clone() }));
+            }
         }
     }
 

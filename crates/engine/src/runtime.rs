@@ -417,8 +417,9 @@ impl Runtime {
                 }
             };
             match decode_server(&text) {
-                Ok(ServerMessage::Welcome { user, device, profile, heartbeat_ms, .. }) => {
+                Ok(ServerMessage::Welcome { user, device, profile, heartbeat_ms, ice_servers, .. }) => {
                     self.me = Some((user.clone(), device.clone(), profile.clone()));
+                    self.links.use_signaling_ice(ice_servers);
                     self.emit(Event::SignedIn { user, device, profile });
                     return Ok((socket, Duration::from_millis(heartbeat_ms.max(1_000))));
                 }

@@ -347,3 +347,80 @@ async fn the_speaker_plays_everyone_and_devices_switch_during_the_call() {
     alice.send(Command::Hangup { call: call.clone() });
     bob.ended(&call, EndReason::RemoteHangup).await;
 }
+
+/// A coturn TURN server on loopback that accepts credentials made with `secret` (TURN REST API), for as
+/// long as this lives.
+struct Coturn {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Coturn {
+    fn start(secret: &str) -> Coturn {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("a free port").port();
+        let child = std::process::Command::new("turnserver")
+            .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--realm=dialtone"])
+            .arg(format!("--listening-port={port}"))
+            .args(["--use-auth-secret", &format!("--static-auth-secret={secret}")])
+            // Loopback peers are refused by default; here every peer is on loopback.
+            .args(["--allow-loopback-peers", "--no-cli", "--no-tls", "--no-dtls", "--no-stdout-log"])
+            .args(["--log-file=/dev/null", "--min-port=49152", "--max-port=65535"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("coturn's turnserver (Debian package coturn, in scripts/apt-packages.txt)");
+        // It answers once its listener is up.
+        std::thread::sleep(Duration::from_millis(300));
+        Coturn { child, url: format!("turn:127.0.0.1:{port}?transport=udp") }
+    }
+
+    fn ice(&self, secret: &str) -> dialtone_server::IceConfig {
+        dialtone_server::IceConfig {
+            stun_urls: Vec::new(),
+            turn: Some(dialtone_server::TurnConfig {
+                urls: vec![self.url.clone()],
+                secret: secret.to_owned(),
+                ttl: Duration::from_secs(600),
+            }),
+        }
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn relay_only(server: &dialtone_server::ServerHandle, name: &str, device: &str) -> Client {
+    let mut config = engine_config(&server.url(), name, device);
+    config.media = Some(MediaConfig { relay_only: true, ..MediaConfig::default() });
+    Client::start(config, &format!("{name}/{device}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_calls_go_through_turn_with_credentials_the_server_hands_out() {
+    let coturn = Coturn::start("shared-with-coturn");
+    let server = server_with(|config| config.hub.ice = coturn.ice("shared-with-coturn")).await;
+    // Relay only: no host candidates at all, so connecting proves the relay and its credentials work.
+    let mut alice = relay_only(&server, "alice", "laptop").await;
+    let mut bob = relay_only(&server, "bob", "phone").await;
+    let call = alice.call(&["bob"], CallKind::Video, false).await;
+    bob.incoming(&call).await;
+    bob.expect("connected through the relay", |e| link_is(e, "laptop", MediaLinkState::Connected)).await;
+    bob.accept(&call, CallKind::Video).await;
+    let (_, numbers) = frames_from(&alice, &call, ("bob", "phone"), 10).await;
+    assert!(numbers.windows(2).all(|pair| pair[0] < pair[1]), "{numbers:?}");
+
+    // Credentials made with another secret are refused by the relay: no connection.
+    let wrong = server_with(|config| config.hub.ice = coturn.ice("not-the-shared-secret")).await;
+    let mut carol = relay_only(&wrong, "carol", "pc").await;
+    let mut dave = relay_only(&wrong, "dave", "pc").await;
+    let call = carol.call(&["dave"], CallKind::Audio, false).await;
+    dave.incoming(&call).await;
+    dave.expect_none("a connection without valid credentials", Duration::from_secs(3), |e| {
+        link_is(e, "pc", MediaLinkState::Connected)
+    })
+    .await;
+}

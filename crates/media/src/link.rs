@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use dialtone_protocol::IceServer;
 use dialtone_protocol::SignalPayload;
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport, Registry};
 use rtc::media_stream::MediaStreamTrack;
@@ -38,7 +39,7 @@ use crate::keyframe::{self, KeyframeRequests};
 use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
-    RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder, StatsSelector,
+    RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder, StatsSelector,
 };
 
 /// How peer connections are made.
@@ -46,8 +47,11 @@ use webrtc::peer_connection::{
 pub struct MediaConfig {
     /// Local addresses to gather host candidates on (one UDP socket each, any free port).
     pub bind_addrs: Vec<IpAddr>,
-    /// STUN and TURN servers.
+    /// STUN and TURN servers (the engine adds those the signaling server hands out).
     pub ice_servers: Vec<IceServer>,
+    /// Connect only through a TURN relay, never directly: the other side never learns this device's
+    /// addresses (a privacy setting, as in Signal's "always relay calls").
+    pub relay_only: bool,
     /// Time between ICE connectivity checks. Connecting waits for about two of them (the check that
     /// succeeds, then the nomination), so the library's 200 ms default costs ~400 ms even on loopback;
     /// 20 ms gave 45 ms offer to connected, 5 ms gives 15 ms (BENCHMARKS.md). Each pair still gets
@@ -75,6 +79,7 @@ impl Default for MediaConfig {
         Self {
             bind_addrs: vec![IpAddr::from([127, 0, 0, 1])],
             ice_servers: Vec::new(),
+            relay_only: false,
             ice_check_interval: Duration::from_millis(5),
             camera: CameraConfig::default(),
             microphone: MicrophoneConfig::default(),
@@ -84,17 +89,6 @@ impl Default for MediaConfig {
             max_send_kbps: None,
         }
     }
-}
-
-/// A STUN or TURN server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IceServer {
-    /// `stun:host:port` or `turn:host:port?transport=udp` URLs.
-    pub urls: Vec<String>,
-    /// TURN user name.
-    pub username: String,
-    /// TURN credential.
-    pub credential: String,
 }
 
 /// Which side of the offer/answer exchange a link is.
@@ -635,6 +629,7 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
             credential: server.credential.clone(),
         })
         .collect();
+    let policy = if config.relay_only { RTCIceTransportPolicy::Relay } else { RTCIceTransportPolicy::All };
     let loopback_only = config.bind_addrs.iter().all(IpAddr::is_loopback);
     let setting_engine = SettingEngineBuilder::new()
         .with_ice_connection_attempts(Some(config.ice_check_interval), Some(check_attempts(config.ice_check_interval)))
@@ -644,7 +639,9 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
         .build();
     let addrs: Vec<SocketAddr> = config.bind_addrs.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
+        .with_configuration(
+            RTCConfigurationBuilder::new().with_ice_servers(ice_servers).with_ice_transport_policy(policy).build(),
+        )
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
         .with_setting_engine(setting_engine)

@@ -42,6 +42,19 @@ pub struct Profile {
     pub avatar: Option<String>,
 }
 
+/// A STUN or TURN server a client may use for its peer connections, as the server hands them out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp` and the like.
+    pub urls: Vec<String>,
+    /// TURN user name (for a server-issued credential: its expiry in Unix seconds, a colon, the user).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    /// TURN password.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub credential: String,
+}
+
 /// Longest display name accepted, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 80;
 /// Longest avatar reference accepted, in bytes.
@@ -399,6 +412,10 @@ pub enum ServerMessage {
         profile: Profile,
         /// The client should send something (a ping) at least this often, or be dropped.
         heartbeat_ms: u64,
+        /// STUN and TURN servers for this session's peer connections, with TURN credentials issued
+        /// for this user (they expire; a new sign-in brings new ones).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// A request failed; `seq` names it when the client numbered it.
     Error {

@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::ice::IceConfig;
+
 use dialtone_protocol::{
     CallId, CallInfo, CallKind, CallMember, ClientMessage, DeviceAddress, DeviceId, EndReason, ErrorCode,
     MAX_AVATAR_REF_BYTES, MAX_DISPLAY_NAME_CHARS, MediaState, MemberStatus, MissedCall, PROTOCOL_VERSION,
@@ -32,6 +34,8 @@ pub struct HubConfig {
     pub max_call_members: usize,
     /// Most missed-call records kept per user; the oldest go first.
     pub max_missed_calls: usize,
+    /// STUN and TURN servers told to clients at sign-in.
+    pub ice: IceConfig,
 }
 
 impl Default for HubConfig {
@@ -43,6 +47,7 @@ impl Default for HubConfig {
             heartbeat: Duration::from_secs(15),
             max_call_members: 16,
             max_missed_calls: 100,
+            ice: IceConfig::default(),
         }
     }
 }
@@ -326,6 +331,7 @@ impl Hub {
                 device: device.clone(),
                 profile,
                 heartbeat_ms: self.config.heartbeat.as_millis() as u64,
+                ice_servers: self.config.ice.servers_for(&user, self.unix_ms(now) / 1000),
             },
         );
         if !missed.is_empty() {

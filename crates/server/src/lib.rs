@@ -10,10 +10,12 @@
 #![warn(missing_docs)]
 
 pub mod hub;
+pub mod ice;
 pub mod net;
 pub mod rate;
 pub mod token;
 
 pub use hub::{Hub, HubConfig};
+pub use ice::{IceConfig, TurnConfig};
 pub use net::{ServerConfig, ServerError, ServerHandle, spawn};
 pub use token::{Secret, TokenError, mint, verify};

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use dialtone_protocol::UserId;
 use dialtone_server::token::parse_ttl;
-use dialtone_server::{Secret, ServerConfig, mint};
+use dialtone_server::{IceConfig, Secret, ServerConfig, TurnConfig, mint};
 
 /// Dialtone's signaling server: sign-in with tokens, presence, multi-device ringing, calls, relay.
 ///
@@ -61,6 +61,45 @@ struct ServeArgs {
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
+    /// A STUN server clients should use (`stun:host:port`); repeat for more.
+    #[arg(long = "stun", value_name = "URL", value_parser = parse_stun_url)]
+    stun_urls: Vec<String>,
+    /// A TURN server clients should use (`turn:host:port?transport=udp`); repeat for more URLs of it.
+    /// Needs --turn-secret-file.
+    #[arg(long = "turn", value_name = "URL", value_parser = parse_turn_url, requires = "turn_secret_file")]
+    turn_urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn: `use-auth-secret` and `static-auth-secret`); each
+    /// user gets credentials made from it at sign-in.
+    #[arg(long, value_name = "PATH", env = "DIALTONE_TURN_SECRET_FILE", requires = "turn_urls")]
+    turn_secret_file: Option<PathBuf>,
+    /// How long TURN credentials work.
+    #[arg(long, default_value = "24h", value_parser = parse_ttl)]
+    turn_ttl: Duration,
+}
+
+fn parse_stun_url(url: &str) -> Result<String, String> {
+    dialtone_server::ice::check_stun_url(url).map(|()| url.to_owned()).map_err(|error| error.to_string())
+}
+
+fn parse_turn_url(url: &str) -> Result<String, String> {
+    dialtone_server::ice::check_turn_url(url).map(|()| url.to_owned()).map_err(|error| error.to_string())
+}
+
+/// The STUN and TURN servers from the command line, the TURN secret read from its file.
+fn ice_config(args: &ServeArgs) -> Result<IceConfig> {
+    let turn = match &args.turn_secret_file {
+        Some(path) => {
+            let secret = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the TURN secret from {}", path.display()))?;
+            let secret = secret.trim().to_owned();
+            if secret.is_empty() {
+                bail!("the TURN secret file {} is empty", path.display());
+            }
+            Some(TurnConfig { urls: args.turn_urls.clone(), secret, ttl: args.turn_ttl })
+        }
+        None => None,
+    };
+    Ok(IceConfig { stun_urls: args.stun_urls.clone(), turn })
 }
 
 fn default_secret_file() -> Result<PathBuf> {
@@ -100,11 +139,13 @@ fn serve(args: ServeArgs) -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    let ice = ice_config(&args)?;
     let (secret, secret_path) = load_secret(args.secret_file)?;
     let mut config = ServerConfig::new(args.listen, secret);
     config.hub.ring_timeout = args.ring_timeout;
     config.hub.idle_timeout = args.idle_timeout;
     config.max_connections = args.max_connections;
+    config.hub.ice = ice;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let server = dialtone_server::spawn(config).await?;

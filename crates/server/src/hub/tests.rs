@@ -869,3 +869,29 @@ fn presence_changes_are_pushed_only_to_watchers_and_only_when_something_changed(
         h.assert_silent(step);
     }
 }
+
+#[test]
+fn the_welcome_hands_out_stun_and_turn_with_a_credential_for_this_user_and_time() {
+    let config = HubConfig {
+        ice: crate::ice::IceConfig {
+            stun_urls: vec!["stun:127.0.0.1:3478".into()],
+            turn: Some(crate::ice::TurnConfig {
+                urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+                secret: "north-wind".into(),
+                ttl: secs(600),
+            }),
+        },
+        ..HubConfig::default()
+    };
+    let mut h = TestHub::with_config(config);
+    h.sign_in(h.at(secs(30)), 1, "ada/desk");
+    let welcome = h.take(1).into_iter().next();
+    let Some(ServerMessage::Welcome { ice_servers, .. }) = welcome else { panic!("no welcome: {welcome:?}") };
+    assert_eq!(ice_servers.len(), 2, "{ice_servers:?}");
+    assert_eq!(ice_servers[0].urls, vec!["stun:127.0.0.1:3478".to_owned()]);
+    assert!(ice_servers[0].username.is_empty() && ice_servers[0].credential.is_empty());
+    // Expires ten minutes after the sign-in, by the hub's clock.
+    let expiry = EPOCH_UNIX_MS / 1000 + 30 + 600;
+    assert_eq!(ice_servers[1].username, format!("{expiry}:ada"));
+    assert_eq!(ice_servers[1].credential, crate::ice::turn_password("north-wind", &ice_servers[1].username));
+}
