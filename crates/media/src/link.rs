@@ -11,10 +11,11 @@ use std::time::Duration;
 
 pub use dialtone_protocol::IceServer;
 use dialtone_protocol::SignalPayload;
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport, Registry};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    CongestionFeedback, configure_congestion_control, register_default_interceptors,
+    CongestionFeedback, configure_congestion_control, configure_rtcp_reports, configure_simulcast_extension_headers,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
@@ -39,7 +40,8 @@ use crate::keyframe::{self, KeyframeRequests};
 use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
-    RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder, StatsSelector,
+    RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder,
+    StatsSelector,
 };
 
 /// How peer connections are made.
@@ -479,7 +481,7 @@ async fn receive_video(
         }
     };
     let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-    let mut last_request: Option<Instant> = None;
+    let mut pacing = keyframe::RequestPacing::default();
     loop {
         let event = tokio::select! {
             event = track.poll() => event.map(Some),
@@ -490,20 +492,19 @@ async fn receive_video(
             Some(Some(TrackRemoteEvent::OnRtpPacket(packet))) => packet,
             // Asked from outside (see `Link::request_keyframe`).
             Some(None) => {
-                last_request = Some(Instant::now());
+                pacing.may_request(std::time::Instant::now());
                 send_keyframe_request(&track, media_ssrc).await;
                 continue;
             }
             None | Some(Some(TrackRemoteEvent::OnEnded)) => break,
             Some(Some(_)) => continue,
         };
-        let outcome = receiver.packet(packet.header.sequence_number, packet.header.marker, &packet.payload);
-        // At most one keyframe request per 300 ms: the sender answers each with a large frame.
-        if outcome == ReceiveOutcome::NeedKeyframe
-            && last_request.is_none_or(|at| at.elapsed() > Duration::from_millis(300))
-        {
-            last_request = Some(Instant::now());
-            send_keyframe_request(&track, media_ssrc).await;
+        match receiver.packet(packet.header.sequence_number, packet.header.marker, &packet.payload) {
+            ReceiveOutcome::Keyframe => pacing.keyframe_arrived(),
+            ReceiveOutcome::NeedKeyframe if pacing.may_request(std::time::Instant::now()) => {
+                send_keyframe_request(&track, media_ssrc).await;
+            }
+            ReceiveOutcome::NeedKeyframe | ReceiveOutcome::Continue => {}
         }
     }
 }
@@ -606,6 +607,26 @@ fn send_range_kbps(config: &MediaConfig) -> (u32, u32) {
     (MIN_SEND_KBPS, max)
 }
 
+/// Whether browsers' `.local` (mDNS) candidates can be resolved: that takes a multicast socket, which
+/// cannot join its group on a machine with no multicast route (an offline network, a bare network
+/// namespace), and then webrtc 0.21 fails the whole connection. Same-machine calls need none.
+fn mdns_mode(config: &MediaConfig) -> MulticastDnsMode {
+    static MULTICAST_WORKS: OnceLock<bool> = OnceLock::new();
+    if config.bind_addrs.iter().all(IpAddr::is_loopback) {
+        return MulticastDnsMode::Disabled;
+    }
+    let works = *MULTICAST_WORKS.get_or_init(|| {
+        let joined = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).and_then(|socket| {
+            socket.join_multicast_v4(&std::net::Ipv4Addr::new(224, 0, 0, 251), &std::net::Ipv4Addr::UNSPECIFIED)
+        });
+        if let Err(error) = &joined {
+            tracing::info!(%error, "no multicast here: browsers' .local candidates will not resolve");
+        }
+        joined.is_ok()
+    });
+    if works { MulticastDnsMode::QueryOnly } else { MulticastDnsMode::Disabled }
+}
+
 async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerConnection, LinkError> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs()?;
@@ -618,7 +639,14 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
     );
     let registry =
         configure_congestion_control(Registry::new(), estimator, CongestionFeedback::Twcc, &mut media_engine)?;
-    let registry = register_default_interceptors(registry, &mut media_engine)?
+    // The defaults but for the transport-wide feedback recorder, which congestion control added, and
+    // NACK: the video receiver does not reorder yet, so a retransmission arriving late is of no use to
+    // it (a gap already asked for a keyframe), while on a narrow path the receiver's repeated NACKs
+    // for packets queued behind the pacer multiplied into a standing queue (scripts/netem-call: 400
+    // kbit/s sent for a 160 kbit/s estimate, no picture for 20 s). Retransmission comes back with a
+    // receiver that waits for it.
+    configure_simulcast_extension_headers(&mut media_engine)?;
+    let registry = configure_rtcp_reports(registry)
         .with(rtc::interceptor::Slot::from(keyframe::SLOT), KeyframeRequests::default());
     let ice_servers = config
         .ice_servers
@@ -636,6 +664,7 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
         // Host candidates on loopback are skipped by default (RFC 8445); they are all a same-machine
         // call has.
         .with_include_loopback_candidate(loopback_only)
+        .with_multicast_dns_mode(mdns_mode(config))
         .build();
     let addrs: Vec<SocketAddr> = config.bind_addrs.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
     let pc = PeerConnectionBuilder::new()

@@ -200,6 +200,8 @@ pub(crate) struct VideoReceiver {
 pub(crate) enum ReceiveOutcome {
     /// Nothing to do.
     Continue,
+    /// A keyframe was decoded: the stream is whole again.
+    Keyframe,
     /// The stream is broken until a keyframe comes: ask the sender for one.
     NeedKeyframe,
 }
@@ -250,7 +252,7 @@ impl VideoReceiver {
             Ok(Some(picture)) => {
                 self.broken = false;
                 self.spent = self.slot.publish(picture, keyframe);
-                ReceiveOutcome::Continue
+                if keyframe { ReceiveOutcome::Keyframe } else { ReceiveOutcome::Continue }
             }
             Ok(None) => ReceiveOutcome::Continue,
             Err(error) => {
@@ -364,7 +366,16 @@ struct Encode {
     frame: I420Frame,
     /// Capture ticks, for sending only every n-th picture when the frame rate is stepped down.
     ticks: u32,
+    /// When the last keyframe was made, and its size in bytes.
+    last_keyframe: Option<(std::time::Instant, usize)>,
 }
+
+/// Keyframes asked for take at most this share of the video's budget: each is several times an
+/// ordinary frame, and on a narrow path answering every request at once fills it with keyframes.
+const KEYFRAME_SHARE: f64 = 0.3;
+/// ... but a receiver never waits longer than this for the keyframe it asked for, however low the
+/// estimate (a delay-based estimate can drop to its floor on a busy machine).
+const MAX_KEYFRAME_SPACING_S: f64 = 2.0;
 
 impl Encode {
     fn new(camera: CameraConfig, capture: &mut Capture) -> Result<Self, CodecError> {
@@ -377,7 +388,15 @@ impl Encode {
             rung,
             frame: I420Frame::black(width, height),
             ticks: 0,
+            last_keyframe: None,
         })
+    }
+
+    /// Whether a keyframe asked for may be made now, given the video's budget.
+    fn keyframe_allowed(&self, now: std::time::Instant, budget_kbps: Option<u32>) -> bool {
+        let (Some((at, bytes)), Some(budget)) = (self.last_keyframe, budget_kbps) else { return true };
+        let spacing = bytes as f64 * 8.0 / (f64::from(budget.max(1)) * 1000.0 * KEYFRAME_SHARE);
+        now.saturating_duration_since(at).as_secs_f64() >= spacing.min(MAX_KEYFRAME_SPACING_S)
     }
 
     /// Follows the rate adapter for the next picture; `None` when this tick sends nothing (frame rate
@@ -484,10 +503,17 @@ impl VideoSender {
             if !capture.fill(&mut encode.frame) {
                 return true;
             }
-            let keyframe = capture_keyframe.swap(false, Ordering::Relaxed);
+            let now = std::time::Instant::now();
+            let keyframe = capture_keyframe.load(Ordering::Relaxed) && encode.keyframe_allowed(now, budget);
+            if keyframe {
+                capture_keyframe.store(false, Ordering::Relaxed);
+            }
             match encode.encoder.encode(&encode.frame, duration.as_millis() as u32, keyframe) {
                 Ok(packets) => packets.into_iter().all(|packet| {
                     encode.adapter.encoded(packet.data.len());
+                    if packet.keyframe {
+                        encode.last_keyframe = Some((now, packet.data.len()));
+                    }
                     frames.blocking_send((packet, duration)).is_ok()
                 }),
                 Err(error) => {
