@@ -416,7 +416,13 @@ impl Encode {
                     self.encoder = encoder;
                     self.frame = I420Frame::black(width, height);
                 }
-                Err(error) => tracing::warn!(%error, "cannot resize the video"),
+                Err(error) => {
+                    // Keep the old size, and the pattern with it; the next picture tries again.
+                    tracing::warn!(%error, "cannot resize the video");
+                    let (width, height) = self.encoder.size();
+                    capture.size_for(width, height);
+                    return Some(period * self.rung.fps_divider);
+                }
             }
         } else if encoding.bitrate_kbps != self.encoder.bitrate_kbps()
             && let Err(error) = self.encoder.set_bitrate(encoding.bitrate_kbps)
