@@ -227,6 +227,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// Congestion control's current estimate.
+    fn send_estimate_kbps(&self) -> f64 {
+        f64::from_bits(self.send_estimate.load(Ordering::Relaxed)) / 1000.0
+    }
+
     /// Reports `state` unless it is the one reported last.
     fn report(&self, events: &LinkEvents, state: LinkState, after: Duration) {
         let mut reported = crate::lock(&self.reported);
@@ -277,7 +282,7 @@ impl LinkSender {
     /// What congestion control estimates the path to this device carries, audio and video together;
     /// `None` until connected.
     pub fn send_estimate_kbps(&self) -> Option<u32> {
-        self.is_ready().then(|| (f64::from_bits(self.0.send_estimate.load(Ordering::Relaxed)) / 1000.0) as u32)
+        self.is_ready().then(|| self.0.send_estimate_kbps() as u32)
     }
 
     /// The video's share of [`Self::send_estimate_kbps`]: what is left after the audio, less the video
@@ -552,9 +557,9 @@ const PACING_FACTOR: f64 = 2.5;
 impl CongestionControl {
     /// Starts at `start_bps` (what the call would like to send), within `min_bps..=max_bps`.
     fn new(start_bps: f64, min_bps: f64, max_bps: f64, estimate: Arc<AtomicU64>) -> Self {
-        let gcc = Gcc::new(start_bps, min_bps, max_bps);
-        estimate.store(gcc.target_bitrate().to_bits(), Ordering::Relaxed);
-        Self { gcc, estimate }
+        let control = Self { gcc: Gcc::new(start_bps, min_bps, max_bps), estimate };
+        control.publish();
+        control
     }
 
     fn publish(&self) {
@@ -601,18 +606,17 @@ fn audio_kbps(config: &MediaConfig) -> u32 {
 
 /// What congestion control starts from and may reach: what the call's audio and video want (the
 /// estimate then only ever has to come down), capped by the configured limit.
-fn send_range_kbps(config: &MediaConfig) -> (u32, u32) {
+fn max_send_kbps(config: &MediaConfig) -> u32 {
     let wanted = config.camera.bitrate_kbps + audio_kbps(config);
-    let max = config.max_send_kbps.map_or(wanted, |cap| cap.min(wanted)).max(MIN_SEND_KBPS);
-    (MIN_SEND_KBPS, max)
+    config.max_send_kbps.map_or(wanted, |cap| cap.min(wanted)).max(MIN_SEND_KBPS)
 }
 
 /// Whether browsers' `.local` (mDNS) candidates can be resolved: that takes a multicast socket, which
 /// cannot join its group on a machine with no multicast route (an offline network, a bare network
 /// namespace), and then webrtc 0.21 fails the whole connection. Same-machine calls need none.
-fn mdns_mode(config: &MediaConfig) -> MulticastDnsMode {
+fn mdns_mode(loopback_only: bool) -> MulticastDnsMode {
     static MULTICAST_WORKS: OnceLock<bool> = OnceLock::new();
-    if config.bind_addrs.iter().all(IpAddr::is_loopback) {
+    if loopback_only {
         return MulticastDnsMode::Disabled;
     }
     let works = *MULTICAST_WORKS.get_or_init(|| {
@@ -630,11 +634,11 @@ fn mdns_mode(config: &MediaConfig) -> MulticastDnsMode {
 async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerConnection, LinkError> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs()?;
-    let (min_kbps, max_kbps) = send_range_kbps(config);
+    let max_bps = f64::from(max_send_kbps(config)) * 1000.0;
     let estimator = CongestionControl::new(
-        f64::from(max_kbps) * 1000.0,
-        f64::from(min_kbps) * 1000.0,
-        f64::from(max_kbps) * 1000.0,
+        max_bps,
+        f64::from(MIN_SEND_KBPS) * 1000.0,
+        max_bps,
         handler.shared.send_estimate.clone(),
     );
     let registry =
@@ -664,7 +668,7 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
         // Host candidates on loopback are skipped by default (RFC 8445); they are all a same-machine
         // call has.
         .with_include_loopback_candidate(loopback_only)
-        .with_multicast_dns_mode(mdns_mode(config))
+        .with_multicast_dns_mode(mdns_mode(loopback_only))
         .build();
     let addrs: Vec<SocketAddr> = config.bind_addrs.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
     let pc = PeerConnectionBuilder::new()
@@ -719,8 +723,7 @@ async fn run(
             _ = stats_tick.tick() => {
                 if exchange.shared.connected.load(Ordering::Relaxed) {
                     let report = pc.get_stats(std::time::Instant::now(), StatsSelector::None).await;
-                    let estimate = f64::from_bits(exchange.shared.send_estimate.load(Ordering::Relaxed)) / 1000.0;
-                    events(LinkEvent::Stats(counter.sample(&report, estimate)));
+                    events(LinkEvent::Stats(counter.sample(&report, exchange.shared.send_estimate_kbps())));
                 }
                 continue;
             }
