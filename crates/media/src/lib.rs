@@ -12,6 +12,7 @@ pub mod devices;
 mod feed;
 mod keyframe;
 pub mod link;
+mod loss;
 pub mod video;
 
 /// Locks a mutex shared with another thread (a device's, a capture thread, the UI's), whose panic must
@@ -24,6 +25,6 @@ pub use audio::{AudioSender, AudioSlot, AudioSource, MicrophoneConfig, PlaybackS
 pub use devices::{DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DeviceNotice, DeviceNotify, DevicePick};
 pub use link::{
     IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats, MediaConfig, Role,
-    STATS_PERIOD,
+    STATS_PERIOD, SimulatedLoss,
 };
 pub use video::{CameraConfig, DecodedFrame, FreezeCounter, VideoSender, VideoSlot, VideoSource, Wake};

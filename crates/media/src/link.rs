@@ -12,7 +12,9 @@ use std::time::Duration;
 pub use dialtone_protocol::IceServer;
 use dialtone_protocol::SignalPayload;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport, Registry};
+use rtc::interceptor::{
+    BandwidthEstimator, EstimatorStats, Gcc, NackGeneratorBuilder, NackResponderBuilder, PacketReport, Registry, Slot,
+};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
     CongestionFeedback, configure_congestion_control, configure_rtcp_reports, configure_simulcast_extension_headers,
@@ -20,9 +22,11 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
@@ -37,6 +41,9 @@ use webrtc::rtp_transceiver::RtpSender;
 use crate::audio::stream::{AudioReceiver, AudioSlot, MicrophoneConfig};
 use crate::devices::DeviceChoice;
 use crate::keyframe::{self, KeyframeRequests};
+use crate::loss::LossInterceptor;
+pub use crate::loss::SimulatedLoss;
+use crate::video::reorder::{Released, ReorderBuffer};
 use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
@@ -74,6 +81,8 @@ pub struct MediaConfig {
     /// At most this much is sent to each device, whatever the network would carry (a data-saving
     /// limit); `None` lets congestion control alone decide.
     pub max_send_kbps: Option<u32>,
+    /// Drop this share of what is sent, on purpose: tests and demonstrations of a lossy network.
+    pub simulated_loss: Option<SimulatedLoss>,
 }
 
 impl Default for MediaConfig {
@@ -89,6 +98,7 @@ impl Default for MediaConfig {
             voice_processing: true,
             mirror: false,
             max_send_kbps: None,
+            simulated_loss: None,
         }
     }
 }
@@ -224,6 +234,8 @@ struct Shared {
     send_estimate: Arc<AtomicU64>,
     /// What the audio takes of it.
     audio_kbps: u32,
+    /// The round-trip time last measured, in milliseconds; 0 until measured.
+    rtt_ms: AtomicU32,
 }
 
 impl Shared {
@@ -332,6 +344,7 @@ impl Link {
             reported: std::sync::Mutex::new(None),
             send_estimate: Arc::new(AtomicU64::new(0)),
             audio_kbps: audio_kbps(&config),
+            rtt_ms: AtomicU32::new(0),
         });
         let task_shared = shared.clone();
         let task_shared_for_error = shared.clone();
@@ -436,7 +449,7 @@ impl PeerConnectionEventHandler for Handler {
             if let Ok(mut slot) = self.shared.keyframe_request.lock() {
                 *slot = Some(request);
             }
-            tokio::spawn(receive_video(track, self.shared.remote_video.clone(), closed, requests));
+            tokio::spawn(receive_video(track, self.shared.clone(), closed, requests));
         } else {
             tokio::spawn(receive_audio(track, self.shared.remote_audio.clone(), closed));
         }
@@ -471,14 +484,33 @@ async fn receive_audio(
     }
 }
 
-/// Reassembles, decodes and publishes one incoming video track; asks for keyframes when it must.
+/// How long the video receiver waits for a missing packet: a NACK goes out within one interval, a
+/// second one an interval later if the first retransmission was lost too, and each takes a round trip.
+fn retransmission_wait(rtt_ms: u32) -> std::time::Duration {
+    // Until the first measurement, a round trip as on a long path.
+    let rtt = Duration::from_millis(if rtt_ms == 0 { 100 } else { u64::from(rtt_ms) });
+    (NACK_INTERVAL * 2 + rtt.mul_f32(1.2) + Duration::from_millis(20))
+        .clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+/// What woke the video receiver.
+enum VideoWake {
+    Track(TrackRemoteEvent),
+    /// Asked from outside (see `Link::request_keyframe`).
+    KeyframeAsked,
+    GapWaitedOut,
+    Closed,
+}
+
+/// Puts one incoming video track's packets in order (waiting for retransmissions), reassembles, decodes
+/// and publishes its frames; asks for keyframes when it must.
 async fn receive_video(
     track: Arc<dyn TrackRemote>,
-    slot: Arc<VideoSlot>,
+    shared: Arc<Shared>,
     mut closed: tokio::sync::watch::Receiver<bool>,
     mut asked: mpsc::UnboundedReceiver<()>,
 ) {
-    let mut receiver = match VideoReceiver::new(slot) {
+    let mut receiver = match VideoReceiver::new(shared.remote_video.clone()) {
         Ok(receiver) => receiver,
         Err(error) => {
             tracing::warn!(%error, "no video decoder");
@@ -487,29 +519,44 @@ async fn receive_video(
     };
     let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
     let mut pacing = keyframe::RequestPacing::default();
+    let mut order = ReorderBuffer::new(retransmission_wait(0));
     loop {
+        let deadline = order.deadline().map(Instant::from_std);
         let event = tokio::select! {
-            event = track.poll() => event.map(Some),
-            Some(()) = asked.recv() => Some(None),
-            _ = closed.wait_for(|closed| *closed) => None,
+            event = track.poll() => event.map_or(VideoWake::Closed, VideoWake::Track),
+            Some(()) = asked.recv() => VideoWake::KeyframeAsked,
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => VideoWake::GapWaitedOut,
+            _ = closed.wait_for(|closed| *closed) => VideoWake::Closed,
         };
-        let packet = match event {
-            Some(Some(TrackRemoteEvent::OnRtpPacket(packet))) => packet,
-            // Asked from outside (see `Link::request_keyframe`).
-            Some(None) => {
+        match event {
+            VideoWake::Track(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                order.set_hold(retransmission_wait(shared.rtt_ms.load(Ordering::Relaxed)));
+                order.push(packet.header.sequence_number, packet, std::time::Instant::now());
+            }
+            // The packets behind the gap go on below.
+            VideoWake::GapWaitedOut => {}
+            VideoWake::KeyframeAsked => {
                 pacing.may_request(std::time::Instant::now());
                 send_keyframe_request(&track, media_ssrc).await;
                 continue;
             }
-            None | Some(Some(TrackRemoteEvent::OnEnded)) => break,
-            Some(Some(_)) => continue,
-        };
-        match receiver.packet(packet.header.sequence_number, packet.header.marker, &packet.payload) {
-            ReceiveOutcome::Keyframe => pacing.keyframe_arrived(),
-            ReceiveOutcome::NeedKeyframe if pacing.may_request(std::time::Instant::now()) => {
-                send_keyframe_request(&track, media_ssrc).await;
+            VideoWake::Closed | VideoWake::Track(TrackRemoteEvent::OnEnded) => {
+                tracing::debug!(late_or_repeated = order.late(), "video track ended");
+                break;
             }
-            ReceiveOutcome::NeedKeyframe | ReceiveOutcome::Continue => {}
+            VideoWake::Track(_) => continue,
+        }
+        let now = std::time::Instant::now();
+        while let Some(released) = order.pop(now) {
+            // After a gap given up, the next packet's number tells the receiver to break the frame there.
+            let Released::Packet(packet) = released else { continue };
+            match receiver.packet(packet.header.sequence_number, packet.header.marker, &packet.payload) {
+                ReceiveOutcome::Keyframe => pacing.keyframe_arrived(),
+                ReceiveOutcome::NeedKeyframe if pacing.may_request(now) => {
+                    send_keyframe_request(&track, media_ssrc).await;
+                }
+                ReceiveOutcome::NeedKeyframe | ReceiveOutcome::Continue => {}
+            }
         }
     }
 }
@@ -631,9 +678,45 @@ fn mdns_mode(loopback_only: bool) -> MulticastDnsMode {
     if works { MulticastDnsMode::QueryOnly } else { MulticastDnsMode::Disabled }
 }
 
+/// The codecs this app sends and receives, which every browser accepts: Opus with in-band FEC, and VP8
+/// with keyframe requests (PLI, FIR) and NACK. The library's defaults add codecs we cannot decode (a
+/// browser might pick one) and RTX: its generator of NACKs tracks only the main SSRC, so a packet
+/// repaired over RTX still counts as missing and is asked for again every interval until it leaves the
+/// log (on a narrow path these repeats built a standing queue). Without RTX a retransmission comes on
+/// the main SSRC and is counted as arrived.
+fn media_engine() -> Result<MediaEngine, LinkError> {
+    let mut engine = MediaEngine::default();
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() };
+    let (opus, vp8) = codecs();
+    engine.register_codec(RTCRtpCodecParameters { rtp_codec: opus, payload_type: 111 }, RtpCodecKind::Audio)?;
+    let vp8 = RTCRtpCodec {
+        rtcp_feedback: vec![feedback("ccm", "fir"), feedback("nack", ""), feedback("nack", "pli")],
+        ..vp8
+    };
+    engine.register_codec(RTCRtpCodecParameters { rtp_codec: vp8, payload_type: 96 }, RtpCodecKind::Video)?;
+    Ok(engine)
+}
+
+/// How often the receiver asks again for packets still missing, at most [`NACKS_PER_PACKET`] times.
+const NACK_INTERVAL: Duration = Duration::from_millis(50);
+/// Twice covers a lost retransmission without multiplying a narrow path's losses into a queue.
+const NACKS_PER_PACKET: u16 = 2;
+
+/// NACK both ways: the receiver asks for lost video packets, the sender keeps the last 1024 it sent
+/// (seconds of video) to send again.
+fn retransmission(registry: Registry) -> Registry {
+    registry.with(Slot::NackResponder, NackResponderBuilder::new().with_size(1024).build()).with(
+        Slot::NackGenerator,
+        NackGeneratorBuilder::new()
+            .with_size(1024)
+            .with_interval(NACK_INTERVAL)
+            .with_max_nacks_per_packet(NACKS_PER_PACKET)
+            .build(),
+    )
+}
+
 async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerConnection, LinkError> {
-    let mut media_engine = MediaEngine::default();
-    media_engine.register_default_codecs()?;
+    let mut media_engine = media_engine()?;
     let max_bps = f64::from(max_send_kbps(config)) * 1000.0;
     let estimator = CongestionControl::new(
         max_bps,
@@ -644,14 +727,13 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
     let registry =
         configure_congestion_control(Registry::new(), estimator, CongestionFeedback::Twcc, &mut media_engine)?;
     // The defaults but for the transport-wide feedback recorder, which congestion control added, and
-    // NACK: the video receiver does not reorder yet, so a retransmission arriving late is of no use to
-    // it (a gap already asked for a keyframe), while on a narrow path the receiver's repeated NACKs
-    // for packets queued behind the pacer multiplied into a standing queue (scripts/netem-call: 400
-    // kbit/s sent for a 160 kbit/s estimate, no picture for 20 s). Retransmission comes back with a
-    // receiver that waits for it.
+    // NACK, configured here (see `retransmission`).
     configure_simulcast_extension_headers(&mut media_engine)?;
-    let registry = configure_rtcp_reports(registry)
-        .with(rtc::interceptor::Slot::from(keyframe::SLOT), KeyframeRequests::default());
+    let mut registry =
+        retransmission(configure_rtcp_reports(registry)).with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
+    if let Some(loss) = config.simulated_loss {
+        registry = registry.with(Slot::from(crate::loss::SLOT), LossInterceptor::new(loss));
+    }
     let ice_servers = config
         .ice_servers
         .iter()
@@ -723,7 +805,11 @@ async fn run(
             _ = stats_tick.tick() => {
                 if exchange.shared.connected.load(Ordering::Relaxed) {
                     let report = pc.get_stats(std::time::Instant::now(), StatsSelector::None).await;
-                    events(LinkEvent::Stats(counter.sample(&report, exchange.shared.send_estimate_kbps())));
+                    let stats = counter.sample(&report, exchange.shared.send_estimate_kbps());
+                    if let Some(rtt) = stats.rtt_ms {
+                        exchange.shared.rtt_ms.store(rtt.ceil() as u32, Ordering::Relaxed);
+                    }
+                    events(LinkEvent::Stats(stats));
                 }
                 continue;
             }
@@ -860,6 +946,25 @@ impl Exchange {
     }
 }
 
+/// Opus and VP8 as sent (the negotiated form adds their feedback).
+fn codecs() -> (RTCRtpCodec, RTCRtpCodec) {
+    let opus = RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    };
+    let vp8 = RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    };
+    (opus, vp8)
+}
+
 /// This device's outgoing audio and video: the codecs are Opus and VP8, which every browser accepts.
 struct Tracks {
     audio: Arc<TrackLocalStaticSample>,
@@ -872,20 +977,7 @@ struct Tracks {
 
 impl Tracks {
     fn new() -> Result<Self, LinkError> {
-        let opus = RTCRtpCodec {
-            mime_type: MIME_TYPE_OPUS.to_owned(),
-            clock_rate: 48_000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-            rtcp_feedback: vec![],
-        };
-        let vp8 = RTCRtpCodec {
-            mime_type: MIME_TYPE_VP8.to_owned(),
-            clock_rate: 90_000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![],
-        };
+        let (opus, vp8) = codecs();
         let (video_ssrc, audio_ssrc) = (random_ssrc(), random_ssrc());
         Ok(Self {
             audio: Self::track(RtpCodecKind::Audio, opus, audio_ssrc)?,

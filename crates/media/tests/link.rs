@@ -276,3 +276,43 @@ async fn a_narrow_path_makes_the_video_smaller_and_keeps_it_within_the_estimate(
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(slot.frames_decoded() - before >= 8, "video keeps flowing at the lower rate");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_packets_are_sent_again_and_the_picture_keeps_moving() {
+    // One packet in twenty never arrives. Each 640x360 frame is several packets, so without
+    // retransmission about a frame in five would break and the picture would stop until a keyframe.
+    let camera: CameraConfig = "640x360@30".parse().unwrap();
+    let lossy = MediaConfig {
+        camera,
+        simulated_loss: Some(dialtone_media::SimulatedLoss { rate: 0.05, seed: 20261121 }),
+        ..MediaConfig::default()
+    };
+    let (sender_link, mut sender_events) = spawn_with(Role::Offerer, lossy);
+    let (receiver_link, mut receiver_events) = spawn_with(Role::Answerer, MediaConfig::default());
+    connect(&sender_link, &mut sender_events, &receiver_link, &mut receiver_events).await;
+    let (sender_link, receiver_link) = relay_rest(sender_link, sender_events, receiver_link, receiver_events);
+    let video = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();
+    video.set_targets(vec![sender_link.sender()]);
+    let slot = receiver_link.remote_video();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while slot.latest().is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "no frame in 5 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (decoded_before, freezes_before) = (slot.frames_decoded(), slot.freezes());
+    let first = slot.latest().unwrap().stamp.expect("stamped").frame;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let last = slot.latest().unwrap().stamp.expect("stamped").frame;
+    let decoded = slot.frames_decoded() - decoded_before;
+    let (freezes, dropped) = (slot.freezes(), slot.frames_dropped());
+    eprintln!(
+        "frames {first}..{last}: {decoded} decoded, {dropped} dropped, freezes {} ({} ms) before {freezes_before:?}",
+        freezes.count,
+        freezes.total.as_millis()
+    );
+    let sent = u64::from(last - first);
+    assert!(sent >= 120, "the sender kept up: {sent} frames in 5 s");
+    assert!(decoded * 100 >= sent * 95, "{decoded} of {sent} frames decoded");
+    assert_eq!(freezes.count, freezes_before.count, "no freeze: {freezes:?}");
+}

@@ -3,6 +3,7 @@
 pub mod frame;
 pub mod pattern;
 pub mod rate;
+pub(crate) mod reorder;
 pub mod stream;
 pub mod vp8;
 
