@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod audio;
+mod congestion;
 pub mod devices;
 mod feed;
 mod keyframe;

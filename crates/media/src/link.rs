@@ -12,9 +12,7 @@ use std::time::Duration;
 pub use dialtone_protocol::IceServer;
 use dialtone_protocol::SignalPayload;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{
-    BandwidthEstimator, EstimatorStats, Gcc, NackGeneratorBuilder, NackResponderBuilder, PacketReport, Registry, Slot,
-};
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
     CongestionFeedback, configure_congestion_control, configure_rtcp_reports, configure_simulcast_extension_headers,
@@ -39,6 +37,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::audio::stream::{AudioReceiver, AudioSlot, MicrophoneConfig};
+use crate::congestion::CongestionControl;
 use crate::devices::DeviceChoice;
 use crate::keyframe::{self, KeyframeRequests};
 use crate::loss::LossInterceptor;
@@ -517,7 +516,9 @@ async fn receive_video(
             return;
         }
     };
-    let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    // The sender's SSRC, which a keyframe request names; the packets carry it for sure (the track's
+    // list can still be empty when the track is announced).
+    let mut media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
     let mut pacing = keyframe::RequestPacing::default();
     let mut order = ReorderBuffer::new(retransmission_wait(0));
     loop {
@@ -530,6 +531,7 @@ async fn receive_video(
         };
         match event {
             VideoWake::Track(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                media_ssrc = packet.header.ssrc;
                 order.set_hold(retransmission_wait(shared.rtt_ms.load(Ordering::Relaxed)));
                 order.push(packet.header.sequence_number, packet, std::time::Instant::now());
             }
@@ -549,10 +551,17 @@ async fn receive_video(
         let now = std::time::Instant::now();
         while let Some(released) = order.pop(now) {
             // After a gap given up, the next packet's number tells the receiver to break the frame there.
-            let Released::Packet(packet) = released else { continue };
+            let packet = match released {
+                Released::Packet(packet) => packet,
+                Released::Lost(count) => {
+                    tracing::debug!(count, "video packets given up after waiting for a retransmission");
+                    continue;
+                }
+            };
             match receiver.packet(packet.header.sequence_number, packet.header.marker, &packet.payload) {
                 ReceiveOutcome::Keyframe => pacing.keyframe_arrived(),
                 ReceiveOutcome::NeedKeyframe if pacing.may_request(now) => {
+                    tracing::debug!(media_ssrc, "asking for a keyframe");
                     send_keyframe_request(&track, media_ssrc).await;
                 }
                 ReceiveOutcome::NeedKeyframe | ReceiveOutcome::Continue => {}
@@ -577,7 +586,10 @@ async fn watch_keyframe_requests(track: Arc<TrackLocalStaticSample>, shared: Arc
             _ = closed.wait_for(|closed| *closed) => None,
         };
         match event {
-            Some(TrackLocalEvent::OnRtcpPacket(_)) => shared.wants_keyframe.store(true, Ordering::Relaxed),
+            Some(TrackLocalEvent::OnRtcpPacket(_)) => {
+                tracing::debug!("the remote device asks for a keyframe");
+                shared.wants_keyframe.store(true, Ordering::Relaxed);
+            }
             Some(_) => {}
             None => break,
         }
@@ -588,55 +600,6 @@ async fn watch_keyframe_requests(track: Arc<TrackLocalStaticSample>, shared: Arc
 /// interval, so a fast interval does not give up on slow networks.
 fn check_attempts(interval: Duration) -> u16 {
     (Duration::from_millis(1_400).as_millis() / interval.as_millis().max(1)).clamp(7, 1_000) as u16
-}
-
-/// Google Congestion Control over transport-wide feedback, publishing its estimate for the encoder.
-struct CongestionControl {
-    gcc: Gcc,
-    estimate: Arc<AtomicU64>,
-}
-
-/// The pacer releases packets at this multiple of the estimate, as Chromium's does: the encoder keeps to
-/// the estimate on average, and a keyframe's burst leaves within a few frame times instead of queueing
-/// behind a pacer held to the average (which would delay the first frame of a call by ~100 ms at 720p).
-const PACING_FACTOR: f64 = 2.5;
-
-impl CongestionControl {
-    /// Starts at `start_bps` (what the call would like to send), within `min_bps..=max_bps`.
-    fn new(start_bps: f64, min_bps: f64, max_bps: f64, estimate: Arc<AtomicU64>) -> Self {
-        let control = Self { gcc: Gcc::new(start_bps, min_bps, max_bps), estimate };
-        control.publish();
-        control
-    }
-
-    fn publish(&self) {
-        self.estimate.store(self.gcc.target_bitrate().to_bits(), Ordering::Relaxed);
-    }
-}
-
-impl BandwidthEstimator for CongestionControl {
-    fn on_reports(&mut self, now: std::time::Instant, reports: &[PacketReport]) {
-        self.gcc.on_reports(now, reports);
-        self.publish();
-    }
-
-    /// What the pacer is set to (see [`PACING_FACTOR`]); the encoder reads the estimate itself.
-    fn target_bitrate(&self) -> f64 {
-        self.gcc.target_bitrate() * PACING_FACTOR
-    }
-
-    fn handle_timeout(&mut self, now: std::time::Instant) {
-        self.gcc.handle_timeout(now);
-        self.publish();
-    }
-
-    fn poll_timeout(&self) -> Option<std::time::Instant> {
-        self.gcc.poll_timeout()
-    }
-
-    fn stats(&self) -> EstimatorStats {
-        self.gcc.stats()
-    }
 }
 
 /// What a link's audio costs on the wire besides the Opus payload: IP, UDP, RTP and SRTP headers on 50
@@ -996,7 +959,11 @@ impl Tracks {
             codec,
             ..Default::default()
         };
-        let track = MediaStreamTrack::new(stream, format!("{kind}"), format!("{kind}"), kind, vec![encoding]);
+        // The id must differ from the remote side's tracks: the library hands RTCP about a track to a
+        // remote track of the same id first, so with both sides' video called "video", keyframe requests
+        // for ours went to theirs and were never answered.
+        let id = format!("{kind}-{ssrc:08x}");
+        let track = MediaStreamTrack::new(stream, id, format!("{kind}"), kind, vec![encoding]);
         Ok(Arc::new(TrackLocalStaticSample::new(std::time::Instant::now(), track)?))
     }
 

@@ -316,3 +316,35 @@ async fn lost_packets_are_sent_again_and_the_picture_keeps_moving() {
     assert!(decoded * 100 >= sent * 95, "{decoded} of {sent} frames decoded");
     assert_eq!(freezes.count, freezes_before.count, "no freeze: {freezes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyframe_requests_are_answered_when_both_sides_send_video_over_a_lossy_path() {
+    let lossy = MediaConfig {
+        simulated_loss: Some(dialtone_media::SimulatedLoss { rate: 0.05, seed: 7 }),
+        ..MediaConfig::default()
+    };
+    let (offerer, mut offers) = spawn_with(Role::Offerer, lossy);
+    let (answerer, mut answers) = spawn(Role::Answerer);
+    connect(&offerer, &mut offers, &answerer, &mut answers).await;
+    let (offerer, answerer) = relay_rest(offerer, offers, answerer, answers);
+    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 };
+    let offerer_camera = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();
+    offerer_camera.set_targets(vec![offerer.sender()]);
+    let answerer_camera = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();
+    answerer_camera.set_targets(vec![answerer.sender()]);
+    let (from_offerer, from_answerer) = (answerer.remote_video(), offerer.remote_video());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while from_offerer.frames_decoded() < 10 || from_answerer.frames_decoded() < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "video both ways");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Each side asks the other for keyframes; each request is answered.
+    let before = (from_offerer.keyframes_decoded(), from_answerer.keyframes_decoded());
+    for _ in 0..3 {
+        answerer.request_keyframe();
+        offerer.request_keyframe();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let after = (from_offerer.keyframes_decoded(), from_answerer.keyframes_decoded());
+    assert!(after.0 >= before.0 + 3 && after.1 >= before.1 + 3, "keyframes {before:?} -> {after:?}");
+}

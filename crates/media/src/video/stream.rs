@@ -187,6 +187,8 @@ pub(crate) struct VideoReceiver {
     depacketizer: Vp8Packet,
     decoder: Vp8Decoder,
     frame: Vec<u8>,
+    /// The frame being assembled began with its first packet.
+    frame_started: bool,
     expected_sequence: Option<u16>,
     /// A packet was lost: frames are skipped until the next keyframe.
     broken: bool,
@@ -212,6 +214,7 @@ impl VideoReceiver {
             depacketizer: Vp8Packet::default(),
             decoder: Vp8Decoder::new()?,
             frame: Vec::new(),
+            frame_started: false,
             expected_sequence: None,
             broken: true,
             slot,
@@ -226,6 +229,7 @@ impl VideoReceiver {
         if !in_order {
             // A gap: this frame cannot be completed, and later frames refer to it.
             self.frame.clear();
+            self.frame_started = false;
             self.broken = true;
         }
         let Ok(data) = self.depacketizer.depacketize(payload) else {
@@ -235,14 +239,18 @@ impl VideoReceiver {
         };
         if self.depacketizer.is_partition_head(payload) {
             self.frame.clear();
+            self.frame_started = true;
         }
         self.frame.extend_from_slice(&data);
         if !marker {
             return if in_order { ReceiveOutcome::Continue } else { ReceiveOutcome::NeedKeyframe };
         }
         let frame = std::mem::take(&mut self.frame);
+        // Only a frame assembled from its first packet has a frame tag at the front (the tail of a frame
+        // whose start was lost can look like a keyframe's).
+        let whole = std::mem::replace(&mut self.frame_started, false);
         // VP8's frame tag: bit 0 clear means a keyframe.
-        let keyframe = frame.first().is_some_and(|tag| tag & 1 == 0);
+        let keyframe = whole && frame.first().is_some_and(|tag| tag & 1 == 0);
         if self.broken && !keyframe {
             self.slot.dropped.fetch_add(1, Ordering::Relaxed);
             return ReceiveOutcome::NeedKeyframe;
@@ -538,6 +546,7 @@ impl VideoSender {
                     // A target that has not had a keyframe yet (new, or it asked) gets none of the frames
                     // that depend on one it lacks.
                     if frame.keyframe {
+                        tracing::debug!(bytes = data.len(), "sending a keyframe");
                         target.keyframe_sent();
                     } else if target.wants_keyframe() {
                         keyframe_wanted.store(true, Ordering::Relaxed);
