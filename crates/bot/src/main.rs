@@ -13,7 +13,7 @@ use dialtone_protocol::{CallId, CallKind, DeviceId, EndReason, MediaState, UserI
 use serde::Serialize;
 use std::sync::Arc;
 
-use dialtone_engine::{CameraConfig, DeviceChoice, MediaConfig, MicrophoneConfig};
+use dialtone_engine::{CameraConfig, DeviceChoice, MediaConfig, MicrophoneConfig, SimulatedLoss};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -84,6 +84,10 @@ struct Cli {
     /// Send back the pictures and sound received instead of the test pattern and tone (implies --media).
     #[arg(long)]
     echo: bool,
+    /// Drop this percentage of the media packets sent (0 to 100), to see a call on a lossy network
+    /// without root or netem.
+    #[arg(long, value_parser = parse_loss_percent)]
+    simulate_loss: Option<f64>,
 }
 
 /// What the bot does when a call rings.
@@ -97,6 +101,13 @@ enum Answer {
     Busy,
     /// Let it ring.
     Ignore,
+}
+
+/// A loss percentage, 0 to 100.
+fn parse_loss_percent(text: &str) -> Result<f64, String> {
+    let percent: f64 =
+        text.trim().trim_end_matches('%').parse().map_err(|_| format!("{text:?} is not a percentage like 5"))?;
+    if (0.0..=100.0).contains(&percent) { Ok(percent) } else { Err(format!("{text:?} is not between 0 and 100")) }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -207,6 +218,9 @@ async fn main() -> Result<()> {
             microphone: MicrophoneConfig { tone_hz: cli.tone, ..MicrophoneConfig::default() },
             mirror: cli.echo,
             devices: if cli.real_devices { DeviceChoice::default() } else { DeviceChoice::fake() },
+            simulated_loss: cli
+                .simulate_loss
+                .map(|percent| SimulatedLoss { rate: percent / 100.0, seed: std::process::id().into() }),
             ..MediaConfig::default()
         });
         let notify = frames_landed.clone();

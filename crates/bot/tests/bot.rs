@@ -107,6 +107,17 @@ fn bad_flags_get_a_clear_error() {
     assert!(stderr.contains("--call") && stderr.contains("letters, digits"), "{stderr}");
 }
 
+#[test]
+fn a_loss_outside_0_to_100_percent_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_dialtone-bot"))
+        .args(["--token", "x", "--media", "--simulate-loss", "150"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--simulate-loss") && stderr.contains("between 0 and 100"), "{stderr}");
+}
+
 /// Media tests run one at a time: four bots encoding and decoding video at once on two cores starve
 /// each other into freezes the assertions would blame on the code.
 static MEDIA: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -20,6 +20,6 @@ pub use api::{
     MediaLinkState, Waker,
 };
 pub use backoff::Backoff;
-pub use dialtone_media::{AudioSlot, CameraConfig, DecodedFrame, MicrophoneConfig, VideoSlot};
+pub use dialtone_media::{AudioSlot, CameraConfig, DecodedFrame, MicrophoneConfig, SimulatedLoss, VideoSlot};
 pub use links::{RemoteAudio, RemoteVideo, Streams};
 pub use runtime::{Engine, EngineHandle, EngineStopped};
