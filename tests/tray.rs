@@ -1,0 +1,207 @@
+//! The tray icon on a private session bus, seen as a desktop's tray host sees it: a StatusNotifierWatcher
+//! served by the test takes the icon's registration, then the test reads the icon's status and tooltip
+//! and clicks its menu over D-Bus.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dialtone::tray::{Tray, TrayAction, TrayState};
+use tokio::sync::mpsc;
+use zbus::zvariant::OwnedValue;
+
+/// A `dbus-daemon` of the test's own, stopped when dropped.
+struct PrivateBus {
+    daemon: Child,
+    address: String,
+}
+
+impl PrivateBus {
+    fn start() -> PrivateBus {
+        let mut daemon = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("dbus-daemon (package dbus) is installed");
+        let mut address = String::new();
+        BufReader::new(daemon.stdout.take().expect("piped")).read_line(&mut address).expect("its address");
+        PrivateBus { daemon, address: address.trim().to_owned() }
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+/// The tray host's side: takes registrations, as KDE's and GNOME's watchers do.
+struct Watcher {
+    registered: mpsc::UnboundedSender<String>,
+}
+
+#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
+impl Watcher {
+    fn register_status_notifier_item(&self, service: &str) {
+        let _ = self.registered.send(service.to_owned());
+    }
+
+    fn register_status_notifier_host(&self, _service: &str) {}
+
+    #[zbus(property)]
+    fn registered_status_notifier_items(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    #[zbus(property)]
+    fn is_status_notifier_host_registered(&self) -> bool {
+        true
+    }
+
+    #[zbus(property)]
+    fn protocol_version(&self) -> i32 {
+        0
+    }
+}
+
+async fn property(connection: &zbus::Connection, service: &str, name: &str) -> OwnedValue {
+    let properties = zbus::fdo::PropertiesProxy::builder(connection)
+        .destination(service.to_owned())
+        .unwrap()
+        .path("/StatusNotifierItem")
+        .unwrap()
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let interface = zbus::names::InterfaceName::from_static_str("org.kde.StatusNotifierItem").unwrap();
+    properties.get(interface, name).await.unwrap_or_else(|error| panic!("{name}: {error}"))
+}
+
+async fn status(connection: &zbus::Connection, service: &str) -> String {
+    String::try_from(property(connection, service, "Status").await).unwrap()
+}
+
+async fn tooltip(connection: &zbus::Connection, service: &str) -> String {
+    // (icon name, icon pixmaps, title, description)
+    let (_, _, _, description): (String, Vec<(i32, i32, Vec<u8>)>, String, String) =
+        property(connection, service, "ToolTip").await.try_into().unwrap();
+    description
+}
+
+/// The menu's items by label, with whether each is enabled.
+async fn menu(connection: &zbus::Connection, service: &str) -> HashMap<String, (i32, bool)> {
+    let reply = connection
+        .call_method(
+            Some(service),
+            "/MenuBar",
+            Some("com.canonical.dbusmenu"),
+            "GetGroupProperties",
+            &(Vec::<i32>::new(), vec!["label", "enabled"]),
+        )
+        .await
+        .unwrap();
+    let items: Vec<(i32, HashMap<String, OwnedValue>)> = reply.body().deserialize().unwrap();
+    items
+        .into_iter()
+        .filter_map(|(id, properties)| {
+            let label = String::try_from(properties.get("label")?.try_clone().ok()?).ok()?;
+            let enabled = properties.get("enabled").and_then(|v| bool::try_from(v).ok()).unwrap_or(true);
+            Some((label, (id, enabled)))
+        })
+        .collect()
+}
+
+async fn click(connection: &zbus::Connection, service: &str, id: i32) {
+    let data = zbus::zvariant::Value::from(0i32);
+    connection
+        .call_method(Some(service), "/MenuBar", Some("com.canonical.dbusmenu"), "Event", &(id, "clicked", data, 0u32))
+        .await
+        .unwrap();
+}
+
+/// Polls until `check` holds for what `read` returns (updates reach the bus asynchronously).
+async fn until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    what: &str,
+    mut read: impl FnMut() -> F,
+    check: impl Fn(&T) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = read().await;
+        if check(&value) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: still {value:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tray_icon_shows_the_state_and_its_menu_drives_the_app() {
+    let bus = PrivateBus::start();
+    // The icon connects to the session bus named here; this test binary is its only user.
+    // SAFETY: set before any other thread of this process reads the environment.
+    unsafe { std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &bus.address) };
+    let (registered, mut registrations) = mpsc::unbounded_channel();
+    let host = zbus::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .name("org.kde.StatusNotifierWatcher")
+        .unwrap()
+        .serve_at("/StatusNotifierWatcher", Watcher { registered })
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+
+    let actions = Arc::new(Mutex::new(Vec::new()));
+    let seen = actions.clone();
+    let mut tray = Tray::start(Arc::new(move |action| seen.lock().unwrap().push(action))).await.expect("tray");
+    let service = tokio::time::timeout(Duration::from_secs(5), registrations.recv())
+        .await
+        .expect("the icon registered with the watcher")
+        .unwrap();
+
+    assert_eq!(status(&host, &service).await, "Active");
+    assert_eq!(tooltip(&host, &service).await, "Ready for calls");
+    let items = menu(&host, &service).await;
+    assert_eq!(items.get("Mute").map(|item| item.1), Some(false), "no call, nothing to mute: {items:?}");
+    assert_eq!(items.get("Hang up").map(|item| item.1), Some(false), "{items:?}");
+
+    tray.show(TrayState::Ringing).await;
+    until("ringing", || status(&host, &service), |s| s == "NeedsAttention").await;
+    assert_eq!(tooltip(&host, &service).await, "Incoming call");
+
+    tray.show(TrayState::InCall { muted: false }).await;
+    until("in a call", || status(&host, &service), |s| s == "Active").await;
+    let items = menu(&host, &service).await;
+    assert_eq!(items.get("Hang up").map(|item| item.1), Some(true), "{items:?}");
+    click(&host, &service, items["Mute"].0).await;
+    click(&host, &service, items["Hang up"].0).await;
+    tray.show(TrayState::InCall { muted: true }).await;
+    until("the menu offers unmute", || menu(&host, &service), |items| items.contains_key("Unmute")).await;
+    assert_eq!(tooltip(&host, &service).await, "In a call (muted)");
+
+    tray.show(TrayState::Missed(2)).await;
+    until("missed calls", || tooltip(&host, &service), |t| t == "2 missed calls").await;
+    assert_eq!(status(&host, &service).await, "NeedsAttention");
+
+    // A click on the icon itself shows the window; Quit quits.
+    host.call_method(
+        Some(service.as_str()),
+        "/StatusNotifierItem",
+        Some("org.kde.StatusNotifierItem"),
+        "Activate",
+        &(0i32, 0i32),
+    )
+    .await
+    .unwrap();
+    click(&host, &service, menu(&host, &service).await["Quit"].0).await;
+    let expected = [TrayAction::ToggleMute, TrayAction::Hangup, TrayAction::Show, TrayAction::Quit];
+    until("the clicks arrived", || async { actions.lock().unwrap().clone() }, |a| a.len() >= 4).await;
+    assert_eq!(*actions.lock().unwrap(), expected);
+    tray.stop();
+}
