@@ -485,7 +485,7 @@ async fn receive_audio(
 
 /// How long the video receiver waits for a missing packet: a NACK goes out within one interval, a
 /// second one an interval later if the first retransmission was lost too, and each takes a round trip.
-fn retransmission_wait(rtt_ms: u32) -> std::time::Duration {
+fn retransmission_wait(rtt_ms: u32) -> Duration {
     // Until the first measurement, a round trip as on a long path.
     let rtt = Duration::from_millis(if rtt_ms == 0 { 100 } else { u64::from(rtt_ms) });
     (NACK_INTERVAL * 2 + rtt.mul_f32(1.2) + Duration::from_millis(20))

@@ -222,19 +222,23 @@ impl VideoReceiver {
         })
     }
 
+    /// Drops the frame being assembled (a packet of it is missing) and waits for a keyframe.
+    fn break_frame(&mut self) {
+        self.frame.clear();
+        self.frame_started = false;
+        self.broken = true;
+    }
+
     /// Takes one RTP packet (sequence number, marker bit, payload).
     pub(crate) fn packet(&mut self, sequence: u16, marker: bool, payload: &Bytes) -> ReceiveOutcome {
         let in_order = self.expected_sequence.is_none_or(|expected| expected == sequence);
         self.expected_sequence = Some(sequence.wrapping_add(1));
         if !in_order {
             // A gap: this frame cannot be completed, and later frames refer to it.
-            self.frame.clear();
-            self.frame_started = false;
-            self.broken = true;
+            self.break_frame();
         }
         let Ok(data) = self.depacketizer.depacketize(payload) else {
-            self.frame.clear();
-            self.broken = true;
+            self.break_frame();
             return ReceiveOutcome::NeedKeyframe;
         };
         if self.depacketizer.is_partition_head(payload) {
