@@ -140,12 +140,18 @@ async fn until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_tray_icon_shows_the_state_and_its_menu_drives_the_app() {
+#[test]
+fn the_tray_icon_shows_the_state_and_its_menu_drives_the_app() {
     let bus = PrivateBus::start();
     // The icon connects to the session bus named here; this test binary is its only user.
-    // SAFETY: set before any other thread of this process reads the environment.
+    // SAFETY: the only test of this binary, and no runtime has started yet: no other thread exists to
+    // read the environment meanwhile.
     unsafe { std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &bus.address) };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(drive_the_tray(&bus));
+}
+
+async fn drive_the_tray(bus: &PrivateBus) {
     let (registered, mut registrations) = mpsc::unbounded_channel();
     let host = zbus::connection::Builder::address(bus.address.as_str())
         .unwrap()
