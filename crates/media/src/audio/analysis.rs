@@ -1,4 +1,8 @@
 //! What frequency dominates a stretch of audio: Goertzel filters over a range, for checking tones.
+//!
+//! Coarse to fine: 50 Hz steps over the latest 20 ms find the region, then 10 Hz steps around the best
+//! of them over the whole stretch. A bot in a group call checks every peer's tone, so the cost matters:
+//! this is about 15 times cheaper than 10 Hz steps over the whole range.
 
 use super::SAMPLE_RATE;
 
@@ -11,15 +15,24 @@ pub fn dominant_frequency(samples: &[i16]) -> Option<f32> {
     if energy < 100.0 {
         return None; // quieter than about -50 dBFS
     }
-    let mut best = (0.0f64, 0.0f32);
-    for step in 5..=400 {
-        let frequency = step as f32 * 10.0;
+    let latest = &samples[samples.len().saturating_sub(COARSE_SAMPLES)..];
+    let coarse = strongest(latest, (1..=80).map(|step| step as f32 * 50.0));
+    let fine = (-5..=5).map(|step| coarse + step as f32 * 10.0).filter(|f| (50.0..=4000.0).contains(f));
+    Some(strongest(samples, fine))
+}
+
+/// 20 ms: bins 50 Hz apart.
+const COARSE_SAMPLES: usize = SAMPLE_RATE as usize / 50;
+
+fn strongest(samples: &[i16], frequencies: impl Iterator<Item = f32>) -> f32 {
+    let mut best = (-1.0f64, 0.0f32);
+    for frequency in frequencies {
         let power = goertzel(samples, frequency);
         if power > best.0 {
             best = (power, frequency);
         }
     }
-    Some(best.1)
+    best.1
 }
 
 fn goertzel(samples: &[i16], frequency: f32) -> f64 {
@@ -41,7 +54,7 @@ mod tests {
 
     #[test]
     fn finds_the_tone_and_hears_silence_as_nothing() {
-        for frequency in [300.0, 440.0, 1000.0] {
+        for frequency in [60.0, 300.0, 440.0, 1000.0, 1230.0, 3990.0] {
             let mut tone = ToneSource::new(frequency);
             let samples: Vec<i16> = (0..5).flat_map(|_| tone.next_frame()).collect();
             assert_eq!(dominant_frequency(&samples), Some(frequency));
