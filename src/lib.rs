@@ -5,6 +5,7 @@
 pub mod avatar;
 pub mod history;
 pub mod model;
+pub mod notification;
 pub mod session;
 pub mod settings;
 pub mod sound;

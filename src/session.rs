@@ -244,6 +244,11 @@ impl Session {
         self.engine.as_ref().is_some_and(|engine| engine.send(command).is_ok())
     }
 
+    /// The session's runtime, for the app's own background work (desktop notifications).
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        self.runtime.handle()
+    }
+
     /// Runs a future to completion on the session's runtime (from the UI thread, for short work).
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)

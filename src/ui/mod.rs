@@ -26,6 +26,7 @@ use egui::{Color32, Key, TextureHandle};
 
 use crate::history::History;
 use crate::model::{Model, Stage};
+use crate::notification::{CallNotification, NotificationChoice};
 use crate::session::{Session, SessionConfig, SessionError};
 use crate::settings::Settings;
 use crate::store;
@@ -199,8 +200,8 @@ pub struct App {
     window_hidden: bool,
     /// Missed calls after this time show on the tray icon (the user has not looked since).
     missed_seen_unix_ms: u64,
-    /// The call a desktop notification was shown for.
-    notified_call: Option<CallId>,
+    /// The desktop notification up for a call ringing here, with that call.
+    notification: Option<(CallId, CallNotification)>,
     /// The screenshot tour, when running one.
     tour: Option<tour::Tour>,
     /// The devices of this run where the settings choose none (the system's, or the fake twins).
@@ -273,7 +274,7 @@ impl App {
             tray_actions: std::sync::mpsc::channel(),
             window_hidden: false,
             missed_seen_unix_ms: Self::now_unix_ms(),
-            notified_call: None,
+            notification: None,
             tour: None,
             default_devices,
             output_menu: false,
@@ -667,38 +668,30 @@ impl App {
         }
     }
 
-    /// A desktop notification with Accept and Decline for a call ringing while the window is away.
-    fn notify_desktop(&mut self, incoming: &crate::model::Incoming) {
-        if self.notified_call.as_ref() == Some(&incoming.info.call) {
+    /// A desktop notification with Accept and Decline for a call ringing while the window is away; one
+    /// per call, taken down once that call no longer rings here.
+    fn notify_desktop(&mut self, incoming: Option<&crate::model::Incoming>) {
+        let still_ringing = |call: &CallId| self.model.incoming.iter().any(|i| &i.info.call == call);
+        if self.notification.as_ref().is_some_and(|(call, _)| !still_ringing(call)) {
+            self.notification = None;
+        }
+        let Some(incoming) = incoming else { return };
+        if self.notification.as_ref().is_some_and(|(call, _)| call == &incoming.info.call) {
             return;
         }
-        self.notified_call = Some(incoming.info.call.clone());
-        let name = self.model.name_of(&incoming.from);
-        let kind = if incoming.info.kind == CallKind::Video { "video" } else { "audio" };
         let call = incoming.info.call.clone();
         let request = self.request_sink();
-        std::thread::Builder::new()
-            .name("dialtone-notification".into())
-            .spawn(move || {
-                let shown = notify_rust::Notification::new()
-                    .appname("Dialtone")
-                    .summary(&format!("{name} is calling"))
-                    .body(&format!("Incoming {kind} call"))
-                    .icon("org.dialtone.Dialtone")
-                    .action("accept", "Accept")
-                    .action("decline", "Decline")
-                    .timeout(notify_rust::Timeout::Milliseconds(30_000))
-                    .show();
-                match shown {
-                    Ok(handle) => handle.wait_for_action(|action| match action {
-                        "accept" | "default" => request(TrayRequest::Accept(call.clone())),
-                        "decline" => request(TrayRequest::Decline(call.clone())),
-                        _ => {}
-                    }),
-                    Err(error) => tracing::info!(%error, "no desktop notifications"),
-                }
-            })
-            .ok();
+        let answer_for = call.clone();
+        let shown = CallNotification::show(
+            self.session.runtime(),
+            &self.model.name_of(&incoming.from),
+            incoming.info.kind,
+            move |choice| match choice {
+                NotificationChoice::Accept => request(TrayRequest::Accept(answer_for)),
+                NotificationChoice::Decline => request(TrayRequest::Decline(answer_for)),
+            },
+        );
+        self.notification = Some((call, shown));
     }
 
     /// Draws one frame.
@@ -749,10 +742,11 @@ impl App {
             }
         });
         self.notices(&ctx);
-        if let Some(incoming) = incoming_here.as_ref().filter(|_| self.out_of_sight(&ctx)) {
+        let away = incoming_here.as_ref().filter(|_| self.out_of_sight(&ctx));
+        if let Some(incoming) = away {
             ringing::popup(self, &ctx, incoming, &mut actions);
-            self.notify_desktop(incoming);
         }
+        self.notify_desktop(away);
         if self.help_open {
             help::show(&ctx, &mut actions);
         }

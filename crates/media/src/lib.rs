@@ -14,6 +14,7 @@ mod feed;
 mod keyframe;
 pub mod link;
 mod loss;
+mod pacer;
 pub mod video;
 
 /// Locks a mutex shared with another thread (a device's, a capture thread, the UI's), whose panic must

@@ -12,16 +12,20 @@ use std::time::Duration;
 pub use dialtone_protocol::IceServer;
 use dialtone_protocol::SignalPayload;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
+use rtc::interceptor::{
+    CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder,
+    TwccSenderBuilder,
+};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    CongestionFeedback, configure_congestion_control, configure_rtcp_reports, configure_simulcast_extension_headers,
+    configure_rtcp_reports, configure_simulcast_extension_headers,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind, TYPE_RTCP_FB_TRANSPORT_CC,
 };
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -42,6 +46,7 @@ use crate::devices::DeviceChoice;
 use crate::keyframe::{self, KeyframeRequests};
 use crate::loss::LossInterceptor;
 pub use crate::loss::SimulatedLoss;
+use crate::pacer::AudioFirstPacer;
 use crate::video::reorder::{Released, ReorderBuffer};
 use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
 use webrtc::peer_connection::{
@@ -678,6 +683,27 @@ fn retransmission(registry: Registry) -> Registry {
     )
 }
 
+/// Send-side congestion control over transport-wide feedback (TWCC), set up as the library's
+/// `configure_congestion_control` does but with [`AudioFirstPacer`] in the pacer's slot (replacing the
+/// library's pacer afterwards would log a warning on every link).
+fn congestion_control(
+    registry: Registry,
+    estimator: CongestionControl,
+    media_engine: &mut MediaEngine,
+) -> Result<Registry, LinkError> {
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        let feedback = RTCPFeedback { typ: TYPE_RTCP_FB_TRANSPORT_CC.to_owned(), parameter: String::new() };
+        media_engine.register_feedback(feedback, kind);
+        let extension = RTCRtpHeaderExtensionCapability { uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned() };
+        media_engine.register_header_extension(extension, kind, None)?;
+    }
+    Ok(registry
+        .with(Slot::CongestionControl, CongestionControlBuilder::new(estimator).build())
+        .with(Slot::Pacer, AudioFirstPacer::new())
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+        .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
+}
+
 async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerConnection, LinkError> {
     let mut media_engine = media_engine()?;
     let max_bps = f64::from(max_send_kbps(config)) * 1000.0;
@@ -687,8 +713,7 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
         max_bps,
         handler.shared.send_estimate.clone(),
     );
-    let registry =
-        configure_congestion_control(Registry::new(), estimator, CongestionFeedback::Twcc, &mut media_engine)?;
+    let registry = congestion_control(Registry::new(), estimator, &mut media_engine)?;
     // The defaults but for the transport-wide feedback recorder, which congestion control added, and
     // NACK, configured here (see `retransmission`).
     configure_simulcast_extension_headers(&mut media_engine)?;

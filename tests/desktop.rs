@@ -1,6 +1,8 @@
-//! The tray icon on a private session bus, seen as a desktop's tray host sees it: a StatusNotifierWatcher
-//! served by the test takes the icon's registration, then the test reads the icon's status and tooltip
-//! and clicks its menu over D-Bus.
+//! Desktop integration on a private session bus, seen as the desktop sees it:
+//! - the tray icon: a StatusNotifierWatcher served by the test takes the icon's registration, then the
+//!   test reads the icon's status and tooltip and clicks its menu over D-Bus;
+//! - incoming-call notifications: the test serves org.freedesktop.Notifications, reads what is shown,
+//!   presses its buttons (ActionInvoked) and sees notifications closed when the ringing stops.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -8,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dialtone::notification::{CallNotification, NotificationChoice};
 use dialtone::tray::{Tray, TrayAction, TrayState};
+use dialtone_protocol::CallKind;
 use tokio::sync::mpsc;
 use zbus::zvariant::OwnedValue;
 
@@ -140,15 +144,17 @@ async fn until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
     }
 }
 
+/// One test for both, because the session bus is named by process-wide environment.
 #[test]
-fn the_tray_icon_shows_the_state_and_its_menu_drives_the_app() {
+fn the_tray_and_call_notifications_work_with_the_desktop() {
     let bus = PrivateBus::start();
-    // The icon connects to the session bus named here; this test binary is its only user.
+    // The icon and the notifications connect to the session bus named here.
     // SAFETY: the only test of this binary, and no runtime has started yet: no other thread exists to
     // read the environment meanwhile.
     unsafe { std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &bus.address) };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(drive_the_tray(&bus));
+    runtime.block_on(answer_from_notifications(&bus, runtime.handle()));
 }
 
 async fn drive_the_tray(bus: &PrivateBus) {
@@ -210,4 +216,118 @@ async fn drive_the_tray(bus: &PrivateBus) {
     until("the clicks arrived", || async { actions.lock().unwrap().clone() }, |a| a.len() >= 4).await;
     assert_eq!(*actions.lock().unwrap(), expected);
     tray.stop();
+}
+
+/// What a notification service was asked to show.
+#[derive(Debug)]
+struct Shown {
+    id: u32,
+    summary: String,
+    body: String,
+    actions: Vec<String>,
+}
+
+/// The desktop's notification service: records what it is asked, hands out ids.
+struct Notifications {
+    shown: mpsc::UnboundedSender<Shown>,
+    closed: mpsc::UnboundedSender<u32>,
+    last_id: std::sync::atomic::AtomicU32,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl Notifications {
+    #[allow(clippy::too_many_arguments)] // the D-Bus method's signature
+    fn notify(
+        &self,
+        _app_name: &str,
+        _replaces_id: u32,
+        _app_icon: &str,
+        summary: &str,
+        body: &str,
+        actions: Vec<String>,
+        _hints: HashMap<String, OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let id = self.last_id.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let _ = self.shown.send(Shown { id, summary: summary.to_owned(), body: body.to_owned(), actions });
+        id
+    }
+
+    fn close_notification(&self, id: u32) {
+        let _ = self.closed.send(id);
+    }
+
+    fn get_capabilities(&self) -> Vec<String> {
+        vec!["actions".into(), "body".into()]
+    }
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        ("test".into(), "dialtone".into(), "1".into(), "1.2".into())
+    }
+
+    #[zbus(signal)]
+    async fn action_invoked(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        id: u32,
+        action_key: &str,
+    ) -> zbus::Result<()>;
+}
+
+async fn answer_from_notifications(bus: &PrivateBus, runtime: &tokio::runtime::Handle) {
+    let (shown, mut shown_rx) = mpsc::unbounded_channel();
+    let (closed, mut closed_rx) = mpsc::unbounded_channel();
+    let service = Notifications { shown, closed, last_id: 0.into() };
+    let desktop = zbus::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .name("org.freedesktop.Notifications")
+        .unwrap()
+        .serve_at("/org/freedesktop/Notifications", service)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let emitter = zbus::object_server::SignalEmitter::new(&desktop, "/org/freedesktop/Notifications").unwrap();
+    let next_shown = async |shown_rx: &mut mpsc::UnboundedReceiver<Shown>| {
+        tokio::time::timeout(Duration::from_secs(5), shown_rx.recv()).await.expect("a notification").unwrap()
+    };
+    // Presses `action` until the app hears it: the app subscribes to the signal just after the
+    // notification is up, so a press in between would be lost (a person cannot press that fast). Each
+    // time, the other button of some other notification is pressed first, which must not count.
+    let press = async |id: u32, action: &str, chosen_rx: &mut mpsc::UnboundedReceiver<NotificationChoice>| {
+        let other = if action == "accept" { "decline" } else { "accept" };
+        for _ in 0..50 {
+            Notifications::action_invoked(&emitter, id + 100, other).await.unwrap();
+            Notifications::action_invoked(&emitter, id, action).await.unwrap();
+            if let Ok(Some(choice)) = tokio::time::timeout(Duration::from_millis(100), chosen_rx.recv()).await {
+                return choice;
+            }
+        }
+        panic!("{action} on notification {id} never reached the app");
+    };
+
+    // Accept.
+    let (chosen, mut chosen_rx) = mpsc::unbounded_channel();
+    let accept = CallNotification::show(runtime, "Bob", CallKind::Video, move |c| chosen.send(c).unwrap());
+    let first = next_shown(&mut shown_rx).await;
+    assert_eq!(first.summary, "Bob is calling");
+    assert_eq!(first.body, "Incoming video call");
+    assert_eq!(first.actions, ["accept", "Accept", "decline", "Decline"]);
+    assert_eq!(press(first.id, "accept", &mut chosen_rx).await, NotificationChoice::Accept);
+    drop(accept);
+
+    // Decline.
+    let (chosen, mut chosen_rx) = mpsc::unbounded_channel();
+    let _decline = CallNotification::show(runtime, "Ann", CallKind::Audio, move |c| chosen.send(c).unwrap());
+    let second = next_shown(&mut shown_rx).await;
+    assert_eq!(second.body, "Incoming audio call");
+    assert_eq!(press(second.id, "decline", &mut chosen_rx).await, NotificationChoice::Decline);
+
+    // The call stops ringing here (answered elsewhere, cancelled): the notification is taken down.
+    let (chosen, mut chosen_rx) = mpsc::unbounded_channel();
+    let stale = CallNotification::show(runtime, "Cy", CallKind::Audio, move |c| chosen.send(c).unwrap());
+    let third = next_shown(&mut shown_rx).await;
+    drop(stale);
+    let closed = tokio::time::timeout(Duration::from_secs(5), closed_rx.recv()).await.expect("closed").unwrap();
+    assert_eq!(closed, third.id);
+    assert!(chosen_rx.try_recv().is_err(), "nothing was chosen");
 }
