@@ -9,10 +9,10 @@ use dialtone_protocol::CallKind;
 use notify_rust::{Notification, NotificationResponse, Timeout};
 use tokio::sync::oneshot;
 
-/// The action identifiers sent to the notification service; "default" is a click on the body.
+/// The action identifiers sent to the notification service (a click on the body comes as "default",
+/// which notify-rust reports as `NotificationResponse::Default`).
 const ACCEPT: &str = "accept";
 const DECLINE: &str = "decline";
-const DEFAULT: &str = "default";
 
 /// What the person chose in a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,6 @@ impl CallNotification {
                     NotificationResponse::Action(action) if action == ACCEPT => Some(NotificationChoice::Accept),
                     NotificationResponse::Action(action) if action == DECLINE => Some(NotificationChoice::Decline),
                     NotificationResponse::Default => Some(NotificationChoice::Accept),
-                    NotificationResponse::Action(action) if action == DEFAULT => Some(NotificationChoice::Accept),
                     _ => None,
                 };
                 if let Some(choice) = choice {
