@@ -31,11 +31,9 @@ impl Default for MicrophoneConfig {
     }
 }
 
-/// How much recent audio a slot keeps, for analysis and level meters.
-const KEPT_SAMPLES: usize = SAMPLE_RATE as usize / 2;
-
-/// How much of the recent audio the tone analysis reads: 100 ms.
-const ANALYSED_SAMPLES: usize = SAMPLE_RATE as usize / 10;
+/// How much recent audio a slot keeps for the tone analysis: 100 ms, what its 10 Hz steps need (a
+/// longer stretch would cost more and resolve nothing finer).
+const KEPT_SAMPLES: usize = SAMPLE_RATE as usize / 10;
 
 /// The most decoded audio a slot queues for a consumer (a speaker or a mirror) before dropping the
 /// oldest: 120 ms, so a sender whose clock runs fast never builds up more delay than that.
@@ -112,16 +110,9 @@ impl AudioSlot {
         self.push(frame, Decoded::Arrived);
     }
 
-    /// The last half second.
-    pub fn recent(&self) -> Vec<i16> {
-        self.read(|h| h.recent.iter().copied().collect())
-    }
-
-    /// The strongest frequency of the last 100 ms (for checking the tone source). 100 ms is what the
-    /// analysis' 10 Hz steps need; a longer stretch would cost more and resolve nothing finer.
+    /// The strongest frequency of the last 100 ms (for checking the tone source).
     pub fn dominant_frequency(&self) -> Option<f32> {
-        let analysed = self.read(|h| h.recent.iter().rev().take(ANALYSED_SAMPLES).rev().copied().collect::<Vec<_>>());
-        dominant_frequency(&analysed)
+        dominant_frequency(&self.read(|h| h.recent.iter().copied().collect::<Vec<_>>()))
     }
 
     fn push(&self, frame: &[i16; FRAME_SAMPLES], how: Decoded) {
