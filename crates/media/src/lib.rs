@@ -14,6 +14,7 @@ mod feed;
 mod keyframe;
 pub mod link;
 mod loss;
+mod nack;
 mod pacer;
 pub mod video;
 

@@ -13,8 +13,7 @@ pub use dialtone_protocol::IceServer;
 use dialtone_protocol::SignalPayload;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder,
-    TwccSenderBuilder,
+    CongestionControlBuilder, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder, TwccSenderBuilder,
 };
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
@@ -46,6 +45,7 @@ use crate::devices::DeviceChoice;
 use crate::keyframe::{self, KeyframeRequests};
 use crate::loss::LossInterceptor;
 pub use crate::loss::SimulatedLoss;
+use crate::nack::NackRequester;
 use crate::pacer::AudioFirstPacer;
 use crate::video::reorder::{Released, ReorderBuffer};
 use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
@@ -238,8 +238,8 @@ struct Shared {
     send_estimate: Arc<AtomicU64>,
     /// What the audio takes of it.
     audio_kbps: u32,
-    /// The round-trip time last measured, in milliseconds; 0 until measured.
-    rtt_ms: AtomicU32,
+    /// The round-trip time last measured, in milliseconds; 0 until measured. NACKs follow it too.
+    rtt_ms: Arc<AtomicU32>,
 }
 
 impl Shared {
@@ -348,7 +348,7 @@ impl Link {
             reported: std::sync::Mutex::new(None),
             send_estimate: Arc::new(AtomicU64::new(0)),
             audio_kbps: audio_kbps(&config),
-            rtt_ms: AtomicU32::new(0),
+            rtt_ms: Arc::new(AtomicU32::new(0)),
         });
         let task_shared = shared.clone();
         let task_shared_for_error = shared.clone();
@@ -488,12 +488,13 @@ async fn receive_audio(
     }
 }
 
-/// How long the video receiver waits for a missing packet: a NACK goes out within one interval, a
-/// second one an interval later if the first retransmission was lost too, and each takes a round trip.
+/// How long the video receiver waits for a missing packet: a NACK goes out as soon as the gap shows,
+/// another each round trip while the retransmissions are lost too, and the last takes a round trip.
 fn retransmission_wait(rtt_ms: u32) -> Duration {
     // Until the first measurement, a round trip as on a long path.
     let rtt = Duration::from_millis(if rtt_ms == 0 { 100 } else { u64::from(rtt_ms) });
-    (NACK_INTERVAL * 2 + rtt.mul_f32(1.2) + Duration::from_millis(20))
+    let repeats = u32::from(crate::nack::REQUESTS_PER_PACKET - 1);
+    (crate::nack::repeat_after(rtt_ms, None) * repeats + rtt.mul_f32(1.2) + Duration::from_millis(20))
         .clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
@@ -665,22 +666,13 @@ fn media_engine() -> Result<MediaEngine, LinkError> {
     Ok(engine)
 }
 
-/// How often the receiver asks again for packets still missing, at most [`NACKS_PER_PACKET`] times.
-const NACK_INTERVAL: Duration = Duration::from_millis(50);
-/// Twice covers a lost retransmission without multiplying a narrow path's losses into a queue.
-const NACKS_PER_PACKET: u16 = 2;
-
-/// NACK both ways: the receiver asks for lost video packets, the sender keeps the last 1024 it sent
-/// (seconds of video) to send again.
-fn retransmission(registry: Registry) -> Registry {
-    registry.with(Slot::NackResponder, NackResponderBuilder::new().with_size(1024).build()).with(
-        Slot::NackGenerator,
-        NackGeneratorBuilder::new()
-            .with_size(1024)
-            .with_interval(NACK_INTERVAL)
-            .with_max_nacks_per_packet(NACKS_PER_PACKET)
-            .build(),
-    )
+/// NACK both ways: the receiver asks for lost video packets as soon as it misses them ([`NackRequester`],
+/// which reads the link's round trip), the sender keeps the last 1024 it sent (seconds of video) to
+/// send again.
+fn retransmission(registry: Registry, rtt_ms: Arc<AtomicU32>) -> Registry {
+    registry
+        .with(Slot::NackResponder, NackResponderBuilder::new().with_size(1024).build())
+        .with(Slot::NackGenerator, NackRequester::new(rtt_ms))
 }
 
 /// Send-side congestion control over transport-wide feedback (TWCC), set up as the library's
@@ -717,8 +709,8 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
     // The defaults but for the transport-wide feedback recorder, which congestion control added, and
     // NACK, configured here (see `retransmission`).
     configure_simulcast_extension_headers(&mut media_engine)?;
-    let mut registry =
-        retransmission(configure_rtcp_reports(registry)).with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
+    let mut registry = retransmission(configure_rtcp_reports(registry), handler.shared.rtt_ms.clone())
+        .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
     if let Some(loss) = config.simulated_loss {
         registry = registry.with(Slot::from(crate::loss::SLOT), LossInterceptor::new(loss));
     }
