@@ -430,3 +430,114 @@ fn with_the_window_in_the_tray_a_popup_answers_the_call() {
     let ended = bob.wait(|e| matches!(e, Event::CallEnded { .. }));
     assert!(matches!(ended, Event::CallEnded { reason: EndReason::Declined, .. }), "{ended:?}");
 }
+
+impl TestApp {
+    /// Compares the window with `tests/snapshots/{name}.png`, drawn at a fixed animation time so the
+    /// ringing pulse is the same in every run.
+    fn picture(&mut self, name: &str) {
+        self.harness.input_mut().time = Some(10.0);
+        self.harness.step();
+        self.harness.snapshot(name);
+    }
+
+    /// Steps until the call clock shows `clock`, so the picture taken next shows it too.
+    fn until_clock(&mut self, clock: &str) {
+        self.until_label_contains(clock);
+    }
+}
+
+/// What the main views look like, compared with the images in `tests/snapshots` (drawn by wgpu on
+/// the software Vulkan driver; `UPDATE_SNAPSHOTS=1 cargo test` rewrites them after an intended change).
+/// What moves is kept out: the people on the other end send no pictures, the start-up notices are
+/// waited out and the call clock is caught at a fixed second.
+#[test]
+fn the_main_views_look_as_they_should() {
+    let folder = tempfile::tempdir().unwrap();
+    settings_with_name(folder.path(), "Tester");
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let peer = |user: &str, name: &str| dialtone::history::Peer { user: user.into(), name: name.into() };
+    let entry =
+        |call: &str, direction, peers, video, minutes_ago: u64, duration_ms, outcome| dialtone::history::Entry {
+            call: call.into(),
+            direction,
+            peers,
+            group: false,
+            video,
+            at_unix_ms: now_ms - minutes_ago * 60_000,
+            duration_ms,
+            outcome,
+        };
+    use dialtone::history::Direction::{Incoming, Outgoing};
+    let history = History {
+        entries: vec![
+            entry("h3", Incoming, vec![peer("ada", "Ada")], true, 5, None, Outcome::Missed),
+            entry("h2", Outgoing, vec![peer("bob", "Bob")], false, 150, Some(754_000), Outcome::Answered),
+            entry("h1", Incoming, vec![peer("bob", "Bob")], true, 3 * 24 * 60, None, Outcome::Declined),
+        ],
+    };
+    dialtone::store::save(&folder.path().join("history.toml"), &history).unwrap();
+    let mut app = start_app(folder, false);
+    app.until_label("Online");
+    let mut bob = app.person("bob", "laptop", true);
+    let mut ada = app.person("ada", "desk", true);
+    app.until("both online", Duration::from_secs(10), |h| {
+        h.state().model().contacts.values().filter(|c| c.online).count() == 2
+    });
+    app.until("the start-up notices to go", Duration::from_secs(10), |h| h.state().model().notices.is_empty());
+    app.picture("contacts");
+
+    app.click("History (1 missed)");
+    app.until_label_contains("Missed");
+    app.picture("history");
+    app.click("Contacts");
+
+    app.harness.key_press(egui::Key::F1);
+    app.until_label("Keyboard shortcuts");
+    app.picture("help");
+    app.harness.key_press(egui::Key::Escape);
+    app.harness.step();
+
+    let call = bob.call(&["me"], CallKind::Video);
+    app.until_label("Incoming video call");
+    app.picture("incoming_video_call");
+    app.click("Accept audio only");
+    bob.wait(|e| matches!(e, Event::CallActive { .. }));
+    // Bob's test pattern changes every frame; with his camera off his avatar shows.
+    bob.engine.send(Command::SetMedia { call, media: MediaState { audio_muted: false, camera_on: false } }).unwrap();
+    app.until("Bob's camera off", Duration::from_secs(5), |h| h.query_all_by_label_contains("camera off").count() == 2);
+    app.until_clock("0:03");
+    app.picture("one_to_one_call");
+    app.click("Hang up");
+    bob.wait(|e| matches!(e, Event::CallEnded { .. }));
+    app.until_label("Contacts");
+    app.until("the call's notices to go", Duration::from_secs(10), |h| h.state().model().notices.is_empty());
+
+    app.harness.state_mut().perform(dialtone::ui::Action::Call {
+        users: vec![UserId::new("ada").unwrap(), UserId::new("bob").unwrap()],
+        kind: CallKind::Audio,
+        group: true,
+    });
+    app.until_label_contains("Ringing");
+    let mut invited = Vec::new();
+    for person in [&mut ada, &mut bob] {
+        let Event::IncomingCall { call, .. } = person.wait(|e| matches!(e, Event::IncomingCall { .. })) else {
+            unreachable!()
+        };
+        invited.push(call.call);
+    }
+    app.picture("outgoing_group_call");
+    // Ada joins muted, so the speaker highlighted is always Bob.
+    let muted = MediaState { audio_muted: true, camera_on: false };
+    for ((person, media), call) in
+        [(&ada, muted), (&bob, MediaState::for_kind(CallKind::Audio))].into_iter().zip(invited)
+    {
+        person.engine.send(Command::Accept { call, media }).unwrap();
+    }
+    app.until("Bob speaking, Ada muted", Duration::from_secs(10), |h| {
+        h.query_by_label_contains("Bob, camera off, speaking").is_some()
+            && h.query_by_label_contains("Ada, muted, camera off").is_some()
+    });
+    app.until_clock("0:03");
+    app.picture("group_call");
+    app.click("Hang up");
+}

@@ -115,7 +115,10 @@ pub fn in_call(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
         ui.painter().rect_filled(area, 0, Color32::BLACK);
         let tiles = tiles(app, ui.ctx(), &call);
         if call.group {
-            grid(app, ui, area.shrink(8.0), tiles);
+            // Tiles start below the name and clock, which would otherwise cover the first tile's
+            // corner; a single speaker fills the window as in a 1v1 call.
+            let top = if app.layout == GridLayout::Single { 8.0 } else { OVERLAY_BAND };
+            grid(app, ui, Rect::from_min_max(area.min + vec2(8.0, top), area.max - vec2(8.0, 8.0)), tiles);
         } else {
             one_to_one(app, ui, area, tiles);
         }
@@ -347,6 +350,9 @@ fn grid(app: &mut App, ui: &mut Ui, area: Rect, tiles: Vec<Tile>) {
         }
     }
 }
+
+/// The height at the top of a group call kept for the name and clock.
+const OVERLAY_BAND: f32 = 72.0;
 
 /// Name, timer, quality and banners over the call.
 fn overlay(app: &App, ui: &mut Ui, area: Rect, call: &CurrentCall) {
