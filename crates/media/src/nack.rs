@@ -17,6 +17,8 @@ use rtc::sansio::Protocol;
 use rtc::shared::TransportContext;
 use rtc::shared::error::Error;
 
+use crate::video::reorder::SequenceExtender;
+
 /// How many times one packet is asked for. A retransmission follows the packet closely and can be lost
 /// in the same burst; at 5 % random loss, two requests left one packet in ~8 000 for good (a freeze
 /// until a keyframe every few seconds of 720p), three one in ~160 000. Repeats wait for a round trip,
@@ -71,21 +73,16 @@ enum Arrival {
 /// What one remote video stream has delivered.
 #[derive(Debug, Default)]
 struct Stream {
-    /// The highest sequence number seen, extended past 16-bit wrap-around.
-    highest: Option<u64>,
+    sequences: SequenceExtender,
     missing: BTreeMap<u64, Missing>,
 }
 
 impl Stream {
     /// Notes an arrival.
     fn arrived(&mut self, sequence: u16, now: Instant) -> Arrival {
-        let Some(highest) = self.highest else {
-            self.highest = Some(u64::from(sequence) + (1 << 16)); // room to go back below the first
-            return Arrival::InOrder;
-        };
-        // The extended number closest to the highest seen.
-        let delta = i64::from(sequence.wrapping_sub(highest as u16) as i16);
-        let Some(extended) = highest.checked_add_signed(delta) else { return Arrival::InOrder };
+        let previous = self.sequences.highest();
+        let extended = self.sequences.extend(sequence);
+        let Some(highest) = previous else { return Arrival::InOrder };
         if extended <= highest {
             // A retransmission or a late packet.
             return match self.missing.remove(&extended).and_then(|missing| missing.asked) {
@@ -93,7 +90,6 @@ impl Stream {
                 None => Arrival::InOrder,
             };
         }
-        self.highest = Some(extended);
         let gap = extended - highest - 1;
         if gap == 0 {
             return Arrival::InOrder;

@@ -13,6 +13,34 @@ use std::time::{Duration, Instant};
 /// The most packets held behind one gap; more means the sender restarted or the gap will not fill.
 const MAX_HELD: usize = 2048;
 
+/// Extends 16-bit RTP sequence numbers past wrap-around: each becomes the 64-bit number nearest the
+/// highest seen so far.
+#[derive(Debug, Default)]
+pub(crate) struct SequenceExtender {
+    highest: Option<u64>,
+}
+
+impl SequenceExtender {
+    /// The highest extended number seen so far.
+    pub(crate) fn highest(&self) -> Option<u64> {
+        self.highest
+    }
+
+    /// The extended form of `sequence`, remembered if it is the highest.
+    pub(crate) fn extend(&mut self, sequence: u16) -> u64 {
+        let Some(highest) = self.highest else {
+            // Start well above zero so that packets just before the first one still extend.
+            let extended = (1 << 16) + u64::from(sequence);
+            self.highest = Some(extended);
+            return extended;
+        };
+        let delta = sequence.wrapping_sub(highest as u16) as i16;
+        let extended = highest.saturating_add_signed(i64::from(delta));
+        self.highest = Some(highest.max(extended));
+        extended
+    }
+}
+
 /// What comes out of the buffer, in sequence order.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Released<P> {
@@ -31,8 +59,7 @@ pub(crate) struct ReorderBuffer<P> {
     next: Option<u64>,
     /// Packets that arrived ahead of a gap, with their arrival time.
     held: BTreeMap<u64, (P, Instant)>,
-    /// The highest extended sequence number seen, to extend the 16-bit ones.
-    highest: Option<u64>,
+    sequences: SequenceExtender,
     /// Packets that came after their place was released or given up (duplicates, too-late retransmissions).
     late: u64,
 }
@@ -40,7 +67,7 @@ pub(crate) struct ReorderBuffer<P> {
 impl<P> ReorderBuffer<P> {
     /// A buffer that holds packets behind a gap for at most `hold`.
     pub(crate) fn new(hold: Duration) -> Self {
-        Self { hold, next: None, held: BTreeMap::new(), highest: None, late: 0 }
+        Self { hold, next: None, held: BTreeMap::new(), sequences: SequenceExtender::default(), late: 0 }
     }
 
     /// Changes how long a gap may stay open (it follows the round-trip time).
@@ -53,23 +80,9 @@ impl<P> ReorderBuffer<P> {
         self.late
     }
 
-    /// The extended form of a 16-bit sequence number: the one nearest the highest seen.
-    fn extend(&mut self, sequence: u16) -> u64 {
-        let Some(highest) = self.highest else {
-            // Start well above zero so that packets just before the first one still extend.
-            let extended = (1 << 16) + u64::from(sequence);
-            self.highest = Some(extended);
-            return extended;
-        };
-        let delta = sequence.wrapping_sub(highest as u16) as i16;
-        let extended = highest.saturating_add_signed(i64::from(delta));
-        self.highest = Some(highest.max(extended));
-        extended
-    }
-
     /// Takes one packet as it arrives.
     pub(crate) fn push(&mut self, sequence: u16, packet: P, now: Instant) {
-        let extended = self.extend(sequence);
+        let extended = self.sequences.extend(sequence);
         let next = *self.next.get_or_insert(extended);
         if extended < next || self.held.contains_key(&extended) {
             self.late += 1;
