@@ -491,8 +491,8 @@ async fn receive_audio(
 /// How long the video receiver waits for a missing packet: a NACK goes out as soon as the gap shows,
 /// another each round trip while the retransmissions are lost too, and the last takes a round trip.
 fn retransmission_wait(rtt_ms: u32) -> Duration {
-    // Until the first measurement, a round trip as on a long path.
-    let rtt = Duration::from_millis(if rtt_ms == 0 { 100 } else { u64::from(rtt_ms) });
+    // Until the first measurement, the requester's guess of a round trip as on a long path.
+    let rtt = crate::nack::round_trip(rtt_ms, None);
     let repeats = u32::from(crate::nack::REQUESTS_PER_PACKET - 1);
     (crate::nack::repeat_after(rtt_ms, None) * repeats + rtt.mul_f32(1.2) + Duration::from_millis(20))
         .clamp(Duration::from_millis(100), Duration::from_secs(1))

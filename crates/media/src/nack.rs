@@ -37,15 +37,19 @@ const MAX_AGE: Duration = Duration::from_secs(1);
 /// is informational and a receive-only link has none of its own.
 const FEEDBACK_SENDER_SSRC: u32 = 0;
 
-/// How long to wait for a requested packet before asking again, given the link's measured round trip
-/// in milliseconds (0 until measured) and, meanwhile, how long retransmissions have taken to come.
-pub(crate) fn repeat_after(rtt_ms: u32, observed: Option<Duration>) -> Duration {
-    let rtt = match (rtt_ms, observed) {
+/// The round trip to plan with: the link's measurement in milliseconds (0 until measured) and,
+/// meanwhile, how long retransmissions have taken to come, else a guess.
+pub(crate) fn round_trip(rtt_ms: u32, observed: Option<Duration>) -> Duration {
+    match (rtt_ms, observed) {
         (0, Some(observed)) => observed,
         (0, None) => UNMEASURED_RTT,
         (ms, _) => Duration::from_millis(u64::from(ms)),
-    };
-    rtt + REPEAT_MARGIN
+    }
+}
+
+/// How long to wait for a requested packet before asking again (see [`round_trip`]).
+pub(crate) fn repeat_after(rtt_ms: u32, observed: Option<Duration>) -> Duration {
+    round_trip(rtt_ms, observed) + REPEAT_MARGIN
 }
 
 /// A packet not yet received.
