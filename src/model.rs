@@ -177,8 +177,6 @@ pub struct Incoming {
     pub info: CallInfo,
     /// Who invites.
     pub from: UserId,
-    /// When it started ringing here.
-    pub since: Instant,
     /// Wall-clock start, for the history.
     pub at_unix_ms: u64,
 }
@@ -405,7 +403,7 @@ impl Model {
             Event::IncomingCall { call, from } => {
                 self.remember(&call);
                 self.incoming.retain(|i| i.info.call != call.call);
-                self.incoming.push(Incoming { info: call, from, since: now, at_unix_ms: now_unix_ms });
+                self.incoming.push(Incoming { info: call, from, at_unix_ms: now_unix_ms });
             }
             Event::Ringing { call, user, .. } => {
                 if let Some(current) = self.call.as_mut().filter(|c| c.id == call)
