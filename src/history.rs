@@ -101,6 +101,9 @@ pub struct Entry {
 pub struct History {
     /// Newest first.
     pub entries: Vec<Entry>,
+    /// Missed calls up to this time (milliseconds since the Unix epoch) were seen in the history
+    /// list; the History tab counts only those after it. Absent in older files: 0.
+    pub seen_until_unix_ms: u64,
 }
 
 impl History {
@@ -109,6 +112,22 @@ impl History {
         self.entries.retain(|existing| existing.call != entry.call);
         self.entries.insert(0, entry);
         self.entries.truncate(MAX_ENTRIES);
+    }
+
+    /// Missed calls not yet seen in the history list: the run of missed calls at the top (a call taken
+    /// or made since says the user was there) that came after the list was last looked at.
+    pub fn unseen_missed(&self) -> usize {
+        self.entries.iter().take_while(|e| e.outcome.is_missed() && e.at_unix_ms > self.seen_until_unix_ms).count()
+    }
+
+    /// Notes that the list was looked at; false when nothing was unseen (nothing to save).
+    pub fn mark_seen(&mut self) -> bool {
+        let newest = self.entries.first().map_or(0, |e| e.at_unix_ms);
+        if newest <= self.seen_until_unix_ms {
+            return false;
+        }
+        self.seen_until_unix_ms = newest;
+        true
     }
 
     /// Missed calls newer than `since_unix_ms` (for the tray's missed-call badge).
@@ -150,9 +169,36 @@ mod tests {
     }
 
     #[test]
+    fn missed_calls_count_until_the_list_is_seen_and_new_ones_count_again() {
+        let mut history = History::default();
+        history.record(entry("old", Outcome::Missed, 1));
+        history.record(entry("talked", Outcome::Answered, 2));
+        history.record(entry("m1", Outcome::Missed, 3));
+        history.record(entry("m2", Outcome::Missed, 4));
+        // Only the run at the top: the answered call says the user was there after the old one.
+        assert_eq!(history.unseen_missed(), 2);
+        assert!(history.mark_seen());
+        assert_eq!(history.unseen_missed(), 0);
+        assert!(!history.mark_seen(), "nothing new to note");
+        history.record(entry("m3", Outcome::Missed, 5));
+        assert_eq!(history.unseen_missed(), 1);
+    }
+
+    #[test]
+    fn a_file_from_before_the_seen_marker_still_loads() {
+        let mut history = History::default();
+        history.record(entry("a", Outcome::Missed, 5));
+        let text = toml::to_string(&history).unwrap().replace("seen_until_unix_ms = 0\n", "");
+        assert!(!text.contains("seen_until"), "{text}");
+        let loaded = toml::from_str::<History>(&text).unwrap();
+        assert_eq!((loaded.unseen_missed(), loaded.entries.len()), (1, 1));
+    }
+
+    #[test]
     fn it_round_trips_through_toml() {
         let mut history = History::default();
         history.record(entry("a", Outcome::AnsweredElsewhere, 5));
+        history.seen_until_unix_ms = 5;
         let text = toml::to_string(&history).unwrap();
         assert_eq!(toml::from_str::<History>(&text).unwrap(), history);
     }

@@ -89,10 +89,11 @@ async fn status(connection: &zbus::Connection, service: &str) -> String {
     String::try_from(property(connection, service, "Status").await).unwrap()
 }
 
+/// A StatusNotifierItem tooltip: icon name, icon pixmaps (width, height, ARGB data), title, description.
+type Tooltip = (String, Vec<(i32, i32, Vec<u8>)>, String, String);
+
 async fn tooltip(connection: &zbus::Connection, service: &str) -> String {
-    // (icon name, icon pixmaps, title, description)
-    let (_, _, _, description): (String, Vec<(i32, i32, Vec<u8>)>, String, String) =
-        property(connection, service, "ToolTip").await.try_into().unwrap();
+    let (_, _, _, description): Tooltip = property(connection, service, "ToolTip").await.try_into().unwrap();
     description
 }
 

@@ -71,7 +71,7 @@ fn connection_text(connection: &Option<Connection>) -> (String, egui::Color32) {
 fn tabs(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     ui.add_space(12.0);
     ui.horizontal(|ui| {
-        let missed = app.history.entries.iter().take_while(|e| e.outcome.is_missed()).count();
+        let missed = app.history.unseen_missed();
         let history_label = if missed > 0 { format!("History ({missed} missed)") } else { "History".to_owned() };
         if ui.selectable_label(app.screen != Screen::History, "Contacts").clicked() {
             actions.push(Action::Show(Screen::Contacts));
@@ -217,6 +217,9 @@ fn history(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
         ui.add_space(40.0);
         ui.vertical_centered(|ui| ui.label(RichText::new("No calls yet.").color(theme::MUTED_TEXT)));
         return;
+    }
+    if app.history.unseen_missed() > 0 {
+        actions.push(Action::HistorySeen);
     }
     let now_ms = App::now_unix_ms();
     let entries: Vec<Entry> = app.history.entries.iter().take(200).cloned().collect();

@@ -78,6 +78,8 @@ pub enum Action {
     SetLayout(GridLayout),
     /// Go to a screen.
     Show(Screen),
+    /// The history list was on screen: its missed calls are seen.
+    HistorySeen,
     /// Open or close the keyboard help.
     ToggleHelp,
     /// Use a device from now on (none: this run's default), also in the call going on.
@@ -330,9 +332,13 @@ impl App {
             for entry in finished {
                 self.history.record(entry);
             }
-            if let Err(error) = store::save(&self.paths.history, &self.history) {
-                self.model.notify(format!("The call history could not be saved: {error}"), now);
-            }
+            self.save_history(now);
+        }
+    }
+
+    fn save_history(&mut self, now: Instant) {
+        if let Err(error) = store::save(&self.paths.history, &self.history) {
+            self.model.notify(format!("The call history could not be saved: {error}"), now);
         }
     }
 
@@ -389,6 +395,13 @@ impl App {
             }
             Action::SetLayout(layout) => self.layout = layout,
             Action::Show(screen) => self.screen = screen,
+            Action::HistorySeen => {
+                if self.history.mark_seen() {
+                    self.save_history(now);
+                    // The tab's count changes: draw it again now, not at the next event.
+                    self.repaint.wake();
+                }
+            }
             Action::ToggleHelp => self.help_open = !self.help_open,
             Action::UseDevice { kind, id } => {
                 if kind == DeviceKind::Speaker {

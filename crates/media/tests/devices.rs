@@ -66,6 +66,30 @@ async fn the_fake_pick_uses_the_twin_without_a_problem() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_nobody_looks_at_is_not_drawn_until_someone_does() {
+    let preview = VideoSlot::new(None);
+    let camera = CameraConfig { width: 160, height: 120, fps: 30, bitrate_kbps: 200 };
+    let _camera = VideoSender::start(camera, VideoSource::TestPattern, Some(preview.clone())).unwrap();
+    // Counting pictures is not looking at them: only the first is drawn while nobody reads the slot.
+    until("the first preview picture", || preview.frames_decoded() >= 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(preview.frames_decoded(), 1, "pictures drawn for nobody");
+    assert!(!preview.watched());
+    // A reader (a window showing it) gets fresh pictures at the preview's rate again (15 fps).
+    let started = tokio::time::Instant::now();
+    let mut stamps = Vec::new();
+    while started.elapsed() < Duration::from_millis(600) {
+        if let Some(frame) = preview.latest()
+            && stamps.last() != Some(&frame.stamp)
+        {
+            stamps.push(frame.stamp);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(stamps.len() >= 6, "only {} pictures in 600 ms while watched", stamps.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_camera_here_means_the_test_pattern_with_a_reason() {
     let (notify, notices) = recorder();
     let preview = VideoSlot::new(None);

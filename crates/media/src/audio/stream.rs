@@ -256,15 +256,19 @@ impl std::fmt::Debug for AudioSource {
     }
 }
 
+/// A microphone on the capture thread.
+struct DeviceCapture {
+    microphone: Fallback<SoundInput>,
+    /// Plays while the microphone cannot be used.
+    stand_in: ToneSource,
+    processing: Option<super::VoiceProcessing>,
+}
+
 /// The capture thread's end of an [`AudioSource`].
 enum Capture {
     Tone(ToneSource),
-    Device {
-        microphone: Fallback<SoundInput>,
-        /// Plays while the microphone cannot be used.
-        stand_in: ToneSource,
-        processing: Option<super::VoiceProcessing>,
-    },
+    /// Boxed: a device's state is large, and a tone needs none of it.
+    Device(Box<DeviceCapture>),
     Mirror(Arc<dyn Fn() -> Option<[i16; FRAME_SAMPLES]> + Send + Sync>),
 }
 
@@ -272,11 +276,11 @@ impl Capture {
     fn new(source: AudioSource, tone_hz: f32) -> Self {
         match source {
             AudioSource::Tone => Self::Tone(ToneSource::new(tone_hz)),
-            AudioSource::Device { pick, notify, processing } => Self::Device {
+            AudioSource::Device { pick, notify, processing } => Self::Device(Box::new(DeviceCapture {
                 microphone: Fallback::new(DeviceKind::Microphone, pick, notify),
                 stand_in: ToneSource::new(tone_hz),
                 processing,
-            },
+            })),
             AudioSource::Mirror(take) => Self::Mirror(take),
         }
     }
@@ -286,16 +290,19 @@ impl Capture {
         match self {
             Self::Tone(tone) => Some(tone.next_frame()),
             // Opened here, on the capture thread, so that opening never holds up the engine.
-            Self::Device { microphone, stand_in, processing } => match microphone.device(SoundInput::open) {
-                Some(input) => {
-                    let mut frame = input.take_frame();
-                    if let Some(processing) = processing.as_mut() {
-                        processing.captured(&mut frame);
+            Self::Device(device) => {
+                let DeviceCapture { microphone, stand_in, processing } = &mut **device;
+                match microphone.device(SoundInput::open) {
+                    Some(input) => {
+                        let mut frame = input.take_frame();
+                        if let Some(processing) = processing.as_mut() {
+                            processing.captured(&mut frame);
+                        }
+                        Some(frame)
                     }
-                    Some(frame)
+                    None => Some(stand_in.next_frame()),
                 }
-                None => Some(stand_in.next_frame()),
-            },
+            }
             Self::Mirror(take) => take(),
         }
     }

@@ -94,10 +94,10 @@ fn choose_config(
 fn stream_config(config: &SupportedStreamConfig) -> StreamConfig {
     let mut stream = config.config();
     let wanted = config.sample_rate() / 100;
-    if let cpal::SupportedBufferSize::Range { min, max } = config.buffer_size() {
-        if (*min..=*max).contains(&wanted) {
-            stream.buffer_size = cpal::BufferSize::Fixed(wanted);
-        }
+    if let cpal::SupportedBufferSize::Range { min, max } = config.buffer_size()
+        && (*min..=*max).contains(&wanted)
+    {
+        stream.buffer_size = cpal::BufferSize::Fixed(wanted);
     }
     stream
 }

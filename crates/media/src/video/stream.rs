@@ -83,6 +83,8 @@ pub struct VideoSlot {
     /// Whole frames that arrived but could not be shown (undecodable, or waiting for a keyframe).
     dropped: AtomicU64,
     freezes: std::sync::Mutex<FreezeCounter>,
+    /// Someone read the slot since the last picture was shown: see [`VideoSlot::watched`].
+    read: AtomicBool,
     wake: Option<Wake>,
 }
 
@@ -132,13 +134,21 @@ impl VideoSlot {
             keyframes: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             freezes: std::sync::Mutex::new(FreezeCounter::default()),
+            read: AtomicBool::new(true),
             wake,
         })
     }
 
     /// The latest frame, if any arrived yet.
     pub fn latest(&self) -> Option<Arc<DecodedFrame>> {
+        self.read.store(true, Ordering::Relaxed);
         self.latest.load_full()
+    }
+
+    /// Whether the slot was read since the last picture was shown (or none was): a preview that
+    /// nobody looks at (a headless engine, a hidden window) is not worth converting to RGBA.
+    pub fn watched(&self) -> bool {
+        self.read.load(Ordering::Relaxed)
     }
 
     /// How many frames were decoded so far.
@@ -306,9 +316,11 @@ impl std::fmt::Debug for VideoSource {
 }
 
 impl VideoSlot {
-    /// Shows a captured picture (a local preview): the slot's counters count it as decoded.
-    pub fn show(&self, picture: RgbaFrame) {
-        self.publish(picture, false);
+    /// Shows a captured picture (a local preview): the slot's counters count it as decoded. Returns
+    /// the picture it replaced, whose buffer the caller may reuse.
+    pub fn show(&self, picture: RgbaFrame) -> Option<Arc<DecodedFrame>> {
+        self.read.store(false, Ordering::Relaxed);
+        self.publish(picture, false)
     }
 }
 
@@ -328,6 +340,8 @@ struct Capture {
     preview: Option<Arc<VideoSlot>>,
     /// Previews are shown at most at this interval (a UI needs no more than ~15 fps for a thumbnail).
     preview_every: u32,
+    /// The preview picture the last one replaced; its pixels are reused once no reader holds it.
+    spent_preview: Option<Arc<DecodedFrame>>,
     captured: u32,
 }
 
@@ -481,8 +495,11 @@ impl Capture {
         self.captured = self.captured.wrapping_add(1);
         if let Some(preview) = &self.preview
             && self.captured.is_multiple_of(self.preview_every)
+            && preview.watched()
         {
-            preview.show(frame.to_rgba());
+            let buffer = self.spent_preview.take().and_then(|spent| Arc::try_unwrap(spent).ok());
+            let picture = frame.to_rgba_into(buffer.map(|spent| spent.picture.pixels).unwrap_or_default());
+            self.spent_preview = preview.show(picture);
         }
         true
     }
@@ -507,6 +524,7 @@ impl VideoSender {
             last: LastSent::default(),
             preview,
             preview_every: camera.fps.div_ceil(15).max(1),
+            spent_preview: None,
             captured: 0,
         };
         let mut encode = Encode::new(camera, &mut capture)?;
