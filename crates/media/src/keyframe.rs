@@ -29,11 +29,7 @@ fn asks_for_keyframe(packet: &dyn rtc::rtcp::Packet) -> bool {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    queued_protocol!();
 
     fn handle_read(&mut self, mut message: TaggedPacket) -> Result<(), Error> {
         if let Packet::Rtcp(packets) = &message.message.packet {
@@ -48,17 +44,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
         Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.inbound.pop_front()
-    }
-
     fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Error> {
         self.outbound.push_back(message);
         Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.outbound.pop_front()
     }
 }
 

@@ -7,6 +7,27 @@
 
 #![warn(missing_docs)]
 
+/// The part of `sansio::Protocol` every interceptor here writes the same way: the associated types, and
+/// polling the two queues it keeps in `inbound` (towards the application) and `outbound` (towards the
+/// wire). Used inside `impl Protocol<TaggedPacket, TaggedPacket, ()> for …`.
+macro_rules! queued_protocol {
+    () => {
+        type Rout = rtc::interceptor::TaggedPacket;
+        type Wout = rtc::interceptor::TaggedPacket;
+        type Eout = ();
+        type Error = rtc::shared::error::Error;
+        type Time = std::time::Instant;
+
+        fn poll_read(&mut self) -> Option<rtc::interceptor::TaggedPacket> {
+            self.inbound.pop_front()
+        }
+
+        fn poll_write(&mut self) -> Option<rtc::interceptor::TaggedPacket> {
+            self.outbound.pop_front()
+        }
+    };
+}
+
 pub mod audio;
 mod congestion;
 pub mod devices;

@@ -6,7 +6,6 @@
 //! repeated exactly.
 
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
@@ -51,19 +50,11 @@ impl LossInterceptor {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for LossInterceptor {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    queued_protocol!();
 
     fn handle_read(&mut self, message: TaggedPacket) -> Result<(), Error> {
         self.inbound.push_back(message);
         Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.inbound.pop_front()
     }
 
     fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Error> {
@@ -72,10 +63,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LossInterceptor {
         }
         self.outbound.push_back(message);
         Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.outbound.pop_front()
     }
 }
 

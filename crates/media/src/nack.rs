@@ -172,11 +172,7 @@ impl NackRequester {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for NackRequester {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    queued_protocol!();
 
     fn handle_read(&mut self, message: TaggedPacket) -> Result<(), Error> {
         if let Packet::Rtp(rtp) = &message.message.packet
@@ -194,17 +190,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackRequester {
         Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.inbound.pop_front()
-    }
-
     fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Error> {
         self.outbound.push_back(message);
         Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.outbound.pop_front()
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {

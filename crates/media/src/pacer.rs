@@ -53,11 +53,7 @@ impl AudioFirstPacer {
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for AudioFirstPacer {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+    queued_protocol!();
 
     fn handle_read(&mut self, message: TaggedPacket) -> Result<(), Error> {
         // Congestion control sits on the wire side; its estimate rides inbound packets past here.
@@ -68,10 +64,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for AudioFirstPacer {
         }
         self.inbound.push_back(message);
         Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.inbound.pop_front()
     }
 
     fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Error> {
@@ -88,10 +80,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for AudioFirstPacer {
             self.video.push_back(message);
         }
         Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.outbound.pop_front()
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
