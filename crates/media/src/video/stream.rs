@@ -192,6 +192,12 @@ impl VideoSlot {
     }
 }
 
+/// The pixel buffer of a picture a slot no longer shows, to draw the next one into; empty (a fresh
+/// allocation) while a reader still holds it.
+fn reclaim_pixels(spent: Option<Arc<DecodedFrame>>) -> Vec<u8> {
+    spent.and_then(|spent| Arc::try_unwrap(spent).ok()).map(|frame| frame.picture.pixels).unwrap_or_default()
+}
+
 /// Reassembles VP8 frames from RTP packets, decodes them and publishes them into a slot.
 pub(crate) struct VideoReceiver {
     depacketizer: Vp8Packet,
@@ -269,8 +275,7 @@ impl VideoReceiver {
             self.slot.dropped.fetch_add(1, Ordering::Relaxed);
             return ReceiveOutcome::NeedKeyframe;
         }
-        let buffer = self.spent.take().and_then(|spent| Arc::try_unwrap(spent).ok()).map(|f| f.picture.pixels);
-        match self.decoder.decode_into(&frame, buffer.unwrap_or_default()) {
+        match self.decoder.decode_into(&frame, reclaim_pixels(self.spent.take())) {
             Ok(Some(picture)) => {
                 self.broken = false;
                 self.spent = self.slot.publish(picture, keyframe);
@@ -497,8 +502,7 @@ impl Capture {
             && self.captured.is_multiple_of(self.preview_every)
             && preview.watched()
         {
-            let buffer = self.spent_preview.take().and_then(|spent| Arc::try_unwrap(spent).ok());
-            let picture = frame.to_rgba_into(buffer.map(|spent| spent.picture.pixels).unwrap_or_default());
+            let picture = frame.to_rgba_into(reclaim_pixels(self.spent_preview.take()));
             self.spent_preview = preview.show(picture);
         }
         true
