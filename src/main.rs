@@ -122,6 +122,9 @@ fn main() -> Result<()> {
             .with_inner_size([1040.0, 700.0])
             .with_min_inner_size([480.0, 420.0])
             .with_icon(icon),
+        // Dithering adds per-pixel arithmetic to every fragment; a software renderer (Mesa llvmpipe on a
+        // machine without a GPU) pays for it on the CPU, and the flat theme shows no banding without it.
+        dithering: false,
         ..Default::default()
     };
     eframe::run_native("Dialtone", options, Box::new(move |_| Ok(Box::new(app))))

@@ -125,10 +125,18 @@ pub struct Session {
     played_audio: Arc<AudioSlot>,
 }
 
+/// How the engine wakes the UI.
+pub struct Wakers {
+    /// An event or a remote picture arrived.
+    pub now: Waker,
+    /// The self view has a new picture.
+    pub preview: Waker,
+}
+
 impl Session {
-    /// Starts the server (when embedded), the demo contacts, and this user's engine; `waker` is called
-    /// whenever an event or a video frame arrives.
-    pub fn start(config: SessionConfig, waker: Waker) -> Result<Session, SessionError> {
+    /// Starts the server (when embedded), the demo contacts, and this user's engine, which calls
+    /// `wakers` whenever an event or a picture arrives.
+    pub fn start(config: SessionConfig, wakers: Wakers) -> Result<Session, SessionError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("dialtone-engine")
@@ -182,7 +190,8 @@ impl Session {
         };
         let mut engine_config = EngineConfig::new(&server_url, token, config.device.clone());
         engine_config.watch_presence = Some(None);
-        engine_config.waker = Some(waker);
+        engine_config.waker = Some(wakers.now);
+        engine_config.preview_waker = Some(wakers.preview);
         engine_config.media = Some(MediaConfig { devices: config.devices.clone(), ..media });
         let (engine, events) = {
             let _guard = runtime.enter();

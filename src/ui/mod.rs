@@ -27,7 +27,7 @@ use egui::{Color32, Key, TextureHandle};
 use crate::history::History;
 use crate::model::{Model, Stage};
 use crate::notification::{CallNotification, NotificationChoice};
-use crate::session::{Session, SessionConfig, SessionError};
+use crate::session::{Session, SessionConfig, SessionError, Wakers};
 use crate::settings::Settings;
 use crate::store;
 
@@ -136,27 +136,54 @@ impl Paths {
     }
 }
 
-/// Wakes the UI from the engine's threads; holds the egui context once the first frame ran.
+/// Wakes the UI from the engine's threads; holds the egui context once the first frame ran, and when
+/// the last frame began.
+///
+/// Every frame is a full-window repaint, which without a GPU is the app's largest cost (BENCHMARKS.md),
+/// so wakes are paced: at most [`FRAME_INTERVAL`] apart however many streams land pictures, one frame
+/// per wake (egui answers a plain `request_repaint` with two), and the self view's pictures wait a
+/// little for a remote picture to ride along with.
 #[derive(Default)]
-pub struct Repaint(Mutex<Option<egui::Context>>);
+pub struct Repaint(Mutex<Option<(egui::Context, Instant)>>);
+
+/// The shortest time between frames woken by the engine: the fastest camera rate (30 fps).
+pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+/// How long a new self-view picture waits for a frame drawn anyway (a remote picture at 30 fps
+/// comes within 33 ms); with no remote video it is shown at this delay.
+pub const PREVIEW_WAIT: Duration = Duration::from_millis(40);
 
 impl Repaint {
-    /// Requests a repaint, if a window is there to repaint.
+    /// Requests a repaint as soon as the pacing allows, if a window is there to repaint.
     pub fn wake(&self) {
-        if let Ok(ctx) = self.0.lock()
-            && let Some(ctx) = ctx.as_ref()
+        self.wake_within(Duration::ZERO);
+    }
+
+    /// Requests a repaint for a new self-view picture.
+    pub fn wake_for_preview(&self) {
+        self.wake_within(PREVIEW_WAIT);
+    }
+
+    fn wake_within(&self, wait: Duration) {
+        if let Ok(slot) = self.0.lock()
+            && let Some((ctx, last_frame)) = slot.as_ref()
         {
-            ctx.request_repaint();
+            ctx.request_repaint_after(repaint_delay(*last_frame, Instant::now(), wait));
         }
     }
 
-    fn attach(&self, ctx: &egui::Context) {
-        if let Ok(mut slot) = self.0.lock()
-            && slot.is_none()
-        {
-            *slot = Some(ctx.clone());
+    /// Notes a frame beginning (and the context, the first time).
+    fn frame_begins(&self, ctx: &egui::Context) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some((ctx.clone(), Instant::now()));
         }
     }
+}
+
+/// How long from `now` a wake waits: `wait`, and at least until [`FRAME_INTERVAL`] after the last
+/// frame; never zero, which egui answers with two frames.
+fn repaint_delay(last_frame: Instant, now: Instant, wait: Duration) -> Duration {
+    let paced = (last_frame + FRAME_INTERVAL).saturating_duration_since(now);
+    wait.max(paced).max(Duration::from_millis(1))
 }
 
 /// The whole app.
@@ -183,6 +210,8 @@ pub struct App {
     started: Instant,
     /// Time from start to the first frame, once painted.
     pub first_frame_after: Option<Duration>,
+    /// Frames drawn since the instant, for the paint rate in the log (`dialtone::paint` at debug).
+    painted: (Instant, u32),
     themed: bool,
     /// The draft of the first-run profile.
     profile_draft: String,
@@ -235,11 +264,13 @@ impl App {
             config.display_name = settings.value.profile.display_name.clone();
         }
         let repaint = Arc::new(Repaint::default());
-        let waker = repaint.clone();
+        let (waker, preview_waker) = (repaint.clone(), repaint.clone());
         config.data_dir = paths.data.clone();
         let default_devices = config.devices.clone();
         config.devices = settings.value.devices.over(&default_devices);
-        let session = Session::start(config, Arc::new(move || waker.wake()))?;
+        let wakers =
+            Wakers { now: Arc::new(move || waker.wake()), preview: Arc::new(move || preview_waker.wake_for_preview()) };
+        let session = Session::start(config, wakers)?;
         let mut model = Model::default();
         model.groups = session.groups().to_vec();
         let now = Instant::now();
@@ -267,6 +298,7 @@ impl App {
             preview_on: false,
             started,
             first_frame_after: None,
+            painted: (started, 0),
             themed: false,
             pending_media: None,
             quitting: false,
@@ -707,10 +739,23 @@ impl App {
         self.notification = Some((call, shown));
     }
 
+    /// Counts a frame, and logs the paint rate every five seconds.
+    fn count_frame(&mut self) {
+        let (since, frames) = &mut self.painted;
+        *frames += 1;
+        let elapsed = since.elapsed();
+        if elapsed >= Duration::from_secs(5) {
+            let fps = f64::from(*frames) / elapsed.as_secs_f64();
+            tracing::debug!(target: "dialtone::paint", fps = (fps * 10.0).round() / 10.0, "frames drawn");
+            self.painted = (Instant::now(), 0);
+        }
+    }
+
     /// Draws one frame.
     pub fn frame(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
-        self.repaint.attach(&ctx);
+        self.repaint.frame_begins(&ctx);
+        self.count_frame();
         if !self.themed {
             theme::apply(&ctx);
             self.themed = true;
@@ -924,4 +969,24 @@ fn rand_suffix() -> u16 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(Instant::now().elapsed().as_nanos() as u64);
     hasher.finish() as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wakes_are_paced_to_one_frame_per_interval_and_never_ask_for_two() {
+        let frame = Instant::now();
+        // Right after a frame, a new remote picture waits for the interval's end.
+        let soon = repaint_delay(frame, frame + Duration::from_millis(10), Duration::ZERO);
+        assert_eq!(soon, FRAME_INTERVAL - Duration::from_millis(10));
+        // Long after one, it is drawn at once, but with a non-zero delay (egui draws twice for zero).
+        let later = repaint_delay(frame, frame + Duration::from_secs(1), Duration::ZERO);
+        assert_eq!(later, Duration::from_millis(1));
+        // A self-view picture waits for a remote one to ride along with, however long ago the frame was.
+        let preview = repaint_delay(frame, frame + Duration::from_secs(1), PREVIEW_WAIT);
+        assert_eq!(preview, PREVIEW_WAIT);
+        assert!(PREVIEW_WAIT > FRAME_INTERVAL, "a remote picture at 30 fps comes first");
+    }
 }

@@ -38,8 +38,11 @@ pub struct EngineConfig {
     pub connect_timeout: Duration,
     /// Seeds call ids and reconnect jitter; `None` draws a seed from the operating system.
     pub seed: Option<u64>,
-    /// Called after every event.
+    /// Called after every event and every decoded remote picture.
     pub waker: Option<Waker>,
+    /// Called when the local preview has a new picture; `None` calls `waker`. A UI that repaints for
+    /// remote pictures anyway can make this one lazy, so that the preview rides along with them.
+    pub preview_waker: Option<Waker>,
     /// Peer connections: `None` runs signaling only, and relayed signals come out as [`Event::Signal`].
     pub media: Option<MediaConfig>,
 }
@@ -57,6 +60,7 @@ impl EngineConfig {
             connect_timeout: Duration::from_secs(10),
             seed: None,
             waker: None,
+            preview_waker: None,
             media: None,
         }
     }

@@ -71,7 +71,8 @@ impl Engine {
         let remote_video = RemoteVideo::default();
         let remote_audio = RemoteAudio::default();
         let wake = config.waker.clone().map(|waker| -> dialtone_media::Wake { waker });
-        let local_video = VideoSlot::new(wake.clone());
+        let preview_wake = config.preview_waker.clone().map(|waker| -> dialtone_media::Wake { waker }).or(wake.clone());
+        let local_video = VideoSlot::new(preview_wake);
         let local_audio = AudioSlot::new();
         let played_audio = AudioSlot::new();
         let events_out = EventSink { events: event_tx, waker: config.waker.clone() };

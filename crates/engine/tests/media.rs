@@ -428,3 +428,35 @@ async fn relay_only_calls_go_through_turn_with_credentials_the_server_hands_out(
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_view_pictures_wake_the_ui_through_their_own_waker() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let server = server().await;
+    let (wakes, preview_wakes) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let mut config = engine_config(&server.url(), "alice", "laptop");
+    config.media = Some(MediaConfig::default());
+    let counter = wakes.clone();
+    config.waker = Some(Arc::new(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }));
+    let counter = preview_wakes.clone();
+    config.preview_waker = Some(Arc::new(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }));
+    let alice = Client::start(config, "alice/laptop").await;
+    let preview = alice.engine.local_video();
+    let wakes_before = wakes.load(Ordering::Relaxed);
+    alice.send(Command::Preview { on: true });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while preview.frames_decoded() < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "the preview shows no pictures");
+        // Read it, as a window showing it does: unread, the camera does not draw it.
+        preview.latest();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(preview_wakes.load(Ordering::Relaxed) >= 10, "every self-view picture wakes the preview waker");
+    let event_wakes = wakes.load(Ordering::Relaxed) - wakes_before;
+    assert!(event_wakes < 5, "self-view pictures do not wake the event waker ({event_wakes} wakes)");
+}
