@@ -174,3 +174,30 @@ async fn the_cpal_path_opens_captures_and_plays_on_alsa_null() {
         assert_eq!(notice.problem, None);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pictures_of_another_shape_are_sent_in_their_own_shape_not_stretched() {
+    use dialtone_media::DecodedFrame;
+    use dialtone_media::video::RgbaFrame;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // A source whose pictures are 4:3 (as many USB cameras give), then 16:9, sent with a 16:9 setting.
+    let size = Arc::new(Mutex::new((1600u32, 1200u32)));
+    let (shape, number) = (size.clone(), Arc::new(AtomicU64::new(0)));
+    let source = VideoSource::Mirror(Arc::new(move || {
+        let (width, height) = *shape.lock().unwrap();
+        let picture = RgbaFrame { width, height, pixels: vec![128; (width * height * 4) as usize] };
+        let index = number.fetch_add(1, Ordering::Relaxed) + 1;
+        Some(Arc::new(DecodedFrame { picture, stamp: None, decoded_us: 0, index }))
+    }));
+    let preview = VideoSlot::new(None);
+    let camera = CameraConfig { width: 1280, height: 720, fps: 30, bitrate_kbps: 1_500 };
+    let _sender = VideoSender::start(camera, source, Some(preview.clone())).unwrap();
+    // The preview shows what is encoded, at the encoder's size.
+    let shown = |wanted: (u32, u32)| {
+        let preview = preview.clone();
+        move || preview.latest().is_some_and(|frame| (frame.picture.width, frame.picture.height) == wanted)
+    };
+    until("4:3 pictures encoded at 960x720", shown((960, 720))).await;
+    *size.lock().unwrap() = (1920, 1080);
+    until("16:9 pictures encoded at 1280x720", shown((1280, 720))).await;
+}

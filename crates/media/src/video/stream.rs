@@ -348,6 +348,9 @@ struct Capture {
     /// The preview picture the last one replaced; its pixels are reused once no reader holds it.
     spent_preview: Option<Arc<DecodedFrame>>,
     captured: u32,
+    /// The size of the camera's (or mirrored) pictures, whose shape the encoded size keeps; `None` while
+    /// the test pattern draws.
+    picture_size: Option<(u32, u32)>,
 }
 
 /// The capture thread's end of a [`VideoSource`].
@@ -438,10 +441,11 @@ impl Encode {
         if !self.ticks.is_multiple_of(encoding.rung.fps_divider) {
             return None;
         }
-        if encoding.rung.scale != self.rung.scale {
-            let (width, height) =
-                capture.size_for(self.camera.width / encoding.rung.scale, self.camera.height / encoding.rung.scale);
-            // A new size needs a new keyframe, which a new encoder starts with.
+        let (width, height) =
+            capture.size_for(self.camera.width / encoding.rung.scale, self.camera.height / encoding.rung.scale);
+        if (width, height) != self.encoder.size() {
+            // A new size (a rung down or up, or pictures of another shape) needs a new keyframe, which a
+            // new encoder starts with.
             match Vp8Encoder::new(width, height, encoding.bitrate_kbps) {
                 Ok(encoder) => {
                     self.encoder = encoder;
@@ -466,32 +470,57 @@ impl Encode {
 }
 
 impl Capture {
-    /// The size pictures are encoded at for a wanted size: the test pattern's (which is what a missing
-    /// camera sends too), at least 256 pixels wide for its stamp; other pictures are scaled to it.
+    /// The size pictures are encoded at for a wanted size: a camera's pictures keep their shape and are
+    /// never enlarged, fitting within it; the test pattern (which a missing camera sends too) fills it,
+    /// at least 256 pixels wide for its stamp.
     fn size_for(&mut self, width: u32, height: u32) -> (u32, u32) {
-        self.pattern.resize(width, height);
-        self.pattern.size()
+        if self.pattern.size() != TestPattern::new(width, height).size() {
+            self.pattern.resize(width, height);
+        }
+        match self.picture_size {
+            Some(picture) => fit_within((width, height), picture),
+            None => self.pattern.size(),
+        }
+    }
+
+    /// Takes a camera's or a mirror's picture into `frame`; false when it was sent already, or when its
+    /// shape is new and the encoder must change size first (the next tick does that).
+    fn take_picture(&mut self, number: u64, picture: &RgbaFrame, frame: &mut I420Frame) -> bool {
+        let size = (picture.width, picture.height);
+        if self.picture_size != Some(size) {
+            self.picture_size = Some(size);
+            let (width, height) = (frame.width, frame.height);
+            if fit_within((width, height), size) != (width, height) {
+                return false;
+            }
+        }
+        self.last.convert(number, picture, frame)
+    }
+
+    /// Draws the test pattern into `frame`; false when pictures were coming until now, and the encoder
+    /// must go back to the pattern's size first.
+    fn take_pattern(&mut self, frame: &mut I420Frame) -> bool {
+        if self.picture_size.take().is_some() && (frame.width, frame.height) != self.pattern.size() {
+            return false;
+        }
+        self.pattern.draw(frame, now_us());
+        true
     }
 
     fn fill(&mut self, frame: &mut I420Frame) -> bool {
         let (width, height, fps) = (frame.width, frame.height, self.fps);
         let filled = match &mut self.source {
-            Pictures::Pattern => {
-                self.pattern.draw(frame, now_us());
-                true
-            }
+            Pictures::Pattern => self.take_pattern(frame),
             // Opened here, on the capture thread, so that opening never holds up the engine.
             Pictures::Camera(camera) => match camera.device(|pick| CameraInput::open(pick, width, height, fps)) {
                 Some(camera) => {
-                    camera.latest().is_some_and(|(number, picture)| self.last.convert(number, &picture, frame))
+                    camera.latest().is_some_and(|(number, picture)| self.take_picture(number, &picture, frame))
                 }
-                None => {
-                    self.pattern.draw(frame, now_us());
-                    true
-                }
+                None => self.take_pattern(frame),
             },
             Pictures::Mirror(latest) => {
-                latest().is_some_and(|picture| self.last.convert(picture.index, &picture.picture, frame))
+                let latest = latest();
+                latest.is_some_and(|picture| self.take_picture(picture.index, &picture.picture, frame))
             }
         };
         if !filled {
@@ -507,6 +536,19 @@ impl Capture {
         }
         true
     }
+}
+
+/// The largest even size within `bounds` with the shape of `picture`, and no larger than it.
+fn fit_within(bounds: (u32, u32), picture: (u32, u32)) -> (u32, u32) {
+    let (width, height) = (bounds.0.min(picture.0), bounds.1.min(picture.1));
+    let (picture_width, picture_height) = (u64::from(picture.0.max(1)), u64::from(picture.1.max(1)));
+    let (width, height) = if u64::from(width) * picture_height <= u64::from(height) * picture_width {
+        // Narrower than the picture's shape: the width decides.
+        (width, (u64::from(width) * picture_height).div_ceil(picture_width) as u32)
+    } else {
+        ((u64::from(height) * picture_width).div_ceil(picture_height) as u32, height)
+    };
+    ((width & !1).max(2), (height & !1).max(2))
 }
 
 impl VideoSender {
@@ -530,6 +572,7 @@ impl VideoSender {
             preview_every: camera.fps.div_ceil(15).max(1),
             spent_preview: None,
             captured: 0,
+            picture_size: None,
         };
         let mut encode = Encode::new(camera, &mut capture)?;
         let capture_keyframe = keyframe_wanted.clone();
@@ -617,6 +660,18 @@ mod tests {
             freezes.frame(at);
         }
         assert_eq!(freezes.count, 1, "back to normal");
+    }
+
+    #[test]
+    fn pictures_keep_their_shape_within_the_size_asked_for_and_are_never_enlarged() {
+        // A 4:3 camera in a 16:9 box: the height decides.
+        assert_eq!(fit_within((1280, 720), (1600, 1200)), (960, 720));
+        assert_eq!(fit_within((1280, 720), (1920, 1080)), (1280, 720));
+        // A small camera is sent as it is.
+        assert_eq!(fit_within((1280, 720), (640, 480)), (640, 480));
+        // Portrait (a phone's picture mirrored back): the height decides, widths stay even.
+        assert_eq!(fit_within((640, 360), (720, 1280)), (202, 360));
+        assert_eq!(fit_within((1280, 720), (0, 0)), (2, 2));
     }
 
     #[test]
