@@ -27,6 +27,8 @@ pub struct Sounds {
     output: Option<rodio::MixerDeviceSink>,
     /// Why the output could not be opened (said once).
     pub unavailable: Option<String>,
+    /// The silent speaker is chosen: nothing plays, ringtones included, and that is no problem.
+    pub silent_by_choice: bool,
     player: Option<rodio::Player>,
     playing: Playing,
 }
@@ -43,10 +45,20 @@ impl Sounds {
         Self::on(None)
     }
 
-    /// Opens the speaker with this device id (the ids the engine lists; the system default for none
-    /// or for a fake one), or remembers why not.
+    /// Opens the speaker with this device id (the ids the engine lists; the system default for none),
+    /// or remembers why not. The silent speaker (the fake one) opens nothing: a user who chose it hears
+    /// no call, and no ringtone either.
     pub fn on(speaker: Option<&str>) -> Self {
-        let chosen = speaker.filter(|id| *id != dialtone_engine::DeviceKind::Speaker.fake_id()).and_then(|id| {
+        if speaker == Some(dialtone_engine::DeviceKind::Speaker.fake_id()) {
+            return Self {
+                output: None,
+                unavailable: None,
+                silent_by_choice: true,
+                player: None,
+                playing: Playing::Nothing,
+            };
+        }
+        let chosen = speaker.and_then(|id| {
             use rodio::cpal::traits::HostTrait;
             rodio::cpal::default_host().device_by_id(&id.parse().ok()?)
         });
@@ -57,11 +69,18 @@ impl Sounds {
         match opened {
             Ok(mut output) => {
                 output.log_on_drop(false);
-                Self { output: Some(output), unavailable: None, player: None, playing: Playing::Nothing }
+                Self {
+                    output: Some(output),
+                    unavailable: None,
+                    silent_by_choice: false,
+                    player: None,
+                    playing: Playing::Nothing,
+                }
             }
             Err(error) => Self {
                 output: None,
                 unavailable: Some(format!("No sound output ({error}): ringtones are silent")),
+                silent_by_choice: false,
                 player: None,
                 playing: Playing::Nothing,
             },
@@ -188,6 +207,16 @@ mod tests {
         for samples in [ring, back, chime()] {
             assert!(samples.iter().all(|s| s.abs() <= 1.0));
         }
+    }
+
+    #[test]
+    fn the_silent_speaker_silences_ringtones_too_without_calling_it_a_problem() {
+        let mut sounds = Sounds::on(Some(dialtone_engine::DeviceKind::Speaker.fake_id()));
+        assert!(sounds.silent_by_choice && sounds.unavailable.is_none());
+        sounds.set(Playing::Ringtone, None, 0.5);
+        assert_eq!(sounds.playing(), Playing::Ringtone, "ringing still, only silently");
+        assert!(sounds.output.is_none() && sounds.player.is_none(), "nothing plays");
+        assert!(!Sounds::on(None).silent_by_choice);
     }
 
     #[test]

@@ -153,6 +153,9 @@ fn devices(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
             }
             if let Some(problem) = &app.sounds.unavailable {
                 ui.label(RichText::new(problem).color(theme::MUTED_TEXT).size(12.0));
+            } else if app.sounds.silent_by_choice {
+                let note = "The silent speaker plays nothing, ringtones included";
+                ui.label(RichText::new(note).color(theme::MUTED_TEXT).size(12.0));
             }
         });
         device_row(app, ui, DeviceKind::Camera, "Camera", actions);
