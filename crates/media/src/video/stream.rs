@@ -474,9 +474,7 @@ impl Capture {
     /// never enlarged, fitting within it; the test pattern (which a missing camera sends too) fills it,
     /// at least 256 pixels wide for its stamp.
     fn size_for(&mut self, width: u32, height: u32) -> (u32, u32) {
-        if self.pattern.size() != TestPattern::new(width, height).size() {
-            self.pattern.resize(width, height);
-        }
+        self.pattern.resize(width, height);
         match self.picture_size {
             Some(picture) => fit_within((width, height), picture),
             None => self.pattern.size(),
