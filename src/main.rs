@@ -60,6 +60,9 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Before anything touches the sound system (the ringtone player included): its messages about a
+    // missing sound card go to the log, not to the terminal.
+    dialtone_engine::route_sound_system_messages_to_log();
 
     // Settings and history are per user: a second instance signed in as someone else keeps its own.
     let base = match &cli.data_dir {

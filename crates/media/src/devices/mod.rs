@@ -6,6 +6,7 @@
 
 pub mod camera;
 pub mod sound;
+pub mod system_messages;
 
 use std::sync::{Arc, Mutex};
 

@@ -22,6 +22,7 @@ const CAPTURE_KEPT: usize = FRAME_SAMPLES * 5;
 /// Real microphones and speakers, in the system's order.
 pub fn list() -> (Vec<DeviceInfo>, Vec<DeviceInfo>) {
     let (mut microphones, mut speakers) = (Vec::new(), Vec::new());
+    super::system_messages::route_to_log();
     let host = cpal::default_host();
     let Ok(devices) = host.devices() else { return (microphones, speakers) };
     for device in devices {
@@ -51,6 +52,7 @@ fn device_name(device: &cpal::Device) -> String {
 
 /// The cpal device for `pick` (never the fake twin: the caller handles that).
 fn find(kind: DeviceKind, pick: &DevicePick) -> Result<(cpal::Device, DeviceInfo), DeviceError> {
+    super::system_messages::route_to_log();
     let host = cpal::default_host();
     let input = kind == DeviceKind::Microphone;
     let device = match pick {
