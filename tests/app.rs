@@ -543,3 +543,32 @@ fn the_main_views_look_as_they_should() {
     app.picture("group_call");
     app.click("Hang up");
 }
+
+/// The settings panel as it looks with the fake devices, compared with `tests/snapshots/settings.png`.
+/// The microphone's meter is live (the test tone's level is steady); what differs from run to run is
+/// painted over before comparing: the camera preview (a moving pattern) and the embedded server's
+/// address (a new port each run).
+#[test]
+fn the_settings_look_as_they_should() {
+    let mut app = named_app(false);
+    app.until_label("Online");
+    app.until("the start-up notices to go", Duration::from_secs(10), |h| h.state().model().notices.is_empty());
+    // Tall enough for the whole panel.
+    app.harness.set_size(egui::vec2(1000.0, 1500.0));
+    app.click("Settings");
+    app.until_label("Camera preview");
+    app.until("the preview and the meter running", Duration::from_secs(10), |h| {
+        h.state().session().local_video().latest().is_some() && h.state().session().local_audio().level() > 0.05
+    });
+    let mut image = app.harness.render().expect("the settings render");
+    let preview = app.harness.get_by_label("Camera preview").rect();
+    let address = app.harness.get_by_label_contains("runs its own server on this machine at").rect();
+    for rect in [preview, address] {
+        for y in rect.top().floor() as u32..(rect.bottom().ceil() as u32).min(image.height()) {
+            for x in rect.left().floor() as u32..(rect.right().ceil() as u32).min(image.width()) {
+                image.put_pixel(x, y, image::Rgba([128, 128, 128, 255]));
+            }
+        }
+    }
+    egui_kittest::image_snapshot(&image, "settings");
+}

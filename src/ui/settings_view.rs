@@ -151,32 +151,42 @@ fn devices(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
                 let volume = app.settings.ringtone.volume;
                 app.sounds.test(volume);
             }
-            if let Some(problem) = &app.sounds.unavailable {
-                ui.label(RichText::new(problem).color(theme::MUTED_TEXT).size(12.0));
-            } else if app.sounds.silent_by_choice {
-                let note = "The silent speaker plays nothing, ringtones included";
-                ui.label(RichText::new(note).color(theme::MUTED_TEXT).size(12.0));
+        });
+        let note = match &app.sounds.unavailable {
+            Some(problem) => Some(problem.as_str()),
+            None if app.sounds.silent_by_choice => Some("The silent speaker plays nothing, ringtones included"),
+            None => None,
+        };
+        if let Some(note) = note {
+            // Under the button and wrapped in the column, so a long reason does not widen the panel.
+            ui.horizontal(|ui| {
+                row_label(ui, "");
+                ui.add(egui::Label::new(RichText::new(note).color(theme::MUTED_TEXT).size(12.0)).wrap());
+            });
+        }
+        device_row(app, ui, DeviceKind::Camera, "Camera", actions);
+        // The live preview, in the column of the controls: the engine runs the camera while this
+        // screen is open.
+        ui.horizontal(|ui| {
+            row_label(ui, "");
+            let width = ui.available_width().min(360.0);
+            let (rect, response) = ui.allocate_exact_size(egui::vec2(width, width * 9.0 / 16.0), egui::Sense::hover());
+            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Camera preview"));
+            ui.painter().rect_filled(rect, 10, egui::Color32::BLACK);
+            let slot = app.session.local_video().clone();
+            match app.textures.picture(ui.ctx(), "local", &slot) {
+                Some(picture) => video::paint(ui, rect, picture, true, 10),
+                None => {
+                    ui.painter().text(
+                        rect.center(),
+                        egui::Align2::CENTER_CENTER,
+                        "Starting camera…",
+                        egui::FontId::proportional(14.0),
+                        theme::MUTED_TEXT,
+                    );
+                }
             }
         });
-        device_row(app, ui, DeviceKind::Camera, "Camera", actions);
-        // The live preview: the engine runs the camera while this screen is open.
-        let width = ui.available_width().min(360.0);
-        let (rect, response) = ui.allocate_exact_size(egui::vec2(width, width * 9.0 / 16.0), egui::Sense::hover());
-        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Camera preview"));
-        ui.painter().rect_filled(rect, 10, egui::Color32::BLACK);
-        let slot = app.session.local_video().clone();
-        match app.textures.picture(ui.ctx(), "local", &slot) {
-            Some(picture) => video::paint(ui, rect, picture, true, 10),
-            None => {
-                ui.painter().text(
-                    rect.center(),
-                    egui::Align2::CENTER_CENTER,
-                    "Starting camera…",
-                    egui::FontId::proportional(14.0),
-                    theme::MUTED_TEXT,
-                );
-            }
-        }
     });
 }
 

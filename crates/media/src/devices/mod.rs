@@ -57,7 +57,7 @@ impl DeviceKind {
     pub fn fake(self) -> DeviceInfo {
         let name = match self {
             Self::Microphone => "Test tone",
-            Self::Speaker => "No speaker (silent)",
+            Self::Speaker => "Silent speaker",
             Self::Camera => "Test pattern",
         };
         DeviceInfo { kind: self, id: self.fake_id().to_owned(), name: name.to_owned(), fake: true }
