@@ -79,7 +79,9 @@ impl Sounds {
             }
             Err(error) => Self {
                 output: None,
-                unavailable: Some(format!("No sound output ({error}): ringtones are silent")),
+                unavailable: Some(format!(
+                    "No sound output here, so ringtones and the test sound are silent ({error})"
+                )),
                 silent_by_choice: false,
                 player: None,
                 playing: Playing::Nothing,
