@@ -49,14 +49,10 @@ impl Sounds {
     /// or remembers why not. The silent speaker (the fake one) opens nothing: a user who chose it hears
     /// no call, and no ringtone either.
     pub fn on(speaker: Option<&str>) -> Self {
+        let nothing_playing =
+            Self { output: None, unavailable: None, silent_by_choice: false, player: None, playing: Playing::Nothing };
         if speaker == Some(dialtone_engine::DeviceKind::Speaker.fake_id()) {
-            return Self {
-                output: None,
-                unavailable: None,
-                silent_by_choice: true,
-                player: None,
-                playing: Playing::Nothing,
-            };
+            return Self { silent_by_choice: true, ..nothing_playing };
         }
         let chosen = speaker.and_then(|id| {
             use rodio::cpal::traits::HostTrait;
@@ -69,22 +65,13 @@ impl Sounds {
         match opened {
             Ok(mut output) => {
                 output.log_on_drop(false);
-                Self {
-                    output: Some(output),
-                    unavailable: None,
-                    silent_by_choice: false,
-                    player: None,
-                    playing: Playing::Nothing,
-                }
+                Self { output: Some(output), ..nothing_playing }
             }
             Err(error) => Self {
-                output: None,
                 unavailable: Some(format!(
                     "No sound output here, so ringtones and the test sound are silent ({error})"
                 )),
-                silent_by_choice: false,
-                player: None,
-                playing: Playing::Nothing,
+                ..nothing_playing
             },
         }
     }

@@ -13,7 +13,6 @@ pub fn route_to_log() {
 
 #[cfg(target_os = "linux")]
 mod alsa {
-    use std::borrow::Cow;
     use std::ffi::{CStr, c_char, c_int};
     use std::sync::Once;
 
@@ -50,13 +49,13 @@ mod alsa {
         err: c_int,
         message: *const c_char,
     ) {
-        let text = |pointer: *const c_char| -> Cow<'static, str> {
+        let text = |pointer: *const c_char| -> String {
             if pointer.is_null() {
-                Cow::Borrowed("")
+                String::new()
             } else {
                 // SAFETY: ALSA and the C handler pass NUL-terminated strings that outlive this call;
                 // the text is copied before returning.
-                Cow::Owned(unsafe { CStr::from_ptr(pointer) }.to_string_lossy().into_owned())
+                unsafe { CStr::from_ptr(pointer) }.to_string_lossy().into_owned()
             }
         };
         let reason = if err == 0 {
