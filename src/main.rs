@@ -51,6 +51,7 @@ struct Cli {
 
 fn main() -> Result<()> {
     let process_start = std::time::Instant::now();
+    dialtone_engine::tune_allocator();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -2,8 +2,8 @@
 //! server. It measures what a person notices: how soon the picture appears after answering, and what a
 //! call costs in CPU and memory.
 //!
-//! 1. Accept → first frame: the caller calls, the callee's device pre-connects while it rings, the callee
-//!    answers with its camera on; the time from the answer to the first frame decoded at the caller.
+//! 1. Accept → first frame: the caller calls, the callee's device pre-connects while it rings (at least
+//!    `--ring-ms`, as a person takes that long to answer), the callee answers with its camera on; the time from the answer to the first frame decoded at the caller.
 //!    Offer → connected is the callee's link from its start (offer) to ICE+DTLS connected.
 //! 2. Steady one-way call: the caller sends its camera, the callee answers with its camera off; CPU
 //!    (cores: CPU time over wall time, the whole process) and resident memory, and capture → render
@@ -40,6 +40,14 @@ pub struct CallArgs {
     /// Camera format of the mesh call.
     #[arg(long, default_value = "640x360@30", value_parser = str::parse::<CameraConfig>)]
     mesh_camera: CameraConfig,
+    /// How long the callee's device rings before it answers, at least: a person takes a second or more,
+    /// and the device makes its connection and its codecs meanwhile.
+    #[arg(long, default_value_t = 500)]
+    ring_ms: u64,
+    /// Leave glibc's allocator as it is, rather than set up as the app and the bot set it
+    /// (`tune_allocator`): to measure what that setting does.
+    #[arg(long)]
+    allocator_defaults: bool,
     /// Both microphones muted in the steady 1v1 call: the video path alone, as the one-way 720p30 goal
     /// is stated.
     #[arg(long)]
@@ -165,6 +173,9 @@ async fn hang_up(caller: &mut Member, callee: &mut Member, call: &CallId) -> Res
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: CallArgs) -> Result<()> {
+    if !args.allocator_defaults {
+        dialtone_engine::tune_allocator();
+    }
     let secret = Secret::random();
     let server = dialtone_server::spawn(ServerConfig::new("127.0.0.1:0".parse()?, secret.clone())).await?;
     let camera = args.camera;
@@ -179,12 +190,14 @@ pub async fn run(args: CallArgs) -> Result<()> {
     let (mut first_frame_ms, mut connected_ms) = (Vec::new(), Vec::new());
     for _ in 0..args.calls {
         let call = place(&mut alice, &mut bob, CallKind::Video).await?;
+        let ring_ends = Instant::now() + Duration::from_millis(args.ring_ms);
         let connected = bob
             .wait("pre-connection", |e| matches!(e, Event::MediaLink { state: MediaLinkState::Connected, .. }))
             .await?;
         if let Event::MediaLink { after_ms, .. } = connected {
             connected_ms.push(after_ms as f64);
         }
+        tokio::time::sleep_until(ring_ends).await;
         let accepted_us = now_us();
         bob.engine.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Video) })?;
         let first = alice.first_frame(&call, &bob.address()).await?;

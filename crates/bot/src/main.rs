@@ -200,6 +200,7 @@ fn print_event(started: Instant, event: &Event) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
+    dialtone_engine::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -21,6 +21,7 @@ pub use api::{
 };
 pub use backoff::Backoff;
 pub use dialtone_media::devices::system_messages::route_to_log as route_sound_system_messages_to_log;
+pub use dialtone_media::tune_allocator;
 pub use dialtone_media::{AudioSlot, CameraConfig, DecodedFrame, MicrophoneConfig, SimulatedLoss, VideoSlot};
 pub use links::{RemoteAudio, RemoteVideo, Streams};
 pub use runtime::{Engine, EngineHandle, EngineStopped};

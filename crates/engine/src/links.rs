@@ -6,15 +6,17 @@
 //!   answered while it rang); devices already in the call never offer, so two devices never both do;
 //! - an offer from a device without a connection opens one that answers;
 //! - a connection closes when its device leaves, loses the answer race to another device of its user,
-//!   or the call ends.
+//!   or the call ends;
+//! - the video codecs are made while a video call rings; those the call did not take are dropped soon
+//!   after it starts, and the heap's free memory is given back once this device has no call left.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dialtone_media::{
-    AudioSender, AudioSlot, AudioSource, DeviceChoice, DeviceKind, DeviceNotify, Link, LinkEvent, MediaConfig, Role,
-    Speaker, VideoSender, VideoSlot, VideoSource, VoiceProcessing, Wake,
+    AudioSender, AudioSlot, AudioSource, CodecReserve, DeviceChoice, DeviceKind, DeviceNotify, Link, LinkEvent,
+    MediaConfig, Role, Speaker, VideoSender, VideoSlot, VideoSource, VoiceProcessing, Wake,
 };
 use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceAddress, IceServer, MemberStatus, SignalPayload};
 use tokio::sync::mpsc;
@@ -133,7 +135,19 @@ pub(crate) struct Links {
     played: Arc<AudioSlot>,
     /// Echo cancellation and friends, shared by the microphone and the speaker.
     processing: Option<VoiceProcessing>,
+    /// Calls ringing here or going on.
+    calls: BTreeSet<CallId>,
+    /// Video encoders and decoders made while a call rings.
+    codecs: CodecReserve,
 }
+
+/// How long after a call starts the codecs made for it are dropped if it did not take them (a camera
+/// off, nobody sending video): its camera takes its encoder at its first picture, its receivers their
+/// decoders at the first packet.
+const UNUSED_CODECS_AFTER: Duration = Duration::from_secs(3);
+/// How long after this device's last call ends its free memory is given back: time for the call's
+/// threads and tasks to finish and free theirs.
+const RELEASE_AFTER_CALLS: Duration = Duration::from_secs(2);
 
 /// Where [`Links`] reports to and what it fills besides the incoming streams.
 pub(crate) struct LocalMedia {
@@ -179,6 +193,8 @@ impl Links {
             wake,
             cameras: BTreeMap::new(),
             microphones: BTreeMap::new(),
+            calls: BTreeSet::new(),
+            codecs: CodecReserve::default(),
         }
     }
 
@@ -219,6 +235,7 @@ impl Links {
                 }),
                 video,
                 audio,
+                &self.codecs,
             );
             self.links.insert(key.clone(), Entry { link, generation, offered: role == Role::Offerer });
             self.retarget(call);
@@ -269,7 +286,8 @@ impl Links {
             self.camera()
         };
         let preview = Some(self.preview.clone());
-        if switch(&mut self.cameras, call, on, || VideoSender::start(config.camera, source, preview)) {
+        if switch(&mut self.cameras, call, on, || VideoSender::start_with(config.camera, source, preview, &self.codecs))
+        {
             self.retarget(call);
         }
         self.update_preview();
@@ -488,8 +506,18 @@ impl Links {
             return;
         }
         match event {
-            Event::IncomingCall { call, .. } => self.offer_to_joined(call, me),
+            Event::OutgoingCall { call, kind, .. } => self.call_starts(call, *kind),
+            Event::IncomingCall { call, .. } => {
+                self.call_starts(&call.call, call.kind);
+                self.offer_to_joined(call, me);
+            }
             Event::CallActive { call } => {
+                self.calls.insert(call.call.clone());
+                let (codecs, mark) = (self.codecs.clone(), self.codecs.mark());
+                tokio::spawn(async move {
+                    tokio::time::sleep(UNUSED_CODECS_AFTER).await;
+                    codecs.release_unless_prepared_since(mark);
+                });
                 if joined_here {
                     self.offer_to_joined(call, me);
                 }
@@ -511,9 +539,34 @@ impl Links {
                 self.close_where(call, |_| true);
                 self.update_preview();
                 self.update_speaker();
+                self.calls.remove(call);
+                if self.calls.is_empty() {
+                    self.calls_over();
+                }
             }
             _ => {}
         }
+    }
+
+    /// A call rings here (either way): a video call's codecs are made now, so that answering does not
+    /// wait for them.
+    fn call_starts(&mut self, call: &CallId, kind: CallKind) {
+        self.calls.insert(call.clone());
+        if let Some(config) = &self.config
+            && kind == CallKind::Video
+        {
+            self.codecs.prepare(config.camera.width, config.camera.height);
+        }
+    }
+
+    /// This device has no call left: codecs made and not taken go, and once the calls' threads and tasks
+    /// have ended, the heap's free memory goes back to the system.
+    fn calls_over(&mut self) {
+        self.codecs.release();
+        tokio::spawn(async {
+            tokio::time::sleep(RELEASE_AFTER_CALLS).await;
+            let _ = tokio::task::spawn_blocking(dialtone_media::release_free_memory).await;
+        });
     }
 }
 

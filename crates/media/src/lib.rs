@@ -51,4 +51,7 @@ pub use link::{
     IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats, MediaConfig, Role,
     STATS_PERIOD, SimulatedLoss,
 };
-pub use video::{CameraConfig, DecodedFrame, FreezeCounter, VideoSender, VideoSlot, VideoSource, Wake};
+pub use video::{
+    CameraConfig, CodecReserve, DecodedFrame, FreezeCounter, VideoSender, VideoSlot, VideoSource, Wake,
+    release_free_memory, tune_allocator,
+};

@@ -48,6 +48,7 @@ pub use crate::loss::SimulatedLoss;
 use crate::nack::NackRequester;
 use crate::pacer::AudioFirstPacer;
 use crate::video::reorder::{Released, ReorderBuffer};
+use crate::video::reserve::CodecReserve;
 use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
@@ -228,6 +229,8 @@ struct Shared {
     wants_keyframe: AtomicBool,
     remote_video: Arc<VideoSlot>,
     remote_audio: Arc<AudioSlot>,
+    /// Where the video decoder comes from and goes back to.
+    codecs: CodecReserve,
     /// Asks the remote sender for a keyframe (set once its video track arrives).
     keyframe_request: std::sync::Mutex<Option<mpsc::UnboundedSender<()>>>,
     /// Becomes true when the connection is closed, ending the receiving tasks with it.
@@ -327,13 +330,14 @@ impl LinkSender {
 
 impl Link {
     /// Starts a link on the current tokio runtime; what the remote device sends lands in
-    /// `remote_video` and `remote_audio`.
+    /// `remote_video` and `remote_audio`, the video decoded by a decoder from `codecs`.
     pub fn spawn(
         config: Arc<MediaConfig>,
         role: Role,
         events: LinkEvents,
         remote_video: Arc<VideoSlot>,
         remote_audio: Arc<AudioSlot>,
+        codecs: &CodecReserve,
     ) -> Link {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -343,6 +347,7 @@ impl Link {
             wants_keyframe: AtomicBool::new(true),
             remote_video,
             remote_audio,
+            codecs: codecs.clone(),
             keyframe_request: std::sync::Mutex::new(None),
             closed: tokio::sync::watch::Sender::new(false),
             reported: std::sync::Mutex::new(None),
@@ -515,7 +520,7 @@ async fn receive_video(
     mut closed: tokio::sync::watch::Receiver<bool>,
     mut asked: mpsc::UnboundedReceiver<()>,
 ) {
-    let mut receiver = match VideoReceiver::new(shared.remote_video.clone()) {
+    let mut receiver = match VideoReceiver::new(shared.remote_video.clone(), &shared.codecs) {
         Ok(receiver) => receiver,
         Err(error) => {
             tracing::warn!(%error, "no video decoder");

@@ -25,6 +25,7 @@ fn spawn_with(role: Role, config: MediaConfig) -> (Link, Events) {
         }),
         VideoSlot::new(None),
         dialtone_media::AudioSlot::new(),
+        &dialtone_media::CodecReserve::default(),
     );
     (link, rx)
 }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::frame::{I420Frame, RgbaFrame};
 use super::pattern::{Stamp, TestPattern, now_us, read_stamp};
 use super::rate::{RateAdapter, Rung};
+use super::reserve::CodecReserve;
 use super::vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};
 use crate::devices::camera::CameraInput;
 use crate::devices::{DeviceKind, DeviceNotify, DevicePick, Fallback};
@@ -225,10 +226,11 @@ pub(crate) enum ReceiveOutcome {
 }
 
 impl VideoReceiver {
-    pub(crate) fn new(slot: Arc<VideoSlot>) -> Result<Self, CodecError> {
+    /// A receiver decoding with a decoder from `reserve` (made while the call rang) or a new one.
+    pub(crate) fn new(slot: Arc<VideoSlot>, reserve: &CodecReserve) -> Result<Self, CodecError> {
         Ok(Self {
             depacketizer: Vp8Packet::default(),
-            decoder: Vp8Decoder::new()?,
+            decoder: reserve.decoder()?,
             frame: Vec::new(),
             frame_started: false,
             expected_sequence: None,
@@ -393,9 +395,14 @@ impl LastSent {
 /// The encoding side of a camera: the encoder, set to the size and bitrate the rate adapter chooses.
 struct Encode {
     camera: CameraConfig,
-    encoder: Vp8Encoder,
+    /// Made (or taken from the reserve) when there is someone to send to: a camera that only shows a
+    /// preview encodes nothing.
+    encoder: Option<Vp8Encoder>,
+    reserve: CodecReserve,
     adapter: RateAdapter,
     rung: Rung,
+    /// The bitrate the rate adapter chose last.
+    bitrate_kbps: u32,
     /// The picture to encode next, at the encoder's size.
     frame: I420Frame,
     /// Capture ticks, for sending only every n-th picture when the frame rate is stepped down.
@@ -412,18 +419,19 @@ const KEYFRAME_SHARE: f64 = 0.3;
 const MAX_KEYFRAME_SPACING_S: f64 = 2.0;
 
 impl Encode {
-    fn new(camera: CameraConfig, capture: &mut Capture) -> Result<Self, CodecError> {
-        let rung = Rung { scale: 1, fps_divider: 1 };
+    fn new(camera: CameraConfig, capture: &mut Capture, reserve: CodecReserve) -> Self {
         let (width, height) = capture.size_for(camera.width, camera.height);
-        Ok(Self {
+        Self {
             camera,
-            encoder: Vp8Encoder::new(width, height, camera.bitrate_kbps)?,
+            encoder: None,
+            reserve,
             adapter: RateAdapter::new(camera.width, camera.bitrate_kbps, std::time::Instant::now()),
-            rung,
+            rung: Rung { scale: 1, fps_divider: 1 },
+            bitrate_kbps: camera.bitrate_kbps,
             frame: I420Frame::black(width, height),
             ticks: 0,
             last_keyframe: None,
-        })
+        }
     }
 
     /// Whether a keyframe asked for may be made now, given the video's budget.
@@ -443,29 +451,33 @@ impl Encode {
         }
         let (width, height) =
             capture.size_for(self.camera.width / encoding.rung.scale, self.camera.height / encoding.rung.scale);
-        if (width, height) != self.encoder.size() {
-            // A new size (a rung down or up, or pictures of another shape) needs a new keyframe, which a
-            // new encoder starts with.
-            match Vp8Encoder::new(width, height, encoding.bitrate_kbps) {
-                Ok(encoder) => {
-                    self.encoder = encoder;
-                    self.frame = I420Frame::black(width, height);
-                }
-                Err(error) => {
-                    // Keep the old size, and the pattern with it; the next picture tries again.
-                    tracing::warn!(%error, "cannot resize the video");
-                    let (width, height) = self.encoder.size();
-                    capture.size_for(width, height);
-                    return Some(period * self.rung.fps_divider);
-                }
-            }
-        } else if encoding.bitrate_kbps != self.encoder.bitrate_kbps()
-            && let Err(error) = self.encoder.set_bitrate(encoding.bitrate_kbps)
+        if (width, height) != (self.frame.width, self.frame.height) {
+            // A new size (a rung down or up, or pictures of another shape) needs another encoder, which
+            // starts with a keyframe.
+            self.frame = I420Frame::black(width, height);
+            self.encoder = None;
+        } else if let Some(encoder) = &mut self.encoder
+            && encoding.bitrate_kbps != encoder.bitrate_kbps()
+            && let Err(error) = encoder.set_bitrate(encoding.bitrate_kbps)
         {
             tracing::warn!(%error, "cannot change the video bitrate");
         }
         self.rung = encoding.rung;
+        self.bitrate_kbps = encoding.bitrate_kbps;
         Some(period * encoding.rung.fps_divider)
+    }
+
+    /// Encodes the picture in `frame`. An encoder just made or taken from the reserve starts with a
+    /// keyframe, whatever `keyframe` says.
+    fn encode(&mut self, duration: Duration, keyframe: bool) -> Result<Vec<EncodedFrame>, CodecError> {
+        let (encoder, keyframe) = match &mut self.encoder {
+            Some(encoder) => (encoder, keyframe),
+            None => {
+                let (width, height) = (self.frame.width, self.frame.height);
+                (self.encoder.insert(self.reserve.encoder(width, height, self.bitrate_kbps)?), true)
+            }
+        };
+        encoder.encode(&self.frame, duration.as_millis() as u32, keyframe)
     }
 }
 
@@ -557,6 +569,17 @@ impl VideoSender {
         source: VideoSource,
         preview: Option<Arc<VideoSlot>>,
     ) -> Result<VideoSender, CodecError> {
+        Self::start_with(camera, source, preview, &CodecReserve::default())
+    }
+
+    /// As [`VideoSender::start`], taking its encoder from `reserve` (made while the call rang) when
+    /// there is one of the right size.
+    pub fn start_with(
+        camera: CameraConfig,
+        source: VideoSource,
+        preview: Option<Arc<VideoSlot>>,
+        reserve: &CodecReserve,
+    ) -> Result<VideoSender, CodecError> {
         let feed = Feed::default();
         let keyframe_wanted = Arc::new(AtomicBool::new(true));
         let (frames, mut encoded) = mpsc::channel::<(EncodedFrame, Duration)>(4);
@@ -572,11 +595,13 @@ impl VideoSender {
             captured: 0,
             picture_size: None,
         };
-        let mut encode = Encode::new(camera, &mut capture)?;
+        let mut encode = Encode::new(camera, &mut capture, reserve.clone());
         let capture_keyframe = keyframe_wanted.clone();
         let budget_targets = feed.targets();
+        let mut failing = false;
         feed.spawn_paced("dialtone-camera", period, move || {
-            // The video goes to every link at once, so it fits the narrowest path.
+            // The video goes to every link at once, so it fits the narrowest path; no budget means no
+            // link is ready for video.
             let budget = budget_targets().iter().filter_map(LinkSender::video_budget_kbps).min();
             let Some(duration) = encode.prepare(budget, period, &mut capture) else {
                 return true;
@@ -584,21 +609,33 @@ impl VideoSender {
             if !capture.fill(&mut encode.frame) {
                 return true;
             }
+            if budget.is_none() {
+                // Nobody to send to (a preview alone, links still connecting): nothing is encoded, and
+                // whoever comes first gets a keyframe.
+                capture_keyframe.store(true, Ordering::Relaxed);
+                return true;
+            }
             let now = std::time::Instant::now();
             let keyframe = capture_keyframe.load(Ordering::Relaxed) && encode.keyframe_allowed(now, budget);
             if keyframe {
                 capture_keyframe.store(false, Ordering::Relaxed);
             }
-            match encode.encoder.encode(&encode.frame, duration.as_millis() as u32, keyframe) {
-                Ok(packets) => packets.into_iter().all(|packet| {
-                    encode.adapter.encoded(packet.data.len());
-                    if packet.keyframe {
-                        encode.last_keyframe = Some((now, packet.data.len()));
-                    }
-                    frames.blocking_send((packet, duration)).is_ok()
-                }),
+            match encode.encode(duration, keyframe) {
+                Ok(packets) => {
+                    failing = false;
+                    packets.into_iter().all(|packet| {
+                        encode.adapter.encoded(packet.data.len());
+                        if packet.keyframe {
+                            encode.last_keyframe = Some((now, packet.data.len()));
+                        }
+                        frames.blocking_send((packet, duration)).is_ok()
+                    })
+                }
                 Err(error) => {
-                    tracing::warn!(%error, "video encoding failed");
+                    // Once, not for every picture while it lasts.
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(%error, "video encoding failed");
+                    }
                     true
                 }
             }
