@@ -58,12 +58,25 @@ fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
+/// The fields of /proc/self/stat after the parenthesised command name (the state is the first).
+fn stat_fields() -> Result<Vec<u64>> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after_name = stat.rsplit_once(')').context("odd /proc/self/stat")?.1;
+    // The state is a letter; it reads as 0.
+    Ok(after_name.split_whitespace().map(|field| field.parse().unwrap_or(0)).collect())
+}
+
+/// Minor page faults of this process so far: memory given back and taken again shows here.
+fn page_faults() -> Result<u64> {
+    stat_fields()?.get(7).copied().context("no minflt in /proc/self/stat")
+}
+
 /// CPU time (user + system) of this process.
 fn cpu_time() -> Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th of those.
-    let fields: Vec<&str> = stat.rsplit_once(')').context("odd /proc/self/stat")?.1.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    let fields = stat_fields()?;
+    // utime and stime.
+    let ticks: u64 =
+        fields.get(11).zip(fields.get(12)).map(|(user, system)| user + system).context("odd /proc/self/stat")?;
     // SAFETY: sysconf only reads a configuration value.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Ok(Duration::from_micros(ticks * 1_000_000 / per_second))
@@ -223,7 +236,8 @@ pub async fn run(args: CallArgs) -> Result<()> {
         bob.engine.remote_video().get(&call, &alice.address()).context("bob's stream from alice")?
     };
     tokio::time::sleep(Duration::from_secs(1)).await; // warm-up
-    let (cpu_before, wall_before, frames_before) = (cpu_time()?, Instant::now(), slot.frames_decoded());
+    let (cpu_before, wall_before, frames_before, faults_before) =
+        (cpu_time()?, Instant::now(), slot.frames_decoded(), page_faults()?);
     let mut latencies = Vec::new();
     let mut last_index = 0;
     let steady = Duration::from_secs(args.steady_secs);
@@ -241,10 +255,11 @@ pub async fn run(args: CallArgs) -> Result<()> {
     }
     let cores = (cpu_time()? - cpu_before).as_secs_f64() / wall_before.elapsed().as_secs_f64();
     let fps = (slot.frames_decoded() - frames_before) as f64 / wall_before.elapsed().as_secs_f64();
+    let faults = (page_faults()? - faults_before) as f64 / wall_before.elapsed().as_secs_f64();
     let (rss, peak) = memory_mib()?;
     println!(
         "  steady one-way {}x{}@{} {}: {cores:.3} cores (whole process: server, both engines, the reader), \
-         {fps:.1} fps received, RSS {rss:.1} MiB (peak {peak:.1} MiB), {} threads",
+         {fps:.1} fps received, {faults:.0} page faults a second, RSS {rss:.1} MiB (peak {peak:.1} MiB), {} threads",
         camera.width,
         camera.height,
         camera.fps,
