@@ -520,8 +520,8 @@ async fn receive_video(
     mut closed: tokio::sync::watch::Receiver<bool>,
     mut asked: mpsc::UnboundedReceiver<()>,
 ) {
-    let mut receiver = match VideoReceiver::new(shared.remote_video.clone(), &shared.codecs) {
-        Ok(receiver) => receiver,
+    let mut receiver = match shared.codecs.decoder().await {
+        Ok(decoder) => VideoReceiver::new(shared.remote_video.clone(), decoder),
         Err(error) => {
             tracing::warn!(%error, "no video decoder");
             return;

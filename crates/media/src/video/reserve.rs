@@ -6,23 +6,35 @@
 //! doubled the time to the first frame (BENCHMARKS.md). So a device makes its codecs while the call
 //! rings, when nothing waits for them, and the call takes them when its media starts.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::frame::I420Frame;
 use super::vp8::{CodecError, Vp8Decoder, Vp8Encoder};
 
+/// A call waits at most this long for codecs being made before it makes its own: when the answer comes
+/// at once (a bot), the ones being made are further along than new ones would be.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
 /// VP8 encoders and decoders made ready for this device's next call. Cloning shares the reserve.
 #[derive(Clone, Default)]
 pub struct CodecReserve {
-    kept: Arc<Mutex<Kept>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    kept: Mutex<Kept>,
+    /// Notified when codecs being made are done.
+    made: Condvar,
 }
 
 #[derive(Default)]
 struct Kept {
     encoder: Option<Vp8Encoder>,
     decoder: Option<Vp8Decoder>,
-    /// Codecs are being made (on a blocking thread).
-    preparing: bool,
+    /// Codecs of this size are being made (on a blocking thread).
+    preparing: Option<(u32, u32)>,
     /// Counts [`CodecReserve::release`] calls: codecs whose making began before the last release are
     /// not kept.
     releases: u64,
@@ -32,7 +44,7 @@ struct Kept {
 
 impl std::fmt::Debug for CodecReserve {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kept = crate::lock(&self.kept);
+        let kept = self.lock();
         f.debug_struct("CodecReserve")
             .field("encoder", &kept.encoder.as_ref().map(Vp8Encoder::size))
             .field("decoder", &kept.decoder.is_some())
@@ -48,20 +60,20 @@ impl CodecReserve {
     pub fn prepare(&self, width: u32, height: u32) {
         let size = (width & !1, height & !1);
         let releases = {
-            let mut kept = crate::lock(&self.kept);
+            let mut kept = self.lock();
             kept.prepares += 1;
             let ready = kept.encoder.as_ref().is_some_and(|encoder| encoder.size() == size) && kept.decoder.is_some();
-            if ready || kept.preparing {
+            if ready || kept.preparing.is_some() {
                 return;
             }
-            kept.preparing = true;
+            kept.preparing = Some(size);
             kept.releases
         };
         let reserve = self.clone();
         tokio::task::spawn_blocking(move || {
             let made = warm_codecs(size);
-            let mut kept = crate::lock(&reserve.kept);
-            kept.preparing = false;
+            let mut kept = reserve.lock();
+            kept.preparing = None;
             match made {
                 Ok(codecs) if kept.releases == releases => {
                     (kept.encoder, kept.decoder) = (Some(codecs.0), Some(codecs.1))
@@ -69,14 +81,34 @@ impl CodecReserve {
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "cannot prepare the video codecs"),
             }
+            drop(kept);
+            reserve.shared.made.notify_all();
         });
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Kept> {
+        crate::lock(&self.shared.kept)
+    }
+
+    /// The reserve, once no codecs `wanted` says are of use are being made (or [`MAX_WAIT`] passed).
+    fn when_made(&self, wanted: impl Fn(&Kept) -> bool) -> MutexGuard<'_, Kept> {
+        let deadline = Instant::now() + MAX_WAIT;
+        let mut kept = self.lock();
+        while wanted(&kept) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+            kept = match self.shared.made.wait_timeout(kept, left) {
+                Ok((kept, _)) => kept,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        kept
     }
 
     /// Drops the codecs made ready and not taken (and those still being made): the call that rang is
     /// over, or going on without them.
     pub fn release(&self) {
         let codecs = {
-            let mut kept = crate::lock(&self.kept);
+            let mut kept = self.lock();
             kept.releases += 1;
             (kept.encoder.take(), kept.decoder.take())
         };
@@ -86,7 +118,7 @@ impl CodecReserve {
 
     /// A mark for [`CodecReserve::release_unless_prepared_since`].
     pub fn mark(&self) -> u64 {
-        crate::lock(&self.kept).prepares
+        self.lock().prepares
     }
 
     /// As [`CodecReserve::release`], unless another call asked for codecs since `mark` was taken: what a
@@ -99,17 +131,16 @@ impl CodecReserve {
 
     /// Whether an encoder and a decoder are ready.
     pub fn ready(&self) -> (bool, bool) {
-        let kept = crate::lock(&self.kept);
+        let kept = self.lock();
         (kept.encoder.is_some(), kept.decoder.is_some())
     }
 
     /// An encoder for `width`x`height` at `bitrate_kbps`: the one made ready if it has that size (its
-    /// first picture must be a keyframe), or a new one.
+    /// first picture must be a keyframe), or a new one. Blocks while one of that size is being made.
     pub(crate) fn encoder(&self, width: u32, height: u32, bitrate_kbps: u32) -> Result<Vp8Encoder, CodecError> {
-        let ready = {
-            let mut kept = crate::lock(&self.kept);
-            kept.encoder.take_if(|encoder| encoder.size() == (width, height))
-        };
+        let size = (width, height);
+        let ready =
+            self.when_made(|kept| kept.preparing == Some(size)).encoder.take_if(|encoder| encoder.size() == size);
         match ready {
             Some(mut encoder) => {
                 encoder.set_bitrate(bitrate_kbps)?;
@@ -119,10 +150,22 @@ impl CodecReserve {
         }
     }
 
-    /// A decoder: the one made ready (a stream's first keyframe resets it), or a new one.
-    pub(crate) fn decoder(&self) -> Result<Vp8Decoder, CodecError> {
-        let ready = crate::lock(&self.kept).decoder.take();
+    /// A decoder: the one made ready (a stream's first keyframe resets it), or a new one. Blocks while
+    /// one is being made.
+    pub(crate) fn decoder_blocking(&self) -> Result<Vp8Decoder, CodecError> {
+        let ready = self.when_made(|kept| kept.preparing.is_some()).decoder.take();
         ready.map_or_else(Vp8Decoder::new, Ok)
+    }
+
+    /// As [`CodecReserve::decoder_blocking`], waiting on a blocking thread when it must.
+    pub(crate) async fn decoder(&self) -> Result<Vp8Decoder, CodecError> {
+        if self.lock().preparing.is_none() {
+            return self.decoder_blocking();
+        }
+        let reserve = self.clone();
+        tokio::task::spawn_blocking(move || reserve.decoder_blocking())
+            .await
+            .map_err(|error| CodecError::new("decoder", error.to_string()))?
     }
 }
 
@@ -181,11 +224,11 @@ mod tests {
 
         let mut encoder = reserve.encoder(320, 240, 500).unwrap();
         assert_eq!(encoder.bitrate_kbps(), 500, "the call's bitrate, not the warm-up's");
-        let mut decoder = reserve.decoder().unwrap();
+        let mut decoder = reserve.decoder().await.unwrap();
         assert_eq!(reserve.ready(), (false, false), "taken");
         // Nothing ready: new ones.
         assert_eq!(reserve.encoder(320, 240, 500).unwrap().size(), (320, 240));
-        reserve.decoder().unwrap();
+        reserve.decoder().await.unwrap();
 
         let picture = I420Frame::black(320, 240);
         let frames = encoder.encode(&picture, 33, true).unwrap();
@@ -211,10 +254,27 @@ mod tests {
         // Codecs still being made when the reserve is released are not kept.
         reserve.prepare(320, 240);
         reserve.release();
-        while crate::lock(&reserve.kept).preparing {
+        while reserve.lock().preparing.is_some() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert_eq!(reserve.ready(), (false, false));
         release_free_memory();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_answered_at_once_waits_for_the_codecs_being_made_rather_than_making_more() {
+        let reserve = CodecReserve::default();
+        reserve.prepare(640, 360);
+        // Straight away, as a bot answering at once asks.
+        let decoder = reserve.decoder().await.unwrap();
+        let encoder = tokio::task::spawn_blocking({
+            let reserve = reserve.clone();
+            move || reserve.encoder(640, 360, 800)
+        });
+        let encoder = encoder.await.unwrap().unwrap();
+        assert_eq!(encoder.size(), (640, 360));
+        assert_eq!(reserve.ready(), (false, false), "both came from the reserve");
+        assert!(reserve.lock().preparing.is_none());
+        drop(decoder);
     }
 }

@@ -226,18 +226,18 @@ pub(crate) enum ReceiveOutcome {
 }
 
 impl VideoReceiver {
-    /// A receiver decoding with a decoder from `reserve` (made while the call rang) or a new one.
-    pub(crate) fn new(slot: Arc<VideoSlot>, reserve: &CodecReserve) -> Result<Self, CodecError> {
-        Ok(Self {
+    /// A receiver publishing into `slot` what `decoder` decodes.
+    pub(crate) fn new(slot: Arc<VideoSlot>, decoder: Vp8Decoder) -> Self {
+        Self {
             depacketizer: Vp8Packet::default(),
-            decoder: reserve.decoder()?,
+            decoder,
             frame: Vec::new(),
             frame_started: false,
             expected_sequence: None,
             broken: true,
             slot,
             spent: None,
-        })
+        }
     }
 
     /// Drops the frame being assembled (a packet of it is missing) and waits for a keyframe.
