@@ -124,7 +124,8 @@ impl RateAdapter {
         self.roomy_since = None;
     }
 
-    fn current(&self) -> Encoding {
+    /// The encoding chosen last.
+    pub fn current(&self) -> Encoding {
         Encoding { rung: LADDER[self.rung].0, bitrate_kbps: self.bitrate_kbps }
     }
 }

@@ -159,8 +159,13 @@ impl CodecReserve {
 
     /// As [`CodecReserve::decoder_blocking`], waiting on a blocking thread when it must.
     pub(crate) async fn decoder(&self) -> Result<Vp8Decoder, CodecError> {
-        if self.lock().preparing.is_none() {
-            return self.decoder_blocking();
+        // Checked and taken under one lock: a preparation starting in between must not block this task.
+        let ready = {
+            let mut kept = self.lock();
+            kept.preparing.is_none().then(|| kept.decoder.take())
+        };
+        if let Some(ready) = ready {
+            return ready.map_or_else(Vp8Decoder::new, Ok);
         }
         let reserve = self.clone();
         tokio::task::spawn_blocking(move || reserve.decoder_blocking())

@@ -401,8 +401,6 @@ struct Encode {
     reserve: CodecReserve,
     adapter: RateAdapter,
     rung: Rung,
-    /// The bitrate the rate adapter chose last.
-    bitrate_kbps: u32,
     /// The picture to encode next, at the encoder's size.
     frame: I420Frame,
     /// Capture ticks, for sending only every n-th picture when the frame rate is stepped down.
@@ -427,7 +425,6 @@ impl Encode {
             reserve,
             adapter: RateAdapter::new(camera.width, camera.bitrate_kbps, std::time::Instant::now()),
             rung: Rung { scale: 1, fps_divider: 1 },
-            bitrate_kbps: camera.bitrate_kbps,
             frame: I420Frame::black(width, height),
             ticks: 0,
             last_keyframe: None,
@@ -463,7 +460,6 @@ impl Encode {
             tracing::warn!(%error, "cannot change the video bitrate");
         }
         self.rung = encoding.rung;
-        self.bitrate_kbps = encoding.bitrate_kbps;
         Some(period * encoding.rung.fps_divider)
     }
 
@@ -474,7 +470,7 @@ impl Encode {
             Some(encoder) => (encoder, keyframe),
             None => {
                 let (width, height) = (self.frame.width, self.frame.height);
-                (self.encoder.insert(self.reserve.encoder(width, height, self.bitrate_kbps)?), true)
+                (self.encoder.insert(self.reserve.encoder(width, height, self.adapter.current().bitrate_kbps)?), true)
             }
         };
         encoder.encode(&self.frame, duration.as_millis() as u32, keyframe)
