@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use dialtone::session::{Server, SessionConfig};
 use dialtone::ui::{App, Paths};
-use dialtone_engine::{CameraConfig, DeviceChoice};
-use dialtone_protocol::{DeviceId, UserId};
+use dialtone_engine::{CameraConfig, DeviceChoice, ServerUrl};
+use dialtone_protocol::{DeviceId, Fingerprint, UserId};
 
 /// Dialtone: audio and video calls.
 #[derive(Parser, Debug)]
@@ -25,6 +25,12 @@ struct Cli {
     /// A sign-in token for --server; on this machine's own server one is made from its key.
     #[arg(long, env = "DIALTONE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Trust only the server certificate with this SHA-256 fingerprint (a self-signed server prints it).
+    #[arg(long, env = "DIALTONE_FINGERPRINT")]
+    fingerprint: Option<Fingerprint>,
+    /// Allow sending your sign-in token unencrypted (ws://) to a server on another computer.
+    #[arg(long)]
+    insecure: bool,
     /// This device's name, unique among your devices.
     #[arg(long, default_value = "desktop")]
     device: String,
@@ -91,7 +97,23 @@ fn main() -> Result<()> {
                 bail!("--server must be a ws:// or wss:// URL, got {url:?}");
             }
             let token = cli.token.clone().or_else(|| Some(saved.server.token.clone()).filter(|t| !t.is_empty()));
-            Server::Remote { url, token }
+            let fingerprint = match cli.fingerprint {
+                Some(fingerprint) => Some(fingerprint),
+                None if !saved.server.fingerprint.is_empty() => {
+                    Some(saved.server.fingerprint.parse().context("the server fingerprint in the settings file")?)
+                }
+                None => None,
+            };
+            let allow_clear_text = cli.insecure || saved.server.allow_clear_text;
+            if let Err(refused) = ServerUrl::parse(&url).and_then(|parsed| parsed.check_clear_text(allow_clear_text)) {
+                bail!("--server {url}: {refused}");
+            }
+            if allow_clear_text && url.starts_with("ws://") {
+                eprintln!(
+                    "warning: your sign-in token and calls' signaling go unencrypted to {url}; anyone on the way can read them"
+                );
+            }
+            Server::Remote { url, token, fingerprint, allow_clear_text }
         }
         None => Server::Embedded { port: cli.port, demo: !cli.no_demo },
     };
@@ -103,6 +125,7 @@ fn main() -> Result<()> {
         data_dir: paths.data.clone(),
         camera: cli.camera,
         devices: if cli.fake_devices { DeviceChoice::fake() } else { DeviceChoice::default() },
+        relay_only: saved.calls.always_relay,
     };
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         bail!(

@@ -123,6 +123,8 @@ pub struct Participant {
     pub quality: Option<Quality>,
     /// The peer connection's state.
     pub link: Option<MediaLinkState>,
+    /// Why no connection to them could be made, until one is being tried again.
+    pub unreachable: Option<String>,
     /// Totals from the last statistics, to grade the next period's loss.
     packets: (i64, u64),
     /// Video freezes counted at the last statistics.
@@ -329,6 +331,7 @@ impl Model {
             media: MediaState::default(),
             quality: None,
             link: None,
+            unreachable: None,
             packets: (0, 0),
             freezes: 0,
         }
@@ -520,12 +523,17 @@ impl Model {
                 // Both called each other: the other's call is this one, so it is not ringing here.
                 self.incoming.retain(|i| i.info.call != into);
             }
-            Event::MediaLink { call, peer, state, .. } => {
+            Event::MediaLink { call, peer, state, reason, .. } => {
                 self.links.insert((call.clone(), peer.user.clone(), peer.device.clone()), state);
                 if let Some(p) = self.call.as_mut().filter(|c| c.id == call).and_then(|c| c.participant(&peer.user))
                     && p.device.as_ref().is_none_or(|d| d == &peer.device)
                 {
                     p.link = Some(state);
+                    match (state, reason) {
+                        (MediaLinkState::Failed, Some(reason)) => p.unreachable = Some(reason),
+                        (MediaLinkState::Connecting | MediaLinkState::Connected, _) => p.unreachable = None,
+                        _ => {}
+                    }
                 }
             }
             Event::MediaStats { call, peer, rtt_ms, packets_lost, packets_received, video_freezes, .. } => {

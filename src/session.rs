@@ -12,7 +12,7 @@ use dialtone_engine::{
     AudioSlot, CameraConfig, Command, DeviceChoice, Engine, EngineConfig, Event, MediaConfig, MicrophoneConfig,
     RemoteAudio, RemoteVideo, VideoSlot, Waker,
 };
-use dialtone_protocol::{DeviceId, IdError, MediaState, UserId};
+use dialtone_protocol::{DeviceId, Fingerprint, IdError, MediaState, UserId};
 use dialtone_server::{Secret, ServerConfig, ServerHandle};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -34,10 +34,14 @@ pub enum Server {
     },
     /// Use this server.
     Remote {
-        /// Its `ws://` URL.
+        /// Its `wss://` URL (`ws://` on this machine, or with `allow_clear_text`).
         url: String,
         /// A sign-in token; `None` mints one with the key in the data folder (a server on this machine).
         token: Option<String>,
+        /// Trust only its certificate with this fingerprint (a self-signed server).
+        fingerprint: Option<Fingerprint>,
+        /// Send the token over `ws://` to another machine, as the user asked.
+        allow_clear_text: bool,
     },
 }
 
@@ -58,6 +62,8 @@ pub struct SessionConfig {
     pub camera: CameraConfig,
     /// The devices to start with: the system's, or the fake twins (tests, `--fake-devices`).
     pub devices: DeviceChoice,
+    /// Connect calls only through a relay, hiding this computer's addresses.
+    pub relay_only: bool,
 }
 
 /// Why the session could not start.
@@ -174,7 +180,7 @@ impl Session {
                 };
                 (Some(server), url, token, engines, groups)
             }
-            Server::Remote { url, token } => {
+            Server::Remote { url, token, .. } => {
                 let token = match token {
                     Some(token) => token.clone(),
                     None => {
@@ -189,10 +195,15 @@ impl Session {
             }
         };
         let mut engine_config = EngineConfig::new(&server_url, token, config.device.clone());
+        if let Server::Remote { fingerprint, allow_clear_text, .. } = &config.server {
+            engine_config.server_fingerprint = *fingerprint;
+            engine_config.allow_clear_text = *allow_clear_text;
+        }
         engine_config.watch_presence = Some(None);
         engine_config.waker = Some(wakers.now);
         engine_config.preview_waker = Some(wakers.preview);
-        engine_config.media = Some(MediaConfig { devices: config.devices.clone(), ..media });
+        engine_config.media =
+            Some(MediaConfig { devices: config.devices.clone(), relay_only: config.relay_only, ..media });
         let (engine, events) = {
             let _guard = runtime.enter();
             Engine::start(engine_config)

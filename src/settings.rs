@@ -44,6 +44,11 @@ pub struct ServerSettings {
     pub user: String,
     /// A sign-in token from the server's administrator.
     pub token: String,
+    /// The SHA-256 fingerprint of a self-signed server's certificate (64 hex digits); empty trusts the
+    /// system's certificate authorities.
+    pub fingerprint: String,
+    /// Send the token unencrypted (`ws://`) to a server on another computer: the user asked for it.
+    pub allow_clear_text: bool,
 }
 
 /// The ringtone.
@@ -72,6 +77,9 @@ pub struct CallSettings {
     pub start_camera_off: bool,
     /// How a participant whose camera is off is drawn.
     pub avatar_shape: AvatarShape,
+    /// Connect calls only through the server's relay, so the people called never learn this computer's
+    /// network addresses (a little more delay; needs a relay on the server).
+    pub always_relay: bool,
 }
 
 /// How a participant whose camera is off is drawn.

@@ -40,6 +40,7 @@ fn start_app(folder: tempfile::TempDir, demo: bool) -> TestApp {
         data_dir: folder.path().to_owned(),
         camera: SMALL_CAMERA,
         devices: DeviceChoice::fake(),
+        relay_only: false,
     };
     let app = App::start(config, Paths::in_folder(folder.path())).expect("the app starts");
     let harness =

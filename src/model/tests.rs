@@ -103,6 +103,7 @@ fn an_outgoing_call_rings_becomes_active_and_ends_with_its_duration() {
         video_width: 640,
         video_height: 360,
         audio_concealed: 0,
+        path: None,
     };
     model.apply(stats, t0 + Duration::from_secs(5), 10_000);
     assert_eq!(model.call.as_ref().unwrap().quality(), Some(Quality::Poor), "10 % loss is poor");
@@ -211,7 +212,13 @@ fn a_connection_made_while_ringing_counts_once_answered() {
     );
     let peer = DeviceAddress { user: user("ada"), device: DeviceId::new("desk").unwrap() };
     model.apply(
-        Event::MediaLink { call: CallId::new("c9").unwrap(), peer, state: MediaLinkState::Connected, after_ms: 12 },
+        Event::MediaLink {
+            call: CallId::new("c9").unwrap(),
+            peer,
+            state: MediaLinkState::Connected,
+            after_ms: 12,
+            reason: None,
+        },
         t0,
         0,
     );
@@ -245,4 +252,29 @@ fn a_stand_in_device_is_told_once_per_problem_and_its_return_is_told() {
     };
     model.apply(speaker, at, 0);
     assert_eq!(model.notices.last().map(|n| n.text.as_str()), Some("No speaker found — calls play silently"));
+}
+
+#[test]
+fn a_participant_who_cannot_be_reached_says_why_until_it_is_tried_again() {
+    let t0 = Instant::now();
+    let mut model = signed_in(t0);
+    let id = CallId::new("c3").unwrap();
+    let peer = DeviceAddress { user: user("ada"), device: DeviceId::new("desk").unwrap() };
+    model.placing(id.clone(), &[user("ada")], CallKind::Video, false, MediaState::for_kind(CallKind::Video), 0);
+    model.apply(Event::CallActive { call: info("c3", false, &[("me", true), ("ada", true)]) }, t0, 1_000);
+    let link = |state, reason: Option<&str>| Event::MediaLink {
+        call: id.clone(),
+        peer: peer.clone(),
+        state,
+        after_ms: 10_000,
+        reason: reason.map(str::to_owned),
+    };
+    let unreachable = |model: &Model| model.call.as_ref().unwrap().participants[0].unreachable.clone();
+    model.apply(link(MediaLinkState::Failed, Some("no direct path answered")), t0, 10_000);
+    assert_eq!(unreachable(&model).as_deref(), Some("no direct path answered"));
+    // The closing that follows keeps the reason on screen.
+    model.apply(link(MediaLinkState::Closed, None), t0, 10_001);
+    assert_eq!(unreachable(&model).as_deref(), Some("no direct path answered"));
+    model.apply(link(MediaLinkState::Connecting, None), t0, 12_000);
+    assert_eq!(unreachable(&model), None);
 }

@@ -123,6 +123,7 @@ pub fn in_call(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
             one_to_one(app, ui, area, tiles);
         }
         overlay(app, ui, area, &call);
+        unreachable_banner(app, ui, area, &call, actions);
         if app.invite.is_some() {
             invite_list(app, ui, &call, actions);
         }
@@ -410,6 +411,39 @@ fn overlay(app: &App, ui: &mut Ui, area: Rect, call: &CurrentCall) {
         ui.painter().rect_filled(banner, CornerRadius::same(18), theme::AMBER);
         ui.painter().text(banner.center(), Align2::CENTER_CENTER, text, FontId::proportional(15.0), Color32::BLACK);
     }
+}
+
+/// Says who cannot be reached and why, with a way to try again.
+fn unreachable_banner(app: &App, ui: &mut Ui, area: Rect, call: &CurrentCall, actions: &mut Vec<Action>) {
+    let Some((who, why)) = call.joined().find_map(|p| Some((app.model.name_of(&p.user), p.unreachable.clone()?)))
+    else {
+        return;
+    };
+    let banner =
+        Rect::from_center_size(pos2(area.center().x, area.top() + 96.0), vec2(area.width().min(560.0) - 32.0, 64.0));
+    ui.scope_builder(egui::UiBuilder::new().max_rect(banner), |ui| {
+        egui::Frame::new().fill(theme::RED).corner_radius(12).inner_margin(egui::Margin::symmetric(14, 8)).show(
+            ui,
+            |ui| {
+                ui.horizontal(|ui| {
+                    ui.vertical(|ui| {
+                        ui.label(RichText::new(format!("Can't reach {who}")).strong().color(Color32::WHITE));
+                        ui.label(RichText::new(capitalized(&why)).small().color(Color32::WHITE));
+                    });
+                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                        if ui.button("Try again").clicked() {
+                            actions.push(Action::RetryMedia);
+                        }
+                    });
+                });
+            },
+        );
+    });
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// The controls bar.

@@ -72,6 +72,8 @@ pub enum Action {
     UpgradeToVideo,
     /// Invite more people into the call on screen.
     Invite(Vec<UserId>),
+    /// Try again to connect to the people of the call on screen who could not be reached.
+    RetryMedia,
     /// Open or close the invite list.
     ToggleInvite,
     /// Change the grid layout.
@@ -413,6 +415,11 @@ impl App {
             Action::ToggleMute => self.change_media(|media| media.audio_muted = !media.audio_muted),
             Action::ToggleCamera | Action::UpgradeToVideo => {
                 self.change_media(|media| media.camera_on = !media.camera_on)
+            }
+            Action::RetryMedia => {
+                if let Some(call) = &self.model.call {
+                    self.session.send(Command::RetryMedia { call: call.id.clone() });
+                }
             }
             Action::Invite(users) => {
                 if let Some(call) = &self.model.call
@@ -871,6 +878,9 @@ impl App {
                         display_name: Some(self.settings.profile.display_name.clone()).filter(|n| !n.trim().is_empty()),
                         avatar: Some(avatar),
                     });
+                }
+                if self.settings.calls.always_relay != self.saved_settings.calls.always_relay {
+                    self.session.send(Command::RelayOnly(self.settings.calls.always_relay));
                 }
                 self.saved_settings = self.settings.clone();
             }

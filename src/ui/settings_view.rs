@@ -232,6 +232,8 @@ fn calls(app: &mut App, ui: &mut Ui) {
                     }
                 });
         });
+        ui.checkbox(&mut app.settings.calls.always_relay, "Always relay my calls")
+            .on_hover_text("Calls go through the server's relay, so the people you call never learn your network address. It can add a little delay, and needs a relay on the server.");
         ui.checkbox(&mut app.settings.window.close_to_tray, "Closing the window keeps Dialtone running in the tray");
     });
 }
@@ -252,6 +254,12 @@ fn server(app: &mut App, ui: &mut Ui) {
         field(ui, "Server URL", &mut app.settings.server.url, "Empty: run a server on this machine");
         field(ui, "User", &mut app.settings.server.user, "Your user id on that server");
         field(ui, "Token", &mut app.settings.server.token, "From the server's administrator");
+        field(
+            ui,
+            "Fingerprint",
+            &mut app.settings.server.fingerprint,
+            "For a self-signed server: the fingerprint it prints",
+        );
         ui.label(
             RichText::new("Server changes take effect the next time Dialtone starts.").small().color(theme::MUTED_TEXT),
         );

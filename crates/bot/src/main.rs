@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use dialtone_engine::{Command, Engine, EngineConfig, Event};
-use dialtone_protocol::{CallId, CallKind, DeviceId, EndReason, MediaState, UserId};
+use dialtone_protocol::{CallId, CallKind, DeviceId, EndReason, Fingerprint, MediaState, UserId};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -25,9 +25,16 @@ use tokio::time::Instant;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about, verbatim_doc_comment)]
 struct Cli {
-    /// The server's WebSocket URL.
+    /// The server's WebSocket URL: wss:// (ws:// for a server on this machine, or with --insecure).
     #[arg(long, default_value = "ws://127.0.0.1:7600", env = "DIALTONE_SERVER")]
     server: String,
+    /// Trust only the server certificate with this SHA-256 fingerprint (a self-signed server prints
+    /// it); without it the system's roots are trusted.
+    #[arg(long, env = "DIALTONE_FINGERPRINT")]
+    fingerprint: Option<Fingerprint>,
+    /// Allow sending the sign-in token unencrypted (ws://) to a server on another machine.
+    #[arg(long)]
+    insecure: bool,
     /// A sign-in token from `dialtone-server token --user NAME`.
     #[arg(long, env = "DIALTONE_TOKEN", hide_env_values = true)]
     token: String,
@@ -78,8 +85,9 @@ struct Cli {
     /// its twin, with a `device_in_use` event saying why, when it cannot be used).
     #[arg(long)]
     real_devices: bool,
-    /// Local addresses for media (host candidates); loopback by default, so calls stay on this machine.
-    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+    /// Local addresses for media (host candidates); by default every interface, and loopback too when
+    /// the server is on this machine.
+    #[arg(long, value_delimiter = ',')]
     media_bind: Vec<std::net::IpAddr>,
     /// Send back the pictures and sound received instead of the test pattern and tone (implies --media).
     #[arg(long)]
@@ -149,6 +157,8 @@ struct Summary {
     video: Vec<VideoSummary>,
     /// Per incoming audio stream (with --media).
     audio: Vec<AudioSummary>,
+    /// Per peer device, the way media took when last measured (local and remote candidate kinds).
+    paths: BTreeMap<String, dialtone_engine::MediaPath>,
 }
 
 /// What arrived from one peer's microphone, as last seen during the call.
@@ -211,6 +221,8 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let callees = cli.call.clone();
     let mut config = EngineConfig::new(&cli.server, &cli.token, cli.device.clone());
+    config.server_fingerprint = cli.fingerprint;
+    config.allow_clear_text = cli.insecure;
     let frames_landed = Arc::new(Notify::new());
     if cli.media || cli.echo {
         config.media = Some(MediaConfig {
@@ -328,6 +340,9 @@ async fn main() -> Result<()> {
                         calls_left += 1;
                     }
                     Event::Error { .. } => summary.errors += 1,
+                    Event::MediaStats { peer, path: Some(path), .. } => {
+                        summary.paths.insert(peer.to_string(), *path);
+                    }
                     Event::Stopped { reason } => {
                         summary.stopped = Some(reason.clone());
                         if reason != "shut down" {

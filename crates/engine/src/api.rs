@@ -4,15 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone_protocol::{
-    CallId, CallInfo, CallKind, DeviceAddress, DeviceId, EndReason, ErrorCode, MediaState, MissedCall, PresenceEntry,
-    Profile, SignalPayload, UserId,
+    CallId, CallInfo, CallKind, DeviceAddress, DeviceId, EndReason, ErrorCode, Fingerprint, MediaState, MissedCall,
+    PresenceEntry, Profile, SignalPayload, UserId,
 };
 use serde::Serialize;
 
 use crate::backoff::Backoff;
 /// Where a peer connection stands (see [`Event::MediaLink`]); serialized in snake_case.
 pub use dialtone_media::LinkState as MediaLinkState;
-pub use dialtone_media::MediaConfig;
+pub use dialtone_media::{CandidateKind, MediaConfig, MediaPath};
 pub use dialtone_media::{DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick};
 
 /// Called after every event, from the engine's task: a UI uses it to request a repaint.
@@ -21,8 +21,13 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 /// How to reach the server and who to be.
 #[derive(Clone)]
 pub struct EngineConfig {
-    /// The server's `ws://` URL.
+    /// The server's `wss://` URL (`ws://` for a server on this machine, or with `allow_clear_text`).
     pub server_url: String,
+    /// Trust only the server certificate with this fingerprint (a self-signed server; invite links
+    /// carry it); `None` trusts the system's roots.
+    pub server_fingerprint: Option<Fingerprint>,
+    /// Send the sign-in token over `ws://` to another machine (a network the user trusts).
+    pub allow_clear_text: bool,
     /// A sign-in token from `dialtone-server token`.
     pub token: String,
     /// This device's name, unique among the user's devices.
@@ -52,6 +57,8 @@ impl EngineConfig {
     pub fn new(server_url: impl Into<String>, token: impl Into<String>, device: DeviceId) -> Self {
         Self {
             server_url: server_url.into(),
+            server_fingerprint: None,
+            allow_clear_text: false,
             token: token.into(),
             device,
             watch_presence: None,
@@ -162,6 +169,15 @@ pub enum Command {
     /// Use these devices from now on, also in calls going on (each switch is reported by
     /// [`Event::DeviceInUse`]).
     UseDevices(DeviceChoice),
+    /// Connect only through a TURN relay (`true`), so the others never learn this device's addresses,
+    /// or any way that works; for connections made from now on.
+    RelayOnly(bool),
+    /// Try again to connect to the devices of a call that could not be reached (see
+    /// [`Event::MediaLink`]'s `reason`).
+    RetryMedia {
+        /// The call.
+        call: CallId,
+    },
     /// Hang up everything, sign out and stop.
     Shutdown,
 }
@@ -170,7 +186,7 @@ impl Command {
     /// Whether the command concerns only this device (devices, the preview), so it works while the
     /// engine is not connected to the server.
     pub fn is_local(&self) -> bool {
-        matches!(self, Self::Preview { .. } | Self::ListDevices | Self::UseDevices(_))
+        matches!(self, Self::Preview { .. } | Self::ListDevices | Self::UseDevices(_) | Self::RelayOnly(_))
     }
 }
 
@@ -314,6 +330,9 @@ pub enum Event {
         state: MediaLinkState,
         /// Time since this device started setting up the connection.
         after_ms: u64,
+        /// Why it failed, when no path to the other device was found.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Network and media figures of the connection to one other device, every two seconds: what a UI
     /// turns into a network-quality indicator.
@@ -353,6 +372,8 @@ pub enum Event {
         video_height: u32,
         /// Lost audio frames that had to be concealed, since the start.
         audio_concealed: u64,
+        /// Which way media goes (direct, through a NAT's address, or relayed), once connected.
+        path: Option<MediaPath>,
     },
     /// Who is loudest in a call now; `None` when nobody speaks. Sent when it changes.
     ActiveSpeaker {

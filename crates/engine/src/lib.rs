@@ -14,10 +14,11 @@ pub mod backoff;
 pub mod call;
 mod links;
 mod runtime;
+pub mod server;
 
 pub use api::{
-    Command, DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick, EngineConfig, Event, MediaConfig,
-    MediaLinkState, Waker,
+    CandidateKind, Command, DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick, EngineConfig, Event,
+    MediaConfig, MediaLinkState, MediaPath, Waker,
 };
 pub use backoff::Backoff;
 pub use dialtone_media::devices::system_messages::route_to_log as route_sound_system_messages_to_log;
@@ -25,3 +26,4 @@ pub use dialtone_media::tune_allocator;
 pub use dialtone_media::{AudioSlot, CameraConfig, DecodedFrame, MicrophoneConfig, SimulatedLoss, VideoSlot};
 pub use links::{RemoteAudio, RemoteVideo, Streams};
 pub use runtime::{Engine, EngineHandle, EngineStopped};
+pub use server::{ServerUrl, ServerUrlError};

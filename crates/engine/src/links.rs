@@ -210,6 +210,15 @@ impl Links {
         }
     }
 
+    /// Relay only, or any path, for connections made from now on.
+    pub(crate) fn set_relay_only(&mut self, relay_only: bool) {
+        if let Some(config) = &self.config
+            && config.relay_only != relay_only
+        {
+            self.config = Some(Arc::new(MediaConfig { relay_only, ..(**config).clone() }));
+        }
+    }
+
     /// Whether this engine makes peer connections at all.
     pub(crate) fn enabled(&self) -> bool {
         self.config.is_some()
@@ -393,6 +402,23 @@ impl Links {
         }
     }
 
+    /// Connects again, as the offerer, to every joined device of the call this device has no connection
+    /// to (it could not be reached, and the retries ran out); each gets its retries back.
+    pub(crate) fn retry_unreached(&mut self, info: &CallInfo, me: &DeviceAddress) {
+        for member in &info.members {
+            let (MemberStatus::Joined, Some(device)) = (member.status, &member.device) else {
+                continue;
+            };
+            let peer = DeviceAddress { user: member.user.clone(), device: device.clone() };
+            let key = (info.call.clone(), peer.clone());
+            if &peer != me && !self.links.contains_key(&key) {
+                tracing::info!(call = %info.call, %peer, "connecting again, as asked");
+                self.retries.remove(&key);
+                self.open(&info.call, peer, Role::Offerer);
+            }
+        }
+    }
+
     fn close_where(&mut self, call: &CallId, doomed: impl Fn(&DeviceAddress) -> bool) {
         // Dropping a link closes it; its `closed` state still arrives as an event.
         let (video, audio) = (&self.video, &self.audio);
@@ -410,9 +436,17 @@ impl Links {
     /// A relayed signal from `from`. An offer always starts a fresh connection (media is negotiated
     /// once, up front): from a device without one it opens one, and from a device with one it replaces
     /// it, because the other side made it again after it failed.
-    pub(crate) fn signal(&mut self, call: &CallId, from: DeviceAddress, payload: SignalPayload) {
+    ///
+    /// When both devices offered at once (each asked to connect again), the device with the smaller
+    /// address keeps its own offer and drops the other's, which then answers it.
+    pub(crate) fn signal(&mut self, call: &CallId, from: DeviceAddress, payload: SignalPayload, me: &DeviceAddress) {
         let link = match payload {
             SignalPayload::Offer { .. } => {
+                let key = (call.clone(), from.clone());
+                if self.links.get(&key).is_some_and(|entry| entry.offered && !entry.link.connected()) && me < &from {
+                    tracing::info!(%call, peer = %from, "both offered at once; ours stands");
+                    return;
+                }
                 if self.links.remove(&(call.clone(), from.clone())).is_some() {
                     tracing::info!(%call, peer = %from, "the other side connects again");
                 }

@@ -18,11 +18,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::api::{Command, EngineConfig, Event, Waker};
 use crate::call::{Call, Direction, Effect, Input, Invitation};
 use crate::links::{Links, LocalMedia, RemoteAudio, RemoteVideo, TaggedLinkEvent};
+use crate::server::{self, ServerUrl};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -90,7 +91,13 @@ impl Engine {
             played: played_audio.clone(),
             notify,
         };
-        let links = Links::new(config.media.clone(), link_tx, remote_video.clone(), remote_audio.clone(), wake, local);
+        let mut media = config.media.clone();
+        if let Some(media) = media.as_mut().filter(|media| media.bind_addrs.is_empty()) {
+            // Loopback candidates only help a peer on this machine, which a server here suggests.
+            let local = ServerUrl::parse(&config.server_url).is_ok_and(|url| url.is_loopback());
+            media.bind_addrs = dialtone_media::every_interface(local);
+        }
+        let links = Links::new(media, link_tx, remote_video.clone(), remote_audio.clone(), wake, local);
         let runtime = Runtime {
             config,
             links,
@@ -265,7 +272,7 @@ impl Runtime {
                     self.outbox.push(ClientMessage::Signal { call, to: peer, payload });
                 }
             }
-            LinkEvent::State { state, after } => {
+            LinkEvent::State { state, after, reason } => {
                 let live = self.calls.get(&call).is_some_and(|c| !c.phase().is_over());
                 if state == dialtone_media::LinkState::Failed && live && self.links.retry(&call, &peer, generation) {
                     self.video_frames_seen.remove(&(call.clone(), peer.clone()));
@@ -276,7 +283,7 @@ impl Runtime {
                     self.video_frames_seen.remove(&(call.clone(), peer.clone()));
                 }
                 let after_ms = after.as_millis() as u64;
-                self.emit(Event::MediaLink { call, peer, state, after_ms });
+                self.emit(Event::MediaLink { call, peer, state, after_ms, reason });
             }
             LinkEvent::Stats(stats) => {
                 let received = self.links.received(&call, &peer);
@@ -301,6 +308,7 @@ impl Runtime {
                     video_width: received.video_size.0,
                     video_height: received.video_size.1,
                     audio_concealed: received.audio_concealed,
+                    path: stats.path,
                 });
             }
             LinkEvent::Error(message) => {
@@ -386,13 +394,27 @@ impl Runtime {
     }
 
     async fn connect(&mut self) -> Result<(Socket, Duration), ConnectError> {
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async(self.config.server_url.as_str()).await.map_err(|error| match error {
-                tungstenite::Error::Url(problem) => {
-                    ConnectError::Fatal(format!("bad server URL {:?}: {problem}", self.config.server_url))
-                }
-                other => ConnectError::Transient(format!("cannot connect to {}: {other}", self.config.server_url)),
-            })?;
+        let url = ServerUrl::parse(&self.config.server_url).map_err(|error| ConnectError::Fatal(error.to_string()))?;
+        url.check_clear_text(self.config.allow_clear_text).map_err(|error| ConnectError::Fatal(error.to_string()))?;
+        let connector = match url.secure {
+            true => Connector::Rustls(server::tls_config(self.config.server_fingerprint)),
+            false => Connector::Plain,
+        };
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
+            self.config.server_url.as_str(),
+            None,
+            true,
+            Some(connector),
+        );
+        let (mut socket, _) = connecting.await.map_err(|error| match error {
+            tungstenite::Error::Url(problem) => {
+                ConnectError::Fatal(format!("bad server URL {:?}: {problem}", self.config.server_url))
+            }
+            other => match server::explain(&url, &other) {
+                (reason, true) => ConnectError::Transient(reason),
+                (reason, false) => ConnectError::Fatal(reason),
+            },
+        })?;
         let hello = ClientFrame {
             seq: None,
             message: ClientMessage::Hello {
@@ -551,6 +573,7 @@ impl Runtime {
         match command {
             Command::Preview { on } => self.links.set_preview(on),
             Command::UseDevices(devices) => self.links.use_devices(devices),
+            Command::RelayOnly(on) => self.links.set_relay_only(on),
             Command::ListDevices => {
                 let events = self.events.clone();
                 // Asking the system takes a while; never on the engine's task.
@@ -595,6 +618,13 @@ impl Runtime {
                 }
                 self.command_for(call, Input::SetMedia(media))
             }
+            Command::RetryMedia { call } => {
+                let me = DeviceAddress { user: me.0.clone(), device: me.1.clone() };
+                match self.calls.get(&call).filter(|c| c.phase().is_joined()) {
+                    Some(joined) => self.links.retry_unreached(&joined.info().clone(), &me),
+                    None => self.error(format!("no call {call} in progress"), Some(call)),
+                }
+            }
             Command::Signal { call, to, payload } => {
                 if self.calls.contains_key(&call) {
                     self.outbox.push(ClientMessage::Signal { call, to, payload });
@@ -606,7 +636,7 @@ impl Runtime {
             Command::SetProfile { display_name, avatar } => {
                 self.outbox.push(ClientMessage::SetProfile { display_name, avatar })
             }
-            Command::Preview { .. } | Command::ListDevices | Command::UseDevices(_) => {
+            Command::Preview { .. } | Command::ListDevices | Command::UseDevices(_) | Command::RelayOnly(_) => {
                 unreachable!("local commands are handled above")
             }
             Command::Shutdown => unreachable!("handled by the session loop"),
@@ -670,7 +700,8 @@ impl Runtime {
             }
             ServerMessage::Signal { call, from, payload } if self.calls.contains_key(&call) => {
                 if self.links.enabled() {
-                    self.links.signal(&call, from, payload);
+                    let here = DeviceAddress { user: me.clone(), device: self.config.device.clone() };
+                    self.links.signal(&call, from, payload, &here);
                 } else {
                     self.emit(Event::Signal { call, from, payload });
                 }

@@ -395,8 +395,19 @@ impl Drop for Coturn {
 }
 
 async fn relay_only(server: &dialtone_server::ServerHandle, name: &str, device: &str) -> Client {
+    relay_only_with(server, name, device, |_| {}).await
+}
+
+async fn relay_only_with(
+    server: &dialtone_server::ServerHandle,
+    name: &str,
+    device: &str,
+    tweak: impl FnOnce(&mut MediaConfig),
+) -> Client {
     let mut config = engine_config(&server.url(), name, device);
-    config.media = Some(MediaConfig { relay_only: true, ..MediaConfig::default() });
+    let mut media = MediaConfig { relay_only: true, ..MediaConfig::default() };
+    tweak(&mut media);
+    config.media = Some(media);
     Client::start(config, &format!("{name}/{device}")).await
 }
 
@@ -417,16 +428,30 @@ async fn relay_only_calls_go_through_turn_with_credentials_the_server_hands_out(
     let (_, numbers) = frames_from(&bob, &call, ("alice", "laptop"), 10).await;
     assert!(numbers.windows(2).all(|pair| pair[0] < pair[1]), "{numbers:?}");
 
-    // Credentials made with another secret are refused by the relay: no connection.
+    // Credentials made with another secret are refused by the relay: no connection, and after the
+    // connect limit each side is told why; trying again tries again.
     let wrong = server_with(|config| config.hub.ice = coturn.ice("not-the-shared-secret")).await;
-    let mut carol = relay_only(&wrong, "carol", "pc").await;
-    let mut dave = relay_only(&wrong, "dave", "pc").await;
+    let quick = |config: &mut MediaConfig| config.connect_limit = Duration::from_millis(2_500);
+    let mut carol = relay_only_with(&wrong, "carol", "pc", quick).await;
+    let mut dave = relay_only_with(&wrong, "dave", "pc", quick).await;
     let call = carol.call(&["dave"], CallKind::Audio, false).await;
     dave.incoming(&call).await;
-    dave.expect_none("a connection without valid credentials", Duration::from_secs(3), |e| {
-        link_is(e, "pc", MediaLinkState::Connected)
-    })
-    .await;
+    dave.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Audio) });
+    carol.expect("active", |e| matches!(e, Event::CallActive { .. })).await;
+    let unreachable = |e: &Event| {
+        matches!(e, Event::MediaLink { state: MediaLinkState::Failed, reason: Some(reason), .. }
+            if reason.contains("relay server could not be used"))
+    };
+    let waited = tokio::time::Instant::now();
+    dave.expect("told the relay could not be used", unreachable).await;
+    assert!(
+        !dave.seen.iter().any(|e| link_is(e, "pc", MediaLinkState::Connected)),
+        "a connection without valid credentials"
+    );
+    assert!(waited.elapsed() < Duration::from_secs(5), "told within the connect limit");
+    dave.send(Command::RetryMedia { call: call.clone() });
+    dave.expect("connecting again", |e| link_is(e, "pc", MediaLinkState::Connecting)).await;
+    carol.expect_ever("told too", unreachable).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,8 +48,8 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 pub use audio::{AudioSender, AudioSlot, AudioSource, MicrophoneConfig, PlaybackSources, Speaker, VoiceProcessing};
 pub use devices::{DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DeviceNotice, DeviceNotify, DevicePick};
 pub use link::{
-    IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats, MediaConfig, Role,
-    STATS_PERIOD, SimulatedLoss,
+    CONNECT_LIMIT, CandidateKind, IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats,
+    MediaConfig, MediaPath, Role, STATS_PERIOD, SimulatedLoss, every_interface,
 };
 pub use video::{
     CameraConfig, CodecReserve, DecodedFrame, FreezeCounter, VideoSender, VideoSlot, VideoSource, Wake,

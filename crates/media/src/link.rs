@@ -59,7 +59,9 @@ use webrtc::peer_connection::{
 /// How peer connections are made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MediaConfig {
-    /// Local addresses to gather host candidates on (one UDP socket each, any free port).
+    /// Local addresses to gather host candidates on (one UDP socket each, any free port); `0.0.0.0`
+    /// stands for every usable interface but loopback. Empty: [`every_interface`] with loopback kept,
+    /// which the engine narrows to every interface alone when its server is not on this machine.
     pub bind_addrs: Vec<IpAddr>,
     /// STUN and TURN servers (the engine adds those the signaling server hands out).
     pub ice_servers: Vec<IceServer>,
@@ -71,6 +73,8 @@ pub struct MediaConfig {
     /// 20 ms gave 45 ms offer to connected, 5 ms gives 15 ms (BENCHMARKS.md). Each pair still gets
     /// 1.4 s of checks, as by default.
     pub ice_check_interval: Duration,
+    /// How long a connection may take to come up before it counts as failed ([`CONNECT_LIMIT`]).
+    pub connect_limit: Duration,
     /// The size, rate and bitrate of the video sent.
     pub camera: CameraConfig,
     /// The microphone's bitrate, and the tone its fake twin plays.
@@ -93,10 +97,11 @@ pub struct MediaConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         Self {
-            bind_addrs: vec![IpAddr::from([127, 0, 0, 1])],
+            bind_addrs: Vec::new(),
             ice_servers: Vec::new(),
             relay_only: false,
             ice_check_interval: Duration::from_millis(5),
+            connect_limit: CONNECT_LIMIT,
             camera: CameraConfig::default(),
             microphone: MicrophoneConfig::default(),
             devices: DeviceChoice::fake(),
@@ -144,6 +149,8 @@ pub enum LinkEvent {
         state: LinkState,
         /// Time since the link was spawned.
         after: Duration,
+        /// Why, when it failed without ever connecting (no path found).
+        reason: Option<String>,
     },
     /// Something went wrong that ends the link (the state becomes failed).
     Error(String),
@@ -169,6 +176,99 @@ pub struct LinkStats {
     pub packets_received: u64,
     /// What congestion control estimates the path to the remote device carries (audio and video).
     pub send_estimate_kbps: f64,
+    /// The path media takes: the kinds of the local and remote candidates of the selected pair.
+    pub path: Option<MediaPath>,
+}
+
+/// The kind of an ICE candidate: how an address was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateKind {
+    /// An address of a local interface.
+    Host,
+    /// The address a NAT shows the world, learned from a STUN server.
+    Srflx,
+    /// An address learned from a connectivity check that came from it (behind a NAT).
+    Prflx,
+    /// An address on a TURN relay.
+    Relay,
+}
+
+impl CandidateKind {
+    fn from_stats(kind: webrtc::peer_connection::RTCIceCandidateType) -> Option<CandidateKind> {
+        use webrtc::peer_connection::RTCIceCandidateType as Type;
+        match kind {
+            Type::Host => Some(CandidateKind::Host),
+            Type::Srflx => Some(CandidateKind::Srflx),
+            Type::Prflx => Some(CandidateKind::Prflx),
+            Type::Relay => Some(CandidateKind::Relay),
+            _ => None,
+        }
+    }
+
+    /// The kind named by a candidate line's `typ` field (`candidate:… typ srflx …`).
+    fn of_line(line: &str) -> Option<CandidateKind> {
+        let mut words = line.split_whitespace();
+        words.find(|word| *word == "typ")?;
+        match words.next()? {
+            "host" => Some(CandidateKind::Host),
+            "srflx" => Some(CandidateKind::Srflx),
+            "prflx" => Some(CandidateKind::Prflx),
+            "relay" => Some(CandidateKind::Relay),
+            _ => None,
+        }
+    }
+}
+
+/// Which way media goes: the kinds of the two ends of the selected candidate pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct MediaPath {
+    /// This device's end.
+    pub local: CandidateKind,
+    /// The other device's end.
+    pub remote: CandidateKind,
+}
+
+impl MediaPath {
+    /// Through a TURN relay at either end.
+    pub fn relayed(&self) -> bool {
+        self.local == CandidateKind::Relay || self.remote == CandidateKind::Relay
+    }
+}
+
+/// How long a link may stay unconnected before it counts as failed, by default. ICE gives each candidate pair about
+/// 1.4 s of checks, and a relay's allocation takes a round trip or two more; 10 s leaves room for slow
+/// links and long round trips, and a person waiting on a silent call is told soon enough.
+pub const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+
+/// The candidates a link saw, to explain a connection that never came up.
+#[derive(Debug, Default, Clone, Copy)]
+struct CandidateCounts {
+    local_relay: u32,
+    local: u32,
+    remote: u32,
+}
+
+/// Says why no path was found, in a person's words.
+fn unreachable_reason(counts: CandidateCounts, config: &MediaConfig) -> String {
+    let has_turn = config.ice_servers.iter().flat_map(|s| &s.urls).any(|url| url.starts_with("turn"));
+    if counts.local == 0 && !has_turn {
+        "this device found no network address to use".into()
+    } else if config.relay_only && counts.local_relay == 0 {
+        "the relay server could not be used (unreachable, refused the credentials, or none is offered), and \
+         calls are set to go through the relay only"
+            .into()
+    } else if has_turn && counts.local_relay == 0 {
+        "the relay server could not be used (unreachable, or it refused the credentials), and no direct path \
+         answered"
+            .into()
+    } else if counts.remote == 0 {
+        "no network address arrived from the other device".into()
+    } else if !has_turn {
+        "no direct path answered, and the server offers no relay (TURN) to fall back on".into()
+    } else {
+        "no network path answered, neither direct nor through the relay".into()
+    }
 }
 
 /// Turns two stats reports' byte counters into rates (the first against zero at the link's start).
@@ -190,17 +290,24 @@ impl StatsCounter {
             None => (0.0, 0.0),
         };
         self.last = Some((now, sent, received));
-        let rtt_ms = report
-            .candidate_pairs()
-            .find(|pair| pair.nominated)
-            .map(|pair| pair.current_round_trip_time * 1000.0)
-            .filter(|rtt| *rtt > 0.0);
+        let selected = report.candidate_pairs().find(|pair| pair.nominated);
+        let rtt_ms = selected.map(|pair| pair.current_round_trip_time * 1000.0).filter(|rtt| *rtt > 0.0);
+        let kind_of = |id: &str| match report.get(id) {
+            Some(webrtc::peer_connection::RTCStatsReportEntry::LocalCandidate(candidate))
+            | Some(webrtc::peer_connection::RTCStatsReportEntry::RemoteCandidate(candidate)) => {
+                CandidateKind::from_stats(candidate.candidate_type)
+            }
+            _ => None,
+        };
+        let path = selected.and_then(|pair| {
+            Some(MediaPath { local: kind_of(&pair.local_candidate_id)?, remote: kind_of(&pair.remote_candidate_id)? })
+        });
         let (mut packets_lost, mut packets_received) = (0, 0);
         for inbound in report.inbound_rtp_streams() {
             packets_lost += inbound.received_rtp_stream_stats.packets_lost;
             packets_received += inbound.received_rtp_stream_stats.packets_received;
         }
-        LinkStats { rtt_ms, send_kbps, receive_kbps, packets_lost, packets_received, send_estimate_kbps }
+        LinkStats { rtt_ms, send_kbps, receive_kbps, packets_lost, packets_received, send_estimate_kbps, path }
     }
 }
 
@@ -243,6 +350,8 @@ struct Shared {
     audio_kbps: u32,
     /// The round-trip time last measured, in milliseconds; 0 until measured. NACKs follow it too.
     rtt_ms: Arc<AtomicU32>,
+    /// The candidates seen so far.
+    candidates: std::sync::Mutex<CandidateCounts>,
 }
 
 impl Shared {
@@ -253,11 +362,15 @@ impl Shared {
 
     /// Reports `state` unless it is the one reported last.
     fn report(&self, events: &LinkEvents, state: LinkState, after: Duration) {
+        self.report_why(events, state, after, None);
+    }
+
+    fn report_why(&self, events: &LinkEvents, state: LinkState, after: Duration, reason: Option<String>) {
         let mut reported = crate::lock(&self.reported);
         if *reported != Some(state) {
             *reported = Some(state);
             drop(reported);
-            events(LinkEvent::State { state, after });
+            events(LinkEvent::State { state, after, reason });
         }
     }
 }
@@ -354,6 +467,7 @@ impl Link {
             send_estimate: Arc::new(AtomicU64::new(0)),
             audio_kbps: audio_kbps(&config),
             rtt_ms: Arc::new(AtomicU32::new(0)),
+            candidates: std::sync::Mutex::new(CandidateCounts::default()),
         });
         let task_shared = shared.clone();
         let task_shared_for_error = shared.clone();
@@ -365,6 +479,11 @@ impl Link {
             }
         });
         Link { commands, shared }
+    }
+
+    /// Whether media can flow now.
+    pub fn connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Relaxed)
     }
 
     /// The handle the call's video sender sends through.
@@ -430,11 +549,19 @@ struct Handler {
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         match event.candidate.to_json() {
-            Ok(init) => (self.events)(LinkEvent::Signal(SignalPayload::Candidate {
-                candidate: init.candidate,
-                sdp_mid: init.sdp_mid,
-                sdp_mline_index: init.sdp_mline_index,
-            })),
+            Ok(init) => {
+                let mut counts = crate::lock(&self.shared.candidates);
+                counts.local += 1;
+                if CandidateKind::of_line(&init.candidate) == Some(CandidateKind::Relay) {
+                    counts.local_relay += 1;
+                }
+                drop(counts);
+                (self.events)(LinkEvent::Signal(SignalPayload::Candidate {
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid,
+                    sdp_mline_index: init.sdp_mline_index,
+                }));
+            }
             Err(error) => tracing::warn!(%error, "unusable local candidate"),
         }
     }
@@ -632,6 +759,18 @@ fn max_send_kbps(config: &MediaConfig) -> u32 {
     config.max_send_kbps.map_or(wanted, |cap| cap.min(wanted)).max(MIN_SEND_KBPS)
 }
 
+/// The addresses media binds to when none are configured: every usable interface (the library expands
+/// `0.0.0.0` to each interface that is up, neither loopback nor link-local), so STUN and TURN can reach
+/// their servers and the other side gets this device's addresses; and loopback when `keep_loopback`, for
+/// calls on this machine (it is not told to devices elsewhere, which could do nothing with it).
+pub fn every_interface(keep_loopback: bool) -> Vec<IpAddr> {
+    let mut addrs = vec![IpAddr::from([0, 0, 0, 0])];
+    if keep_loopback {
+        addrs.push(IpAddr::from([127, 0, 0, 1]));
+    }
+    addrs
+}
+
 /// Whether browsers' `.local` (mDNS) candidates can be resolved: that takes a multicast socket, which
 /// cannot join its group on a machine with no multicast route (an offline network, a bare network
 /// namespace), and then webrtc 0.21 fails the whole connection. Same-machine calls need none.
@@ -729,15 +868,16 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
         })
         .collect();
     let policy = if config.relay_only { RTCIceTransportPolicy::Relay } else { RTCIceTransportPolicy::All };
-    let loopback_only = config.bind_addrs.iter().all(IpAddr::is_loopback);
+    let bind_addrs = if config.bind_addrs.is_empty() { every_interface(true) } else { config.bind_addrs.clone() };
+    let loopback_only = bind_addrs.iter().all(IpAddr::is_loopback);
     let setting_engine = SettingEngineBuilder::new()
         .with_ice_connection_attempts(Some(config.ice_check_interval), Some(check_attempts(config.ice_check_interval)))
-        // Host candidates on loopback are skipped by default (RFC 8445); they are all a same-machine
-        // call has.
-        .with_include_loopback_candidate(loopback_only)
+        // Host candidates on loopback are skipped by default (RFC 8445); they are the surest path of a
+        // same-machine call, so they are gathered whenever loopback is asked for.
+        .with_include_loopback_candidate(bind_addrs.iter().any(IpAddr::is_loopback))
         .with_multicast_dns_mode(mdns_mode(loopback_only))
         .build();
-    let addrs: Vec<SocketAddr> = config.bind_addrs.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
+    let addrs: Vec<SocketAddr> = bind_addrs.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
     let pc = PeerConnectionBuilder::new()
         .with_configuration(
             RTCConfigurationBuilder::new().with_ice_servers(ice_servers).with_ice_transport_policy(policy).build(),
@@ -777,10 +917,25 @@ async fn run(
         Exchange { role, tracks, shared, have_remote: false, early_candidates: Vec::new(), held_answer: None };
     let mut stats_tick = tokio::time::interval_at(Instant::now() + STATS_PERIOD, STATS_PERIOD);
     let mut counter = StatsCounter { last: Some((started, 0, 0)) };
+    // Until it first connects; ICE on its own would keep checking a path that never answers.
+    let mut connect_deadline = Some(started + config.connect_limit);
     let result = loop {
         let answer_deadline = exchange.answer_deadline();
+        if exchange.shared.connected.load(Ordering::Relaxed) {
+            connect_deadline = None;
+        }
         let command = tokio::select! {
             command = commands.recv() => command,
+            _ = tokio::time::sleep_until(connect_deadline.unwrap_or_else(Instant::now)), if connect_deadline.is_some() => {
+                connect_deadline = None;
+                if !exchange.shared.connected.load(Ordering::Relaxed) {
+                    let counts = *crate::lock(&exchange.shared.candidates);
+                    let reason = unreachable_reason(counts, config);
+                    tracing::info!(%reason, ?counts, "no path to the other device");
+                    exchange.shared.report_why(&events, LinkState::Failed, started.elapsed(), Some(reason));
+                }
+                continue;
+            }
             _ = tokio::time::sleep_until(answer_deadline.unwrap_or_else(Instant::now)), if answer_deadline.is_some() => {
                 if let Err(error) = exchange.release_answer(&pc).await {
                     break Err(error);
@@ -912,6 +1067,7 @@ impl Exchange {
                 self.held_answer = Some((sdp, Instant::now() + ANSWER_HOLD));
             }
             SignalPayload::Candidate { candidate, sdp_mid, sdp_mline_index } => {
+                crate::lock(&self.shared.candidates).remote += 1;
                 let init = RTCIceCandidateInit { candidate, sdp_mid, sdp_mline_index, ..Default::default() };
                 if self.have_remote {
                     pc.add_ice_candidate(init).await?;

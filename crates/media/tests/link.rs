@@ -38,13 +38,13 @@ async fn connect(offerer: &Link, offers: &mut Events, answerer: &Link, answers: 
         tokio::select! {
             Some(event) = offers.recv() => match event {
                 LinkEvent::Signal(payload) => answerer.remote_signal(payload),
-                LinkEvent::State { state: LinkState::Connected, after } => connected.0 = Some(after),
+                LinkEvent::State { state: LinkState::Connected, after, .. } => connected.0 = Some(after),
                 LinkEvent::State { state: LinkState::Failed, .. } | LinkEvent::Error(_) => panic!("offerer: {event:?}"),
                 LinkEvent::State { .. } | LinkEvent::Stats(_) => {}
             },
             Some(event) = answers.recv() => match event {
                 LinkEvent::Signal(payload) => offerer.remote_signal(payload),
-                LinkEvent::State { state: LinkState::Connected, after } => connected.1 = Some(after),
+                LinkEvent::State { state: LinkState::Connected, after, .. } => connected.1 = Some(after),
                 LinkEvent::State { state: LinkState::Failed, .. } | LinkEvent::Error(_) => panic!("answerer: {event:?}"),
                 LinkEvent::State { .. } | LinkEvent::Stats(_) => {}
             },

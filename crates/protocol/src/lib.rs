@@ -10,9 +10,11 @@
 
 #![warn(missing_docs)]
 
+mod fingerprint;
 mod ids;
 mod messages;
 
+pub use fingerprint::{Fingerprint, FingerprintError};
 pub use ids::{CallId, DeviceAddress, DeviceId, IdError, MAX_ID_LEN, UserId};
 pub use messages::*;
 

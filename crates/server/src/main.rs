@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use dialtone_protocol::UserId;
 use dialtone_server::token::parse_ttl;
-use dialtone_server::{IceConfig, Secret, ServerConfig, TurnConfig, mint};
+use dialtone_server::{IceConfig, Secret, ServerConfig, TlsIdentity, TurnConfig, mint};
 
 /// Dialtone's signaling server: sign-in with tokens, presence, multi-device ringing, calls, relay.
 ///
@@ -75,6 +75,20 @@ struct ServeArgs {
     /// How long TURN credentials work.
     #[arg(long, default_value = "24h", value_parser = parse_ttl)]
     turn_ttl: Duration,
+    /// Serve TLS (`wss://`) with this certificate chain (PEM, leaf first). Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve TLS with a self-signed certificate, made the first time and kept beside the secret file;
+    /// clients pin its fingerprint (printed at start; invite links carry it).
+    #[arg(long)]
+    tls_self_signed: bool,
+    /// A host name or address the self-signed certificate names (repeatable); the listening address
+    /// and `localhost` by default. Clients that pin the fingerprint do not check names.
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls_self_signed")]
+    tls_names: Vec<String>,
 }
 
 fn parse_stun_url(url: &str) -> Result<String, String> {
@@ -100,6 +114,30 @@ fn ice_config(args: &ServeArgs) -> Result<IceConfig> {
         None => None,
     };
     Ok(IceConfig { stun_urls: args.stun_urls.clone(), turn })
+}
+
+/// The certificate to serve TLS with, from the flags; self-signed ones live beside the secret file.
+fn tls_identity(args: &ServeArgs, secret_path: &std::path::Path) -> Result<Option<TlsIdentity>> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return Ok(Some(TlsIdentity::from_pem_files(cert, key).context("cannot serve TLS")?));
+    }
+    if !args.tls_self_signed {
+        return Ok(None);
+    }
+    let mut names = args.tls_names.clone();
+    if names.is_empty() {
+        names.push("localhost".into());
+        if !args.listen.ip().is_unspecified() {
+            names.push(args.listen.ip().to_string());
+        }
+    }
+    let dir = secret_path.parent().unwrap_or(std::path::Path::new("."));
+    let identity = TlsIdentity::self_signed_in(dir, &names).context("cannot serve TLS")?;
+    tracing::info!(
+        cert = %dir.join(dialtone_server::tls::SELF_SIGNED_CERT_FILE).display(),
+        "self-signed certificate"
+    );
+    Ok(Some(identity))
 }
 
 fn default_secret_file() -> Result<PathBuf> {
@@ -140,8 +178,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let ice = ice_config(&args)?;
-    let (secret, secret_path) = load_secret(args.secret_file)?;
+    let (secret, secret_path) = load_secret(args.secret_file.clone())?;
+    let tls = tls_identity(&args, &secret_path)?;
     let mut config = ServerConfig::new(args.listen, secret);
+    config.tls = tls;
     config.hub.ring_timeout = args.ring_timeout;
     config.hub.idle_timeout = args.idle_timeout;
     config.max_connections = args.max_connections;
@@ -151,6 +191,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         let server = dialtone_server::spawn(config).await?;
         tracing::info!(secret = %secret_path.display(), "tokens: dialtone-server token --user NAME");
         println!("listening on {}", server.url());
+        if let Some(fingerprint) = server.fingerprint() {
+            println!("certificate fingerprint {fingerprint}");
+        }
         shutdown_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;

@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dialtone_protocol::{
-    ClientMessage, DeviceId, ErrorCode, PROTOCOL_VERSION, ServerMessage, UserId, decode_client, encode,
+    ClientMessage, DeviceId, ErrorCode, Fingerprint, PROTOCOL_VERSION, ServerMessage, UserId, decode_client, encode,
 };
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -24,6 +25,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::hub::{ConnId, Hub, HubConfig, Output};
 use crate::rate::RateLimiter;
+use crate::tls::TlsIdentity;
 use crate::token::{Secret, TokenError, verify};
 
 /// Everything the server can be told.
@@ -47,6 +49,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Messages queued for one connection before it counts as too slow and is dropped.
     pub outbox_capacity: usize,
+    /// Serve `wss://` with this certificate; `None` serves plain `ws://` (for loopback, or behind a
+    /// TLS proxy).
+    pub tls: Option<TlsIdentity>,
 }
 
 impl ServerConfig {
@@ -62,6 +67,7 @@ impl ServerConfig {
             hello_timeout: Duration::from_secs(10),
             max_connections: 100_000,
             outbox_capacity: 1_024,
+            tls: None,
         }
     }
 }
@@ -82,6 +88,7 @@ pub enum ServerError {
 /// A running server.
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    fingerprint: Option<Fingerprint>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -92,9 +99,15 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// The `ws://` URL clients connect to.
+    /// The URL clients connect to: `wss://` with TLS, `ws://` without.
     pub fn url(&self) -> String {
-        format!("ws://{}", self.local_addr)
+        let scheme = if self.fingerprint.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// The fingerprint of the certificate served, with TLS.
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.fingerprint
     }
 
     /// Stops accepting, tells every client the server is going away, closes their connections and waits.
@@ -126,9 +139,13 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let fingerprint = config.tls.as_ref().map(|tls| tls.fingerprint);
     let task = tokio::spawn(serve(listener, Arc::new(config), shutdown_rx));
-    tracing::info!(%local_addr, "dialtone-server listening");
-    Ok(ServerHandle { local_addr, shutdown, task })
+    match fingerprint {
+        Some(fingerprint) => tracing::info!(%local_addr, %fingerprint, "dialtone-server listening (TLS)"),
+        None => tracing::info!(%local_addr, "dialtone-server listening"),
+    }
+    Ok(ServerHandle { local_addr, fingerprint, shutdown, task })
 }
 
 async fn serve(listener: TcpListener, config: Arc<ServerConfig>, mut shutdown: watch::Receiver<bool>) {
@@ -144,7 +161,8 @@ async fn serve(listener: TcpListener, config: Arc<ServerConfig>, mut shutdown: w
                 Ok((stream, peer)) => {
                     let conn = next_conn.fetch_add(1, Ordering::Relaxed);
                     let over_limit = live.load(Ordering::Relaxed) as usize >= config.max_connections;
-                    connections.spawn(connection(stream, peer, conn, config.clone(), hub_tx.clone(), live.clone(), over_limit));
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(accept(stream, peer, conn, config.clone(), hub_tx.clone(), live.clone(), over_limit));
                 }
                 // Out of file descriptors and the like: back off briefly rather than spin.
                 Err(error) => {
@@ -262,7 +280,21 @@ impl Drop for LiveGuard {
     }
 }
 
-async fn connection(
+/// What a plain HTTP request to a TLS port gets: a plain answer a client can show (the WebSocket client
+/// reports the status and this body).
+fn tls_only_answer() -> String {
+    let body = "This Dialtone server only speaks TLS: connect with wss://\n";
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The first byte of every TLS connection (a handshake record).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Sets up TLS when the server has it, then serves the connection.
+async fn accept(
     stream: TcpStream,
     peer: SocketAddr,
     conn: ConnId,
@@ -273,7 +305,39 @@ async fn connection(
 ) {
     live.fetch_add(1, Ordering::Relaxed);
     let _guard = LiveGuard(live);
-    let _ = stream.set_nodelay(true);
+    let Some(tls) = config.tls.clone() else {
+        return connection(stream, peer, conn, config, hub, over_limit).await;
+    };
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(config.hello_timeout, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => {}
+        Ok(Ok(1)) => {
+            tracing::debug!(%peer, "a plain request to the TLS port");
+            let mut stream = stream;
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, tls_only_answer().as_bytes()).await;
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+            return;
+        }
+        _ => return,
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
+    match tokio::time::timeout(config.hello_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => connection(stream, peer, conn, config, hub, over_limit).await,
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+async fn connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    conn: ConnId,
+    config: Arc<ServerConfig>,
+    hub: mpsc::Sender<ToHub>,
+    over_limit: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config()));
     let mut socket = match tokio::time::timeout(config.hello_timeout, handshake).await {
         Ok(Ok(socket)) => socket,
