@@ -111,6 +111,7 @@ impl Engine {
             seq: 0,
             video_frames_seen: BTreeMap::new(),
             speakers: BTreeMap::new(),
+            resume_grace: Duration::ZERO,
         };
         let task = tokio::spawn(runtime.run());
         let commands = EngineHandle(commands);
@@ -196,6 +197,9 @@ struct Runtime {
     video_frames_seen: BTreeMap<(CallId, DeviceAddress), u64>,
     /// The loudest member last reported, per call.
     speakers: BTreeMap<CallId, Option<dialtone_protocol::UserId>>,
+    /// How long the server keeps this device's place in its calls after the connection drops (told at
+    /// sign-in): calls and their media go on while the engine reconnects within it.
+    resume_grace: Duration,
 }
 
 fn now() -> std::time::Instant {
@@ -327,6 +331,8 @@ impl Runtime {
 
     async fn run(mut self) {
         let mut attempt = 0u32;
+        // While reconnecting: until when the server keeps this device's place in its calls.
+        let mut calls_kept_until: Option<Instant> = None;
         loop {
             self.emit(Event::Connecting { url: self.config.server_url.clone(), attempt });
             let connected = match tokio::time::timeout(self.config.connect_timeout, self.connect()).await {
@@ -336,6 +342,7 @@ impl Runtime {
             let reason = match connected {
                 Ok((socket, heartbeat)) => {
                     attempt = 0;
+                    calls_kept_until = None;
                     match self.session(socket, heartbeat).await {
                         SessionEnd::Shutdown => {
                             self.emit(Event::Stopped { reason: "shut down".into() });
@@ -350,29 +357,79 @@ impl Runtime {
                     }
                 }
                 Err(ConnectError::Fatal(reason)) => {
+                    self.lose_calls();
                     self.emit(Event::Stopped { reason });
                     return;
                 }
                 Err(ConnectError::Transient(reason)) => reason,
             };
-            self.lose_calls();
+            // The calls go on (media does not need the server) while the server keeps their places.
+            let kept_until = *calls_kept_until.get_or_insert_with(|| Instant::now() + self.resume_grace);
+            if self.calls.is_empty() || Instant::now() >= kept_until {
+                self.lose_calls();
+            }
             attempt += 1;
             let delay = self.config.backoff.delay(attempt, &mut self.rng);
             self.emit(Event::Reconnecting { reason, attempt, retry_in_ms: delay.as_millis() as u64 });
             let wake_at = Instant::now() + delay;
             loop {
+                let keeping = !self.calls.is_empty();
                 tokio::select! {
                     _ = tokio::time::sleep_until(wake_at) => break,
+                    _ = tokio::time::sleep_until(kept_until), if keeping => self.lose_calls(),
+                    Some((call, peer, generation, event)) = self.link_events.recv() => {
+                        self.link_event(call, peer, generation, event);
+                    }
                     command = self.commands.recv() => match command {
                         None | Some(Command::Shutdown) => {
                             self.emit(Event::Stopped { reason: "shut down".into() });
                             return;
                         }
                         Some(command) if command.is_local() => self.local_command(command),
+                        // Leaving works offline: the call ends here, and the server is told on return.
+                        Some(command @ (Command::Hangup { .. } | Command::SetMedia { .. })) if keeping => {
+                            self.command(command)
+                        }
                         Some(_) => self.error("not connected to the server; reconnecting", None),
                     }
                 }
             }
+        }
+    }
+
+    /// Signed in again: the calls the server kept go on, updated to what happened meanwhile; the others
+    /// are over for this device.
+    fn resume(&mut self, kept: Vec<dialtone_protocol::CallInfo>) {
+        let at = now();
+        let Some((me, _, _)) = self.me.clone() else { return };
+        let gone: Vec<CallId> =
+            self.calls.keys().filter(|id| !kept.iter().any(|info| &info.call == *id)).cloned().collect();
+        for id in gone {
+            self.feed(&id, Input::ConnectionLost);
+        }
+        for info in kept {
+            let id = info.call.clone();
+            let Some(call) = self.calls.get(&id) else {
+                // This device was in it before the engine started (the app restarted): join it again.
+                let (call, effects) = Call::joined(info, me.clone(), at, self.config.request_timeout);
+                self.calls.insert(id, call);
+                self.apply(effects);
+                continue;
+            };
+            // Who left while this device was away.
+            let left: Vec<dialtone_protocol::UserId> = call
+                .info()
+                .members
+                .iter()
+                .filter(|m| m.user != me && m.status == dialtone_protocol::MemberStatus::Joined)
+                .filter(|m| !info.members.iter().any(|now| now.user == m.user && now.status == m.status))
+                .map(|m| m.user.clone())
+                .collect();
+            for user in left {
+                let reason = dialtone_protocol::EndReason::ConnectionLost;
+                self.feed(&id, Input::Server(ServerMessage::Left { call: id.clone(), user, reason }));
+            }
+            self.feed(&id, Input::Server(ServerMessage::CallState { call: info }));
         }
     }
 
@@ -440,10 +497,21 @@ impl Runtime {
                 }
             };
             match decode_server(&text) {
-                Ok(ServerMessage::Welcome { user, device, profile, heartbeat_ms, ice_servers, .. }) => {
+                Ok(ServerMessage::Welcome {
+                    user,
+                    device,
+                    profile,
+                    heartbeat_ms,
+                    ice_servers,
+                    calls,
+                    resume_grace_ms,
+                    ..
+                }) => {
                     self.me = Some((user.clone(), device.clone(), profile.clone()));
                     self.links.use_signaling_ice(ice_servers);
+                    self.resume_grace = Duration::from_millis(resume_grace_ms);
                     self.emit(Event::SignedIn { user, device, profile });
+                    self.resume(calls);
                     return Ok((socket, Duration::from_millis(heartbeat_ms.max(1_000))));
                 }
                 Ok(ServerMessage::Error { code, message, .. }) => {
@@ -469,12 +537,16 @@ impl Runtime {
             self.outbox.push(ClientMessage::WatchPresence { users: watch });
         }
         // Half the server's heartbeat, so one late ping never gets us dropped.
+        let silence_limit = heartbeat;
         let mut heartbeat = tokio::time::interval(heartbeat / 2);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut nonce = 0u64;
         // Speaking levels change fast; a quarter second is quick enough for a highlight that follows them.
         let mut speaking = tokio::time::interval(Duration::from_millis(250));
         speaking.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // The server answers every ping: a heartbeat's silence (two pings unanswered) means the path is
+        // gone even though the socket has not said so (a network change, a cable pulled).
+        let mut last_heard = Instant::now();
         loop {
             if let Err(error) = self.flush(&mut sink).await {
                 return SessionEnd::Lost(format!("sending: {error}"));
@@ -490,21 +562,29 @@ impl Runtime {
                     }
                     Some(command) => self.command(command),
                 },
-                frame = stream.next() => match frame {
-                    Some(Ok(Message::Text(text))) => match decode_server(&text) {
-                        Ok(message) => if let Some(end) = self.server_message(message) {
-                            return end;
-                        },
-                        Err(error) => self.error(format!("unreadable server message: {error}"), None),
-                    },
-                    Some(Ok(Message::Close(frame))) => {
-                        let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                        return SessionEnd::Lost(format!("the server closed the connection {why}").trim_end().to_owned());
+                _ = tokio::time::sleep_until(last_heard + silence_limit) => {
+                    return SessionEnd::Lost("the server stopped answering".into());
+                }
+                frame = stream.next() => {
+                    if matches!(frame, Some(Ok(_))) {
+                        last_heard = Instant::now();
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(error)) => return SessionEnd::Lost(format!("connection error: {error}")),
-                    None => return SessionEnd::Lost("the connection closed".into()),
-                },
+                    match frame {
+                        Some(Ok(Message::Text(text))) => match decode_server(&text) {
+                            Ok(message) => if let Some(end) = self.server_message(message) {
+                                return end;
+                            },
+                            Err(error) => self.error(format!("unreadable server message: {error}"), None),
+                        },
+                        Some(Ok(Message::Close(frame))) => {
+                            let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                            return SessionEnd::Lost(format!("the server closed the connection {why}").trim_end().to_owned());
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(error)) => return SessionEnd::Lost(format!("connection error: {error}")),
+                        None => return SessionEnd::Lost("the connection closed".into()),
+                    }
+                }
                 Some((call, peer, generation, event)) = self.link_events.recv() => self.link_event(call, peer, generation, event),
                 _ = speaking.tick(), if self.links.enabled() => self.update_speakers(),
                 _ = heartbeat.tick() => {

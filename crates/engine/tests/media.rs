@@ -263,12 +263,13 @@ async fn each_side_hears_the_others_tone_and_muting_stops_it() {
         .await;
     // The first figures come two seconds after the connection started; on a loaded machine fewer than 50
     // packets may have arrived by then, so wait for figures that cover at least a second of audio.
-    let Event::MediaStats { rtt_ms, packets_received, packets_lost, receive_kbps, send_estimate_kbps, .. } = alice
-        .expect(
-            "network figures",
-            |e| matches!(e, Event::MediaStats { packets_received, .. } if *packets_received > 50),
-        )
-        .await
+    let Event::MediaStats { rtt_ms, packets_received, packets_lost, receive_kbps, send_estimate_kbps, path, .. } =
+        alice
+            .expect(
+                "network figures",
+                |e| matches!(e, Event::MediaStats { packets_received, .. } if *packets_received > 50),
+            )
+            .await
     else {
         unreachable!()
     };
@@ -276,6 +277,9 @@ async fn each_side_hears_the_others_tone_and_muting_stops_it() {
     assert!(packets_received > 50 && packets_lost == 0, "{packets_received} received, {packets_lost} lost");
     assert!(receive_kbps > 10.0, "{receive_kbps}");
     assert!(send_estimate_kbps >= 80.0, "congestion control estimates the path: {send_estimate_kbps}");
+    // On one machine media goes between two local addresses.
+    let host = dialtone_engine::CandidateKind::Host;
+    assert_eq!(path, Some(dialtone_engine::MediaPath { local: host, remote: host }));
 
     bob.send(Command::SetMedia { call: call.clone(), media: MediaState { audio_muted: true, camera_on: false } });
     alice.expect("bob muted", |e| matches!(e, Event::MediaChanged { media, .. } if media.audio_muted)).await;
@@ -489,4 +493,66 @@ async fn self_view_pictures_wake_the_ui_through_their_own_waker() {
     assert!(preview_wakes.load(Ordering::Relaxed) >= shown, "every self-view picture wakes the preview waker");
     let event_wakes = wakes.load(Ordering::Relaxed) - wakes_before;
     assert!(event_wakes < 5, "self-view pictures do not wake the event waker ({event_wakes} wakes)");
+}
+
+async fn through_blip(blip: &Blip, name: &str, device: &str) -> Client {
+    let mut config = engine_config(&blip.url(), name, device);
+    config.media = Some(MediaConfig::default());
+    Client::start(config, &format!("{name}/{device}")).await
+}
+
+fn leaves_or_ends(event: &Event) -> bool {
+    matches!(event, Event::CallEnded { .. } | Event::ParticipantLeft { .. })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signaling_blip_keeps_the_call_and_its_media() {
+    let server = server().await;
+    let blip = Blip::to(server.local_addr()).await;
+    let mut alice = through_blip(&blip, "alice", "laptop").await;
+    let mut bob = with_media(&server, "bob", "phone").await;
+    let call = alice.call(&["bob"], CallKind::Video, false).await;
+    bob.incoming(&call).await;
+    bob.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Video) });
+    frames_from(&alice, &call, ("bob", "phone"), 10).await;
+
+    let cut_at = tokio::time::Instant::now();
+    blip.cut();
+    alice.expect("reconnecting", |e| matches!(e, Event::Reconnecting { .. })).await;
+    // Media does not need the server: pictures keep coming both ways while signaling is cut.
+    frames_from(&alice, &call, ("bob", "phone"), 20).await;
+    frames_from(&bob, &call, ("alice", "laptop"), 20).await;
+    tokio::time::sleep_until(cut_at + Duration::from_secs(2)).await;
+    assert!(!alice.seen.iter().any(leaves_or_ends), "alice's call goes on: {:?}", alice.seen);
+    blip.restore();
+    let restored = tokio::time::Instant::now();
+    alice.expect("signed in again", |e| matches!(e, Event::SignedIn { .. })).await;
+    println!("signed in again {:?} after the path came back", restored.elapsed());
+    bob.expect_none("bob was never told alice left", Duration::from_millis(300), leaves_or_ends).await;
+    assert!(!alice.seen.iter().any(leaves_or_ends), "alice's call goes on: {:?}", alice.seen);
+
+    // The call goes on through the new connection.
+    frames_from(&alice, &call, ("bob", "phone"), 10).await;
+    alice.send(Command::Hangup { call: call.clone() });
+    bob.ended(&call, EndReason::RemoteHangup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blip_longer_than_the_grace_ends_the_call_on_both_sides() {
+    let server = server_with(|config| config.hub.resume_grace = Duration::from_secs(1)).await;
+    let blip = Blip::to(server.local_addr()).await;
+    let mut alice = through_blip(&blip, "alice", "laptop").await;
+    let mut bob = with_media(&server, "bob", "phone").await;
+    let call = alice.call(&["bob"], CallKind::Audio, false).await;
+    bob.incoming(&call).await;
+    bob.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Audio) });
+    alice.expect("active", |e| matches!(e, Event::CallActive { .. })).await;
+
+    let cut_at = tokio::time::Instant::now();
+    blip.cut();
+    bob.ended(&call, EndReason::ConnectionLost).await;
+    alice.ended(&call, EndReason::ConnectionLost).await;
+    assert!(cut_at.elapsed() >= Duration::from_secs(1), "both waited out the grace");
+    blip.restore();
+    alice.expect("signed in again", |e| matches!(e, Event::SignedIn { .. })).await;
 }

@@ -292,15 +292,27 @@ impl StatsCounter {
         self.last = Some((now, sent, received));
         let selected = report.candidate_pairs().find(|pair| pair.nominated);
         let rtt_ms = selected.map(|pair| pair.current_round_trip_time * 1000.0).filter(|rtt| *rtt > 0.0);
-        let kind_of = |id: &str| match report.get(id) {
-            Some(webrtc::peer_connection::RTCStatsReportEntry::LocalCandidate(candidate))
-            | Some(webrtc::peer_connection::RTCStatsReportEntry::RemoteCandidate(candidate)) => {
-                CandidateKind::from_stats(candidate.candidate_type)
+        // The report files candidates under a prefixed id; the pair names them without it.
+        let kind_of = |id: &str| {
+            let entry = report.get(id).or_else(|| {
+                report
+                    .get(&format!("RTCLocalIceCandidate_{id}"))
+                    .or_else(|| report.get(&format!("RTCRemoteIceCandidate_{id}")))
+            });
+            match entry {
+                Some(webrtc::peer_connection::RTCStatsReportEntry::LocalCandidate(candidate))
+                | Some(webrtc::peer_connection::RTCStatsReportEntry::RemoteCandidate(candidate)) => {
+                    CandidateKind::from_stats(candidate.candidate_type)
+                }
+                _ => None,
             }
-            _ => None,
         };
         let path = selected.and_then(|pair| {
-            Some(MediaPath { local: kind_of(&pair.local_candidate_id)?, remote: kind_of(&pair.remote_candidate_id)? })
+            Some(MediaPath {
+                local: kind_of(&pair.local_candidate_id)?,
+                // A remote address learned from a check (not signaled) is not in the report: peer-reflexive.
+                remote: kind_of(&pair.remote_candidate_id).unwrap_or(CandidateKind::Prflx),
+            })
         });
         let (mut packets_lost, mut packets_received) = (0, 0);
         for inbound in report.inbound_rtp_streams() {

@@ -416,6 +416,15 @@ pub enum ServerMessage {
         /// for this user (they expire; a new sign-in brings new ones).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         ice_servers: Vec<IceServer>,
+        /// The calls this device is still in: it signed in again within the grace period after its
+        /// connection dropped, and its place in them was kept. A call the client has and this list lacks
+        /// is over for this device.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        calls: Vec<CallInfo>,
+        /// How long the server keeps a device's place in its calls after its connection drops; 0 when it
+        /// keeps none.
+        #[serde(default)]
+        resume_grace_ms: u64,
     },
     /// A request failed; `seq` names it when the client numbered it.
     Error {

@@ -36,6 +36,9 @@ pub struct HubConfig {
     pub max_missed_calls: usize,
     /// STUN and TURN servers told to clients at sign-in.
     pub ice: IceConfig,
+    /// How long a device whose connection dropped keeps its place in the call it is in: signing in
+    /// again within it resumes the call, and nobody else is told it was gone. Zero: it leaves at once.
+    pub resume_grace: Duration,
 }
 
 impl Default for HubConfig {
@@ -48,6 +51,7 @@ impl Default for HubConfig {
             max_call_members: 16,
             max_missed_calls: 100,
             ice: IceConfig::default(),
+            resume_grace: Duration::from_secs(20),
         }
     }
 }
@@ -70,6 +74,8 @@ struct Conn {
 #[derive(Debug, Default)]
 struct Device {
     conn: ConnId,
+    /// Its connection dropped while it was in a call; it keeps its place until then.
+    away_until: Option<Instant>,
     /// The call this device is joined to.
     joined: Option<CallId>,
     /// Calls ringing on this device.
@@ -161,6 +167,7 @@ impl Call {
 enum Timer {
     Ring(CallId, UserId),
     Idle(CallId),
+    Away(UserId, DeviceId),
 }
 
 /// A request failure: the code and a readable message.
@@ -236,7 +243,9 @@ impl Hub {
     }
 
     fn send_device(&mut self, user: &UserId, device: &DeviceId, message: ServerMessage) {
-        if let Some(conn) = self.users.get(user).and_then(|u| u.devices.get(device)).map(|d| d.conn) {
+        // A device that is away misses what happens meanwhile; the welcome on its return has the state.
+        let device = self.users.get(user).and_then(|u| u.devices.get(device)).filter(|d| d.away_until.is_none());
+        if let Some(conn) = device.map(|d| d.conn) {
             self.send(conn, message);
         }
     }
@@ -291,8 +300,24 @@ impl Hub {
 
     /// A device signed in (its token already verified by the network layer).
     pub fn connect(&mut self, now: Instant, conn: ConnId, user: UserId, device: DeviceId, token_name: String) {
-        // The same device signing in again replaces its old connection.
-        let old = self.users.get(&user).and_then(|u| u.devices.get(&device)).map(|d| d.conn);
+        // The same device signing in again replaces its old connection, and takes over its place in a
+        // call (its old connection may not have been noticed as dropped yet).
+        let existing = self.users.get(&user).and_then(|u| u.devices.get(&device));
+        let old = existing.filter(|d| d.away_until.is_none()).map(|d| d.conn);
+        let resumed = existing.and_then(|d| d.joined.clone()).filter(|_| !self.config.resume_grace.is_zero());
+        if let Some(state) = self.users.get_mut(&user).and_then(|u| u.devices.get_mut(&device)) {
+            if resumed.is_some() {
+                state.away_until = None;
+                state.conn = conn;
+            }
+        }
+        if resumed.is_some() {
+            self.timers.retain(|(_, timer)| !matches!(timer, Timer::Away(u, d) if *u == user && *d == device));
+            if let Some(old) = old {
+                self.conns.remove(&old);
+                self.unwatch(old);
+            }
+        }
         if let Some(old) = old {
             self.send(
                 old,
@@ -317,7 +342,9 @@ impl Hub {
             invited_to: BTreeSet::new(),
             published: None,
         });
-        entry.devices.insert(device.clone(), Device { conn, ..Device::default() });
+        if resumed.is_none() {
+            entry.devices.insert(device.clone(), Device { conn, ..Device::default() });
+        }
         let profile = entry.profile.clone();
         let missed: Vec<MissedCall> = entry.missed.drain(..).collect();
         let pending: Vec<CallId> = entry.invited_to.iter().cloned().collect();
@@ -332,8 +359,13 @@ impl Hub {
                 profile,
                 heartbeat_ms: self.config.heartbeat.as_millis() as u64,
                 ice_servers: self.config.ice.servers_for(&user, self.unix_ms(now) / 1000),
+                calls: resumed.iter().filter_map(|id| self.calls.get(id)).map(|call| self.call_info(call)).collect(),
+                resume_grace_ms: self.config.resume_grace.as_millis() as u64,
             },
         );
+        if let Some(call) = &resumed {
+            tracing::debug!(%user, %device, %call, "a device resumed its call");
+        }
         if !missed.is_empty() {
             self.send(conn, ServerMessage::MissedCalls { calls: missed });
         }
@@ -348,6 +380,29 @@ impl Hub {
     pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
         let Some(Conn { user, device }) = self.conns.remove(&conn) else { return };
         self.unwatch(conn);
+        let grace = self.config.resume_grace;
+        // In a call: its place is kept for the grace period, and it stops ringing for other calls.
+        let kept = self
+            .users
+            .get_mut(&user)
+            .and_then(|u| u.devices.get_mut(&device))
+            .filter(|d| d.conn == conn && d.joined.is_some() && !grace.is_zero());
+        if let Some(state) = kept {
+            let until = now + grace;
+            state.away_until = Some(until);
+            let ringing = std::mem::take(&mut state.ringing);
+            self.timers.insert((until, Timer::Away(user.clone(), device.clone())));
+            for call in ringing {
+                self.remove_ringing_device(&call, &user, &device);
+            }
+            return;
+        }
+        self.drop_device(now, &user, &device, conn);
+    }
+
+    /// A device is gone: it leaves its call and stops ringing, and its user's presence says so.
+    fn drop_device(&mut self, now: Instant, user: &UserId, device: &DeviceId, conn: ConnId) {
+        let (user, device) = (user.clone(), device.clone());
         let Some(state) = self.users.get_mut(&user).and_then(|u| {
             // Only the device's current connection owns it; a replaced one does not.
             if u.devices.get(&device).is_some_and(|d| d.conn == conn) { u.devices.remove(&device) } else { None }
@@ -1118,6 +1173,13 @@ impl Hub {
                     let due = self.calls.get(&call_id).and_then(|c| c.idle_deadline).is_some_and(|d| d <= now);
                     if due {
                         self.end_call(&call_id, EndReason::IdleTimeout);
+                    }
+                }
+                Timer::Away(user, device) => {
+                    let away = self.users.get(&user).and_then(|u| u.devices.get(&device));
+                    if let Some(conn) = away.filter(|d| d.away_until.is_some_and(|until| until <= now)).map(|d| d.conn)
+                    {
+                        self.drop_device(now, &user, &device, conn);
                     }
                 }
             }

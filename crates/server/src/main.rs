@@ -58,6 +58,10 @@ struct ServeArgs {
     /// How long someone may stay alone in a group call.
     #[arg(long, default_value = "180s", value_parser = parse_ttl)]
     idle_timeout: Duration,
+    /// How long a device whose connection dropped keeps its place in its call (signing in again within
+    /// it resumes the call; 0s: it leaves at once).
+    #[arg(long, default_value = "20s", value_parser = parse_ttl)]
+    resume_grace: Duration,
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
@@ -184,6 +188,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.tls = tls;
     config.hub.ring_timeout = args.ring_timeout;
     config.hub.idle_timeout = args.idle_timeout;
+    config.hub.resume_grace = args.resume_grace;
     config.max_connections = args.max_connections;
     config.hub.ice = ice;
     let runtime = tokio::runtime::Runtime::new()?;
