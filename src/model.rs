@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use dialtone_engine::{DeviceInfo, DeviceKind, DeviceList, Event, MediaLinkState};
+use dialtone_engine::{ABSENT_ID, DeviceInfo, DeviceKind, DeviceList, Event, MediaLinkState};
 use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceId, EndReason, MediaState, MemberStatus, Profile, UserId};
 
 use crate::history::{self, Direction, Entry, Outcome};
@@ -678,6 +678,8 @@ mod tests;
 pub fn stand_in(kind: DeviceKind, device: &DeviceInfo) -> String {
     match kind {
         DeviceKind::Speaker if device.fake => "calls play silently".to_owned(),
+        DeviceKind::Microphone if device.id == ABSENT_ID => "the others hear silence from you".to_owned(),
+        DeviceKind::Camera if device.id == ABSENT_ID => "the others see your picture instead of video".to_owned(),
         _ => format!("using {} instead", device.name),
     }
 }

@@ -355,17 +355,18 @@ fn a_device_chosen_in_settings_is_used_at_once_and_a_missing_one_is_explained() 
     app.until_label("Online");
     app.click("Settings");
     app.until_label("Camera preview");
-    // The meter's microphone cannot be the one chosen: the test tone stands in, and both the notice and
-    // the settings row say why; the choice itself is kept.
-    let explained = "no microphone called \"alsa:unplugged\" — using Test tone instead";
+    // The meter's microphone cannot be the one chosen: nothing stands in (silence), and both the notice
+    // and the settings row say why; the choice itself is kept.
+    let explained = "no microphone called \"alsa:unplugged\" — the others hear silence from you";
     app.until_label(explained);
-    app.until_label_contains("No microphone called \"alsa:unplugged\" — using Test tone instead");
+    app.until_label_contains("No microphone called \"alsa:unplugged\" — the others hear silence from you");
     assert_eq!(
         app.harness.state().settings().devices.microphone.as_deref(),
         Some("alsa:unplugged"),
         "the choice is kept"
     );
-    app.until("the stand-in's level", Duration::from_secs(5), |h| h.state().session().local_audio().level() > 0.05);
+    app.until("the meter runs", Duration::from_secs(5), |h| h.state().session().local_audio().frames_decoded() > 10);
+    assert_eq!(app.harness.state().session().local_audio().level(), 0.0, "silence, not a tone");
 
     app.click("Choose microphone");
     // The menu lists what the engine reported; wait for the list on a slow machine.

@@ -233,14 +233,14 @@ fn a_stand_in_device_is_told_once_per_problem_and_its_return_is_told() {
     let usb = DeviceInfo { kind: DeviceKind::Microphone, id: "alsa:usb".into(), name: "USB mic".into(), fake: false };
     let stand_in = |problem: &str| Event::DeviceInUse {
         kind: DeviceKind::Microphone,
-        device: DeviceKind::Microphone.fake(),
+        device: DeviceKind::Microphone.absent(),
         problem: Some(problem.into()),
     };
     // Every preview and call start reports again; the same problem is told once.
     model.apply(stand_in("no microphone found"), at, 0);
     model.apply(stand_in("no microphone found"), at, 0);
     let texts: Vec<&str> = model.notices.iter().map(|n| n.text.as_str()).collect();
-    assert_eq!(texts, ["No microphone found — using Test tone instead"]);
+    assert_eq!(texts, ["No microphone found — the others hear silence from you"]);
     model.apply(Event::DeviceInUse { kind: DeviceKind::Microphone, device: usb.clone(), problem: None }, at, 0);
     assert_eq!(model.notices.last().map(|n| n.text.as_str()), Some("Now using USB mic"));
     assert_eq!(model.in_use.get(&DeviceKind::Microphone), Some(&(usb, None)));
@@ -252,6 +252,17 @@ fn a_stand_in_device_is_told_once_per_problem_and_its_return_is_told() {
     };
     model.apply(speaker, at, 0);
     assert_eq!(model.notices.last().map(|n| n.text.as_str()), Some("No speaker found — calls play silently"));
+    // A missing camera sends no picture.
+    let camera = Event::DeviceInUse {
+        kind: DeviceKind::Camera,
+        device: DeviceKind::Camera.absent(),
+        problem: Some("no camera found".into()),
+    };
+    model.apply(camera, at, 0);
+    assert_eq!(
+        model.notices.last().map(|n| n.text.as_str()),
+        Some("No camera found — the others see your picture instead of video")
+    );
 }
 
 #[test]

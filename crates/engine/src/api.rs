@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::backoff::Backoff;
 /// Where a peer connection stands (see [`Event::MediaLink`]); serialized in snake_case.
 pub use dialtone_media::LinkState as MediaLinkState;
+pub use dialtone_media::{ABSENT_ID, DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick};
 pub use dialtone_media::{CandidateKind, MediaConfig, MediaPath};
-pub use dialtone_media::{DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick};
 
 /// Called after every event, from the engine's task: a UI uses it to request a repaint.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;

@@ -17,8 +17,8 @@ mod runtime;
 pub mod server;
 
 pub use api::{
-    CandidateKind, Command, DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick, EngineConfig, Event,
-    MediaConfig, MediaLinkState, MediaPath, Waker,
+    ABSENT_ID, CandidateKind, Command, DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DevicePick, EngineConfig,
+    Event, MediaConfig, MediaLinkState, MediaPath, Waker,
 };
 pub use backoff::Backoff;
 pub use dialtone_media::devices::system_messages::route_to_log as route_sound_system_messages_to_log;

@@ -46,7 +46,9 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 }
 
 pub use audio::{AudioSender, AudioSlot, AudioSource, MicrophoneConfig, PlaybackSources, Speaker, VoiceProcessing};
-pub use devices::{DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DeviceNotice, DeviceNotify, DevicePick};
+pub use devices::{
+    ABSENT_ID, DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DeviceNotice, DeviceNotify, DevicePick,
+};
 pub use link::{
     CONNECT_LIMIT, CandidateKind, IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats,
     MediaConfig, MediaPath, Role, STATS_PERIOD, SimulatedLoss, every_interface,

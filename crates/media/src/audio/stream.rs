@@ -259,7 +259,7 @@ impl std::fmt::Debug for AudioSource {
 /// A microphone on the capture thread.
 struct DeviceCapture {
     microphone: Fallback<SoundInput>,
-    /// Plays while the microphone cannot be used.
+    /// Plays when the fake twin is picked (a real microphone that cannot be used sends silence).
     stand_in: ToneSource,
     processing: Option<super::VoiceProcessing>,
 }
@@ -292,6 +292,7 @@ impl Capture {
             // Opened here, on the capture thread, so that opening never holds up the engine.
             Self::Device(device) => {
                 let DeviceCapture { microphone, stand_in, processing } = &mut **device;
+                let twin = microphone.twin_picked();
                 match microphone.device(SoundInput::open) {
                     Some(input) => {
                         let mut frame = input.take_frame();
@@ -300,7 +301,8 @@ impl Capture {
                         }
                         Some(frame)
                     }
-                    None => Some(stand_in.next_frame()),
+                    None if twin => Some(stand_in.next_frame()),
+                    None => Some([0; FRAME_SAMPLES]),
                 }
             }
             Self::Mirror(take) => take(),

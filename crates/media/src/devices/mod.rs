@@ -1,8 +1,11 @@
 //! Microphones, speakers and cameras: what exists, which one to use, and what happened to it.
 //!
 //! Every kind has a fake twin that always exists: a tone for the microphone, a null speaker that records
-//! what it would have played, and the test-pattern camera. A pick falls back to the twin when the device
-//! cannot be opened (none exists, it is busy, it was unplugged), and a [`DeviceNotice`] says so.
+//! what it would have played, and the test-pattern camera; they are used when picked (tests, bots, demos).
+//! A real device that cannot be opened (none exists, it is busy, it was unplugged) is never replaced by a
+//! tone or a test pattern that others would receive: a missing microphone sends silence, a missing camera
+//! sends no picture (the others see the avatar), a missing speaker plays silently; a [`DeviceNotice`] says
+//! so, and the device is taken back when it returns.
 
 pub mod camera;
 pub mod sound;
@@ -63,6 +66,17 @@ impl DeviceKind {
         DeviceInfo { kind: self, id: self.fake_id().to_owned(), name: name.to_owned(), fake: true }
     }
 
+    /// What stands in for a picked device of this kind that cannot be used: silence, no picture, or the
+    /// silent speaker (which only records, for a level meter).
+    pub fn absent(self) -> DeviceInfo {
+        let name = match self {
+            Self::Microphone => "No microphone",
+            Self::Speaker => return self.fake(),
+            Self::Camera => "No camera",
+        };
+        DeviceInfo { kind: self, id: ABSENT_ID.to_owned(), name: name.to_owned(), fake: false }
+    }
+
     /// A lower-case word for messages.
     pub fn noun(self) -> &'static str {
         match self {
@@ -72,6 +86,9 @@ impl DeviceKind {
         }
     }
 }
+
+/// The id of [`DeviceKind::absent`]: nothing captured.
+pub const ABSENT_ID: &str = "none";
 
 /// One device that can be picked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,13 +298,13 @@ impl<Device: OpenDevice> Fallback<Device> {
             } else {
                 match open(&self.wanted) {
                     Ok(device) => self.use_device(device),
-                    Err(error) => self.say(self.kind.fake(), Some(error.to_string())),
+                    Err(error) => self.say(self.kind.absent(), Some(error.to_string())),
                 }
             }
         }
         if let Some(reason) = self.device.as_ref().and_then(OpenDevice::lost) {
             let name = self.device.take().map(|d| d.info().name.clone()).unwrap_or_default();
-            self.say(self.kind.fake(), Some(format!("{name} stopped working ({reason})")));
+            self.say(self.kind.absent(), Some(format!("{name} stopped working ({reason})")));
             self.retry_at = Some(now + RETRY_EVERY);
         }
         if self.device.is_none() && self.retry_at.is_some_and(|at| now >= at) {
@@ -300,6 +317,11 @@ impl<Device: OpenDevice> Fallback<Device> {
             }
         }
         self.device.as_ref()
+    }
+
+    /// Whether the fake twin was picked (and so stands in while no device is open): otherwise nothing does.
+    pub(crate) fn twin_picked(&self) -> bool {
+        self.wanted.is_fake(self.kind)
     }
 
     fn use_device(&mut self, device: Device) {

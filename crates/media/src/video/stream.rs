@@ -518,12 +518,16 @@ impl Capture {
         let filled = match &mut self.source {
             Pictures::Pattern => self.take_pattern(frame),
             // Opened here, on the capture thread, so that opening never holds up the engine.
-            Pictures::Camera(camera) => match camera.device(|pick| CameraInput::open(pick, width, height, fps)) {
-                Some(camera) => {
-                    camera.latest().is_some_and(|(number, picture)| self.take_picture(number, &picture, frame))
+            Pictures::Camera(camera) => {
+                match (camera.twin_picked(), camera.device(|pick| CameraInput::open(pick, width, height, fps))) {
+                    (_, Some(camera)) => {
+                        camera.latest().is_some_and(|(number, picture)| self.take_picture(number, &picture, frame))
+                    }
+                    (true, None) => self.take_pattern(frame),
+                    // A real camera that cannot be used sends nothing: the others see the avatar.
+                    (false, None) => false,
                 }
-                None => self.take_pattern(frame),
-            },
+            }
             Pictures::Mirror(latest) => {
                 let latest = latest();
                 latest.is_some_and(|picture| self.take_picture(picture.index, &picture.picture, frame))
