@@ -4,6 +4,7 @@
 
 pub mod avatar;
 pub mod history;
+pub mod invite;
 pub mod model;
 pub mod notification;
 pub mod session;

@@ -31,6 +31,9 @@ struct Cli {
     /// Allow sending your sign-in token unencrypted (ws://) to a server on another computer.
     #[arg(long)]
     insecure: bool,
+    /// An invite link (dialtone://invite?…): sign in with it; kept in the settings for next time.
+    #[arg(value_name = "INVITE_LINK")]
+    invite: Option<String>,
     /// This device's name, unique among your devices.
     #[arg(long, default_value = "desktop")]
     device: String,
@@ -76,7 +79,19 @@ fn main() -> Result<()> {
         Some(folder) => Paths::in_folder(folder),
         None => Paths::platform().context("no home folder to keep settings in; pass --data-dir")?,
     };
-    let saved = dialtone::store::load::<dialtone::settings::Settings>(&base.settings).value;
+    let mut saved = dialtone::store::load::<dialtone::settings::Settings>(&base.settings).value;
+    // An invite link (clicked, or given on the command line) signs in where it says, from now on.
+    let mut invite_problem = None;
+    if let Some(link) = &cli.invite {
+        let unix_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        match dialtone::invite::server_settings(link, unix_now) {
+            Ok(server) => {
+                saved.server = server;
+                dialtone::store::save(&base.settings, &saved).context("keeping the invitation in the settings")?;
+            }
+            Err(problem) => invite_problem = Some(problem.to_string()),
+        }
+    }
     let user = cli
         .user
         .clone()
@@ -133,6 +148,11 @@ fn main() -> Result<()> {
         );
     }
     let mut app = App::start(config, paths).context("starting Dialtone")?;
+    if let Some(problem) = invite_problem {
+        eprintln!("The invite link cannot be used: {problem}");
+        app.notify(format!("The invite link cannot be used: {problem}"));
+    }
+    let restart = app.restart_flag();
     app.count_start_from(process_start);
     app.start_tray();
     if let Some(folder) = cli.tour {
@@ -155,5 +175,34 @@ fn main() -> Result<()> {
         ..Default::default()
     };
     eframe::run_native("Dialtone", options, Box::new(move |_| Ok(Box::new(app))))
-        .map_err(|error| anyhow::anyhow!("cannot open the window: {error}"))
+        .map_err(|error| anyhow::anyhow!("cannot open the window: {error}"))?;
+    if restart.load(std::sync::atomic::Ordering::SeqCst) {
+        // Signed in somewhere else: start again with the saved settings (no invite, no server flags).
+        let program = std::env::current_exe().context("finding this program to start it again")?;
+        let keep: Vec<std::ffi::OsString> = keep_across_restart(std::env::args_os().skip(1));
+        let error = std::os::unix::process::CommandExt::exec(std::process::Command::new(program).args(keep));
+        bail!("cannot start Dialtone again: {error}");
+    }
+    Ok(())
+}
+
+/// The command-line arguments that still apply after signing in elsewhere: all but the invite link and
+/// the server, user and token flags (the settings now say where to sign in).
+fn keep_across_restart(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut kept = Vec::new();
+    let mut skip_value = false;
+    for arg in args {
+        let text = arg.to_string_lossy();
+        if skip_value {
+            skip_value = false;
+        } else if ["--server", "--user", "--token", "--fingerprint"].contains(&text.as_ref()) {
+            skip_value = true;
+        } else if ["--server=", "--user=", "--token=", "--fingerprint="].iter().any(|p| text.starts_with(p))
+            || text.starts_with("dialtone://")
+        {
+        } else {
+            kept.push(arg);
+        }
+    }
+    kept
 }

@@ -684,7 +684,8 @@ pub fn stand_in(kind: DeviceKind, device: &DeviceInfo) -> String {
     }
 }
 
-fn capitalised(text: &str) -> String {
+/// The text with its first letter in upper case.
+pub(crate) fn capitalised(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }

@@ -592,3 +592,48 @@ fn the_settings_look_as_they_should() {
     assert!(app.harness.query_by_label(&address).is_some(), "the address shown");
     app.picture_covering("settings", &["Camera preview", &address]);
 }
+
+#[test]
+fn an_invite_link_pasted_in_the_settings_signs_in_there_after_a_restart() {
+    let mut app = named_app(false);
+    app.until_label("Online");
+    app.click("Settings");
+    app.until_label("Camera preview");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let bob = UserId::new("bob").unwrap();
+    let link = |expires: u64| {
+        let token = dialtone_server::mint(&Secret::from_bytes([9; 32]), &bob, "Bob", expires).unwrap();
+        let fingerprint = Some(dialtone_protocol::Fingerprint::of_der(b"their certificate"));
+        dialtone_protocol::Invite { server: "wss://192.0.2.9:7600".into(), token, fingerprint }.to_string()
+    };
+    let paste = |app: &mut TestApp, text: &str| {
+        app.harness.get_by_label("Paste an invite link").focus();
+        app.harness.step();
+        app.harness.get_by_label("Paste an invite link").type_text(text);
+        app.harness.step();
+        app.click("Sign in");
+    };
+
+    // An expired one is refused with a reason, and nothing changes.
+    paste(&mut app, &link(now - 2 * 86_400));
+    app.until_label_contains("This invitation expired 2 days ago; ask for a new one");
+    assert!(!app.harness.state().restart_flag().load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(app.harness.state().settings().server.url, "");
+
+    // A good one is kept in the settings, and the app asks to start again signed in there.
+    app.harness.get_by_label("Paste an invite link").focus();
+    app.harness.step();
+    app.harness.key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::A]);
+    app.harness.key_press(egui::Key::Backspace);
+    app.harness.step();
+    paste(&mut app, &link(now + 3_600));
+    app.until("the restart", Duration::from_secs(5), |h| {
+        h.state().restart_flag().load(std::sync::atomic::Ordering::SeqCst)
+    });
+    let folder = app.folder;
+    drop(app.harness);
+    let saved: Settings = dialtone::store::load(&folder.path().join("settings.toml")).value;
+    assert_eq!((saved.server.url.as_str(), saved.server.user.as_str()), ("wss://192.0.2.9:7600", "bob"));
+    assert_eq!(saved.server.fingerprint, dialtone_protocol::Fingerprint::of_der(b"their certificate").to_string());
+    assert_eq!(saved.profile.display_name, "Tester", "the rest of the settings is kept");
+}

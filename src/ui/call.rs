@@ -428,7 +428,7 @@ fn unreachable_banner(app: &App, ui: &mut Ui, area: Rect, call: &CurrentCall, ac
                 ui.horizontal(|ui| {
                     ui.vertical(|ui| {
                         ui.label(RichText::new(format!("Can't reach {who}")).strong().color(Color32::WHITE));
-                        ui.label(RichText::new(capitalized(&why)).small().color(Color32::WHITE));
+                        ui.label(RichText::new(crate::model::capitalised(&why)).small().color(Color32::WHITE));
                     });
                     ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                         if ui.button("Try again").clicked() {
@@ -439,11 +439,6 @@ fn unreachable_banner(app: &App, ui: &mut Ui, area: Rect, call: &CurrentCall, ac
             },
         );
     });
-}
-
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// The controls bar.

@@ -74,6 +74,8 @@ pub enum Action {
     Invite(Vec<UserId>),
     /// Try again to connect to the people of the call on screen who could not be reached.
     RetryMedia,
+    /// Sign in with an invite link (then start again, signed in there).
+    SignInWithInvite(String),
     /// Open or close the invite list.
     ToggleInvite,
     /// Change the grid layout.
@@ -219,6 +221,10 @@ pub struct App {
     profile_draft: String,
     /// Quit was chosen: closing really closes.
     quitting: bool,
+    /// The invite link being pasted in the settings.
+    pub(crate) invite_draft: String,
+    /// Set when the app should start again once its window closes (signed in somewhere else).
+    restart: Arc<std::sync::atomic::AtomicBool>,
     /// Media to announce once the server confirms an outgoing call (start muted, camera off).
     pending_media: Option<(CallId, MediaState)>,
     /// Ringtone, ringback and test sounds.
@@ -304,6 +310,8 @@ impl App {
             themed: false,
             pending_media: None,
             quitting: false,
+            invite_draft: String::new(),
+            restart: Arc::default(),
             sounds,
             ringtone_preview: false,
             tray: None,
@@ -415,6 +423,31 @@ impl App {
             Action::ToggleMute => self.change_media(|media| media.audio_muted = !media.audio_muted),
             Action::ToggleCamera | Action::UpgradeToVideo => {
                 self.change_media(|media| media.camera_on = !media.camera_on)
+            }
+            Action::SignInWithInvite(link) => {
+                let unix_now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|since| since.as_secs())
+                    .unwrap_or_default();
+                match crate::invite::server_settings(&link, unix_now) {
+                    Ok(server) => {
+                        let who = server.user.clone();
+                        let mut settings = self.settings.clone();
+                        settings.server = server;
+                        match store::save(&self.paths.settings, &settings) {
+                            Ok(()) => {
+                                self.model.notify(format!("Signing in as {who}…"), now);
+                                self.settings = settings.clone();
+                                self.saved_settings = settings;
+                                self.invite_draft.clear();
+                                self.restart.store(true, std::sync::atomic::Ordering::SeqCst);
+                                self.quitting = true;
+                            }
+                            Err(error) => self.model.notify(format!("Cannot keep the invitation: {error}"), now),
+                        }
+                    }
+                    Err(problem) => self.model.notify(crate::model::capitalised(&problem.to_string()), now),
+                }
             }
             Action::RetryMedia => {
                 if let Some(call) = &self.model.call {
@@ -634,6 +667,16 @@ impl App {
         }
     }
 
+    /// Shows a notice (something that happened before the window opened).
+    pub fn notify(&mut self, text: impl Into<String>) {
+        self.model.notify(text, Instant::now());
+    }
+
+    /// Set when the app asks to be started again after its window closes (it signed in elsewhere).
+    pub fn restart_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.restart.clone()
+    }
+
     /// Measures the time to the first frame from `start` (the process's start) instead of from
     /// [`App::start`].
     pub fn count_start_from(&mut self, start: Instant) {
@@ -817,6 +860,9 @@ impl App {
         }
         for action in actions {
             self.perform(action);
+        }
+        if self.restart.load(std::sync::atomic::Ordering::SeqCst) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
         self.update_preview();
         self.update_device_list(Instant::now());

@@ -32,7 +32,7 @@ pub fn show(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
             devices(app, ui, actions);
             ringtone(app, ui);
             calls(app, ui);
-            server(app, ui);
+            server(app, ui, actions);
         });
     });
 }
@@ -238,8 +238,25 @@ fn calls(app: &mut App, ui: &mut Ui) {
     });
 }
 
-fn server(app: &mut App, ui: &mut Ui) {
+fn server(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     section(ui, "Server", |ui| {
+        ui.horizontal(|ui| {
+            row_label(ui, "Invite link");
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let sign_in = ui.button("Sign in");
+                let edit = egui::TextEdit::singleline(&mut app.invite_draft)
+                    .hint_text("Paste a dialtone://invite link someone sent you")
+                    .desired_width(f32::INFINITY)
+                    .id_salt("Invite link");
+                let response = ui.add(edit);
+                response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Paste an invite link"));
+                let entered = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                if (sign_in.clicked() || entered) && !app.invite_draft.trim().is_empty() {
+                    actions.push(Action::SignInWithInvite(app.invite_draft.trim().to_owned()));
+                }
+            });
+        });
+        ui.add_space(6.0);
         if app.session.is_embedded() {
             ui.label(format!("Dialtone runs its own server on this machine at {}.", app.session.server_url()));
             ui.label(

@@ -12,10 +12,12 @@
 
 mod fingerprint;
 mod ids;
+mod invite;
 mod messages;
 
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use ids::{CallId, DeviceAddress, DeviceId, IdError, MAX_ID_LEN, UserId};
+pub use invite::{INVITE_PREFIX, Invite, InviteError};
 pub use messages::*;
 
 /// The protocol version this crate speaks; a client naming another one is refused with

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use dialtone_protocol::UserId;
+use dialtone_protocol::{Fingerprint, Invite, UserId};
 use dialtone_server::token::parse_ttl;
 use dialtone_server::{IceConfig, Secret, ServerConfig, TlsIdentity, TurnConfig, mint};
 
@@ -41,6 +41,30 @@ enum Action {
         /// The server's secret (created when missing).
         #[arg(long, env = "DIALTONE_SECRET_FILE")]
         secret_file: Option<PathBuf>,
+    },
+    /// Print an invite link: the server's address, a new sign-in token for the user and, when the server
+    /// keeps a self-signed certificate beside its secret, that certificate's fingerprint. The app signs in
+    /// from it with one click.
+    Invite {
+        /// The user id (letters, digits and . _ - @ +).
+        #[arg(long)]
+        user: UserId,
+        /// The display name; the user id when omitted.
+        #[arg(long)]
+        name: Option<String>,
+        /// The address the invited person's device reaches this server at: wss://HOST:PORT.
+        #[arg(long, env = "DIALTONE_PUBLIC_URL")]
+        url: String,
+        /// How long the invitation works.
+        #[arg(long, default_value = "7d", value_parser = parse_ttl)]
+        ttl: Duration,
+        /// The server's secret (created when missing).
+        #[arg(long, env = "DIALTONE_SECRET_FILE")]
+        secret_file: Option<PathBuf>,
+        /// The fingerprint to pin instead of the self-signed certificate's (a certificate of your own:
+        /// `--tls-cert`); `none` pins nothing (a certificate the system trusts).
+        #[arg(long)]
+        fingerprint: Option<String>,
     },
 }
 
@@ -120,6 +144,21 @@ fn ice_config(args: &ServeArgs) -> Result<IceConfig> {
     Ok(IceConfig { stun_urls: args.stun_urls.clone(), turn })
 }
 
+/// Checks an invite's server address; true when it is `wss://` (a plain `ws://` one only works on the
+/// machine itself or with the invited person's `--insecure`).
+fn check_invite_url(url: &str) -> Result<bool> {
+    if url.starts_with("wss://") {
+        Ok(true)
+    } else if url.starts_with("ws://") {
+        eprintln!(
+            "warning: {url} is not encrypted: the invited device will refuse to send its token there unless it is on this machine"
+        );
+        Ok(false)
+    } else {
+        bail!("--url must be the server's wss:// address (as the invited device reaches it), got {url:?}")
+    }
+}
+
 /// The certificate to serve TLS with, from the flags; self-signed ones live beside the secret file.
 fn tls_identity(args: &ServeArgs, secret_path: &std::path::Path) -> Result<Option<TlsIdentity>> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
@@ -169,6 +208,32 @@ fn main() -> Result<()> {
                 bail!("--ttl must be longer than zero");
             }
             println!("{}", mint(&secret, &user, &name, now + ttl.as_secs())?);
+            Ok(())
+        }
+        Some(Action::Invite { user, name, url, ttl, secret_file, fingerprint }) => {
+            let (secret, secret_path) = load_secret(secret_file)?;
+            let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+            if ttl.is_zero() {
+                bail!("--ttl must be longer than zero");
+            }
+            let parsed = check_invite_url(&url)?;
+            let fingerprint = match fingerprint.as_deref() {
+                Some("none") => None,
+                Some(text) => Some(text.parse::<Fingerprint>()?),
+                None => {
+                    let cert = secret_path.with_file_name(dialtone_server::tls::SELF_SIGNED_CERT_FILE);
+                    let key = secret_path.with_file_name(dialtone_server::tls::SELF_SIGNED_KEY_FILE);
+                    if cert.exists() { Some(TlsIdentity::from_pem_files(&cert, &key)?.fingerprint) } else { None }
+                }
+            };
+            if parsed && fingerprint.is_none() {
+                eprintln!(
+                    "note: no self-signed certificate beside the secret; the link pins none (the system's roots must trust the server's certificate)"
+                );
+            }
+            let name = name.unwrap_or_else(|| user.to_string());
+            let token = mint(&secret, &user, &name, now + ttl.as_secs())?;
+            println!("{}", Invite { server: url, token, fingerprint });
             Ok(())
         }
         Some(Action::Serve(args)) => serve(args),

@@ -143,7 +143,6 @@ pub enum TokenError {
     BadName,
 }
 
-/// Display names are 1 to [`MAX_DISPLAY_NAME_CHARS`] characters, whether minted or presented.
 /// Writes a file that must not exist yet, whole or not at all: under a private name first, then linked
 /// into place (which fails with `AlreadyExists` if another process got there first); `private` makes
 /// it readable by its owner alone.
@@ -162,6 +161,7 @@ pub(crate) fn write_new(path: &Path, contents: &[u8], private: bool) -> std::io:
     linked
 }
 
+/// Display names are 1 to [`MAX_DISPLAY_NAME_CHARS`] characters, whether minted or presented.
 fn check_name(name: &str) -> Result<(), TokenError> {
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_DISPLAY_NAME_CHARS { Err(TokenError::BadName) } else { Ok(()) }
@@ -179,6 +179,18 @@ pub fn mint(secret: &Secret, user: &UserId, display_name: &str, expires_at_unix:
     Ok(format!("{signed}.{signature}"))
 }
 
+fn decode_claims(body: &str) -> Result<Claims, TokenError> {
+    let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| TokenError::Malformed("claims are not base64url"))?;
+    serde_json::from_slice(&body).map_err(|_| TokenError::Malformed("claims do not decode"))
+}
+
+/// Reads a token's claims without checking its signature (only the server can): for a client to show
+/// whom a token signs in and until when, and to say an invitation expired before trying it.
+pub fn read_unverified(token: &str) -> Result<Claims, TokenError> {
+    let (signed, _) = token.trim().rsplit_once('.').ok_or(TokenError::Malformed("no signature"))?;
+    decode_claims(signed.strip_prefix("dt1.").ok_or(TokenError::Malformed("unknown format"))?)
+}
+
 /// Checks a token's signature and expiry at `now_unix` seconds, returning its claims.
 pub fn verify(secret: &Secret, token: &str, now_unix: u64) -> Result<Claims, TokenError> {
     let (signed, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed("no signature"))?;
@@ -189,8 +201,7 @@ pub fn verify(secret: &Secret, token: &str, now_unix: u64) -> Result<Claims, Tok
     mac.update(signed.as_bytes());
     // Constant-time comparison, so the signature cannot be guessed byte by byte.
     mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
-    let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| TokenError::Malformed("claims are not base64url"))?;
-    let claims: Claims = serde_json::from_slice(&body).map_err(|_| TokenError::Malformed("claims do not decode"))?;
+    let claims = decode_claims(body)?;
     if claims.exp <= now_unix {
         return Err(TokenError::Expired { expired_at: claims.exp, now: now_unix });
     }
