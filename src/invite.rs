@@ -34,6 +34,7 @@ pub fn server_settings(link: &str, now_unix: u64) -> Result<ServerSettings, Invi
         token: invite.token,
         fingerprint: invite.fingerprint.map(|f| f.to_string()).unwrap_or_default(),
         allow_clear_text: false,
+        host_on_network: false,
     })
 }
 

@@ -130,7 +130,7 @@ fn main() -> Result<()> {
             }
             Server::Remote { url, token, fingerprint, allow_clear_text }
         }
-        None => Server::Embedded { port: cli.port, demo: !cli.no_demo },
+        None => Server::Embedded { port: cli.port, demo: !cli.no_demo, on_network: saved.server.host_on_network },
     };
     let config = SessionConfig {
         server,

@@ -13,7 +13,7 @@ use dialtone_engine::{
     RemoteAudio, RemoteVideo, VideoSlot, Waker,
 };
 use dialtone_protocol::{DeviceId, Fingerprint, IdError, MediaState, UserId};
-use dialtone_server::{Secret, ServerConfig, ServerHandle};
+use dialtone_server::{Secret, ServerConfig, ServerHandle, TlsIdentity};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::model::Group;
@@ -25,12 +25,16 @@ pub const SECRET_FILE: &str = "server-secret";
 /// Where to sign in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Server {
-    /// Run a server on 127.0.0.1, on `port` if it is free (else any), with the demo contacts when `demo`.
+    /// Run a server on this machine, on `port` if it is free (else any), with the demo contacts when
+    /// `demo`: on 127.0.0.1, or for the whole network (with a self-signed certificate) when `on_network`.
     Embedded {
         /// The preferred port; 0 for any.
         port: u16,
         /// Start Echo and the demo group.
         demo: bool,
+        /// Listen on every interface, over TLS, so that people on this network can sign in with an
+        /// invite link.
+        on_network: bool,
     },
     /// Use this server.
     Remote {
@@ -84,6 +88,17 @@ pub enum SessionError {
     /// A user or device name that is not a valid id.
     #[error("{0}")]
     Id(#[from] IdError),
+    /// The certificate for hosting on the network could not be made or read.
+    #[error("cannot serve the network securely: {0}")]
+    Tls(#[from] dialtone_server::TlsError),
+    /// An invitation was asked for while this machine does not host for the network.
+    #[error(
+        "this computer does not let people on the network call in: turn on \"Let people on my network call me\" first"
+    )]
+    NotHosting,
+    /// No network address to give out.
+    #[error("this computer has no network address to invite people to")]
+    NoAddress,
     /// A remote server without a token, and no key on this machine to make one.
     #[error("no sign-in token for {url}: pass --token (or set it in settings)")]
     NoToken {
@@ -119,6 +134,8 @@ pub struct Session {
     server: Option<ServerHandle>,
     demo: Vec<Engine>,
     server_url: String,
+    /// When hosting for the network: what invitations are made with.
+    host: Option<Host>,
     groups: Vec<Group>,
     /// The demo contacts' ids, in the order of `demo`.
     demo_users: Vec<UserId>,
@@ -130,6 +147,19 @@ pub struct Session {
     local_audio: Arc<AudioSlot>,
     played_audio: Arc<AudioSlot>,
 }
+
+/// What an embedded server open to the network invites people with.
+struct Host {
+    secret: Secret,
+    port: u16,
+    fingerprint: dialtone_protocol::Fingerprint,
+}
+
+/// How long an invitation made in the app works.
+const INVITE_VALID_FOR: Duration = Duration::from_secs(7 * 86_400);
+
+/// The folder the embedded server's self-signed certificate is kept in, under the data folder.
+pub const TLS_FOLDER: &str = "server-tls";
 
 /// How the engine wakes the UI.
 pub struct Wakers {
@@ -150,28 +180,45 @@ impl Session {
             .build()?;
         // The demo contacts always use fake devices; this user's engine gets the chosen ones below.
         let media = MediaConfig { camera: config.camera, ..MediaConfig::default() };
+        let (mut fingerprint, mut host): (Option<Fingerprint>, Option<Host>) = (None, None);
         let (server, server_url, token, demo, groups) = match &config.server {
-            Server::Embedded { port, demo } => {
+            Server::Embedded { port, demo, on_network } => {
                 let secret = Secret::load_or_create(&config.data_dir.join(SECRET_FILE))?;
+                let ip: std::net::IpAddr = if *on_network { [0, 0, 0, 0].into() } else { [127, 0, 0, 1].into() };
+                let tls = match on_network {
+                    true => Some(TlsIdentity::self_signed_in(&config.data_dir.join(TLS_FOLDER), &certificate_names())?),
+                    false => None,
+                };
+                let server_config = |port: u16| {
+                    let mut server_config = ServerConfig::new((ip, port).into(), secret.clone());
+                    server_config.tls = tls.clone();
+                    server_config
+                };
                 let server = runtime.block_on(async {
-                    let preferred =
-                        dialtone_server::spawn(ServerConfig::new(([127, 0, 0, 1], *port).into(), secret.clone())).await;
+                    let preferred = dialtone_server::spawn(server_config(*port)).await;
                     match preferred {
                         Ok(server) => Ok(server),
                         Err(error) if *port != 0 => {
                             tracing::info!(%error, "preferred port taken; using any free port");
-                            dialtone_server::spawn(ServerConfig::new(([127, 0, 0, 1], 0).into(), secret.clone())).await
+                            dialtone_server::spawn(server_config(0)).await
                         }
                         Err(error) => Err(error),
                     }
                 })?;
-                let url = server.url();
+                // This app reaches its own server on loopback, pinned like anyone else.
+                let bound = server.local_addr().port();
+                let url = match &tls {
+                    Some(_) => format!("wss://127.0.0.1:{bound}"),
+                    None => server.url(),
+                };
+                fingerprint = tls.as_ref().map(|tls| tls.fingerprint);
+                host = tls.map(|tls| Host { secret: secret.clone(), port: bound, fingerprint: tls.fingerprint });
                 let token = mint(&secret, &config.user, &config.display_name)?;
                 let (engines, groups) = if *demo {
                     let _guard = runtime.enter();
-                    let mut engines = vec![start_demo(&secret, &url, &ECHO, &media)?];
+                    let mut engines = vec![start_demo(&secret, &url, fingerprint, &ECHO, &media)?];
                     for contact in &DEMO_GROUP {
-                        engines.push(start_demo(&secret, &url, contact, &media)?);
+                        engines.push(start_demo(&secret, &url, fingerprint, contact, &media)?);
                     }
                     let members = DEMO_GROUP.iter().filter_map(|c| UserId::new(c.user).ok()).collect();
                     (engines, vec![Group { name: DEMO_GROUP_NAME.to_owned(), members }])
@@ -195,6 +242,7 @@ impl Session {
             }
         };
         let mut engine_config = EngineConfig::new(&server_url, token, config.device.clone());
+        engine_config.server_fingerprint = fingerprint;
         if let Server::Remote { fingerprint, allow_clear_text, .. } = &config.server {
             engine_config.server_fingerprint = *fingerprint;
             engine_config.allow_clear_text = *allow_clear_text;
@@ -226,6 +274,7 @@ impl Session {
             demo,
             me: Some(config.user.clone()),
             server_url,
+            host,
             groups,
         })
     }
@@ -233,6 +282,23 @@ impl Session {
     /// The server's URL (for others on this machine to call in).
     pub fn server_url(&self) -> &str {
         &self.server_url
+    }
+
+    /// Whether the embedded server lets people on the network sign in.
+    pub fn is_hosting(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// An invite link for a new person on this network (`user`, shown as `name`), valid for a week: this
+    /// computer's network address, a token made with the embedded server's key, and its certificate's
+    /// fingerprint.
+    pub fn invite_link(&self, user: &UserId, name: &str) -> Result<String, SessionError> {
+        let host = self.host.as_ref().ok_or(SessionError::NotHosting)?;
+        let address = network_address().ok_or(SessionError::NoAddress)?;
+        let expires = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + INVITE_VALID_FOR;
+        let token = dialtone_server::mint(&host.secret, user, name, expires.as_secs())?;
+        let server = format!("wss://{}", std::net::SocketAddr::new(address, host.port));
+        Ok(dialtone_protocol::Invite { server, token, fingerprint: Some(host.fingerprint) }.to_string())
     }
 
     /// Whether the server runs inside this app.
@@ -339,6 +405,29 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     }
 }
 
+/// This computer's address on its network, to invite people to: a private (home or office) IPv4
+/// address if it has one, else any address that is neither loopback nor link-local.
+fn network_address() -> Option<std::net::IpAddr> {
+    let addresses: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+        .ok()?
+        .into_iter()
+        .map(|interface| interface.ip())
+        .filter(|ip| {
+            !ip.is_loopback() && !matches!(ip, std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+        })
+        .collect();
+    let private = |ip: &&std::net::IpAddr| matches!(ip, std::net::IpAddr::V4(v4) if v4.is_private());
+    addresses.iter().find(private).or_else(|| addresses.iter().find(|ip| ip.is_ipv4())).or(addresses.first()).copied()
+}
+
+/// The names a self-signed certificate for hosting carries (clients pin its fingerprint; names help
+/// those that check them).
+fn certificate_names() -> Vec<String> {
+    let mut names = vec!["localhost".to_owned()];
+    names.extend(network_address().map(|ip| ip.to_string()));
+    names
+}
+
 fn mint(secret: &Secret, user: &UserId, name: &str) -> Result<String, dialtone_server::TokenError> {
     // Long-lived: the key never leaves this machine, and the app mints a fresh token at every start.
     let expires = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) + 30 * 24 * 3_600;
@@ -347,11 +436,18 @@ fn mint(secret: &Secret, user: &UserId, name: &str) -> Result<String, dialtone_s
 }
 
 /// Starts a demo contact: an engine with fake devices that answers every call after a moment.
-fn start_demo(secret: &Secret, url: &str, contact: &DemoContact, media: &MediaConfig) -> Result<Engine, SessionError> {
+fn start_demo(
+    secret: &Secret,
+    url: &str,
+    fingerprint: Option<dialtone_protocol::Fingerprint>,
+    contact: &DemoContact,
+    media: &MediaConfig,
+) -> Result<Engine, SessionError> {
     let user = UserId::new(contact.user)?;
     let token = mint(secret, &user, contact.name)?;
     let device = DeviceId::new("demo")?;
     let mut config = EngineConfig::new(url, token, device);
+    config.server_fingerprint = fingerprint;
     config.media = Some(MediaConfig {
         microphone: MicrophoneConfig { tone_hz: contact.tone_hz, ..MicrophoneConfig::default() },
         mirror: contact.mirror,

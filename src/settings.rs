@@ -49,6 +49,9 @@ pub struct ServerSettings {
     pub fingerprint: String,
     /// Send the token unencrypted (`ws://`) to a server on another computer: the user asked for it.
     pub allow_clear_text: bool,
+    /// With no server URL: the server this app runs lets people on the network sign in (with an invite
+    /// link, over TLS with a self-signed certificate).
+    pub host_on_network: bool,
 }
 
 /// The ringtone.

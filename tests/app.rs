@@ -32,8 +32,12 @@ fn settings_with_name(folder: &Path, name: &str) {
 }
 
 fn start_app(folder: tempfile::TempDir, demo: bool) -> TestApp {
+    start_app_with(folder, demo, false)
+}
+
+fn start_app_with(folder: tempfile::TempDir, demo: bool, on_network: bool) -> TestApp {
     let config = SessionConfig {
-        server: Server::Embedded { port: 0, demo },
+        server: Server::Embedded { port: 0, demo, on_network },
         user: UserId::new("me").unwrap(),
         display_name: String::new(),
         device: DeviceId::new("desktop").unwrap(),
@@ -636,4 +640,44 @@ fn an_invite_link_pasted_in_the_settings_signs_in_there_after_a_restart() {
     assert_eq!((saved.server.url.as_str(), saved.server.user.as_str()), ("wss://192.0.2.9:7600", "bob"));
     assert_eq!(saved.server.fingerprint, dialtone_protocol::Fingerprint::of_der(b"their certificate").to_string());
     assert_eq!(saved.profile.display_name, "Tester", "the rest of the settings is kept");
+}
+
+#[test]
+fn hosting_for_the_network_makes_invite_links_that_sign_a_new_person_in() {
+    let folder = tempfile::tempdir().unwrap();
+    settings_with_name(folder.path(), "Tester");
+    let mut app = start_app_with(folder, false, true);
+    // The app signs in to its own server over TLS, pinned like anyone else.
+    app.until_label("Online");
+    assert!(app.harness.state().session().server_url().starts_with("wss://127.0.0.1:"));
+    app.click("Settings");
+    app.until_label("Let people on my network call me");
+    app.harness.get_by_label("Name of the person to invite").focus();
+    app.harness.step();
+    app.harness.get_by_label("Name of the person to invite").type_text("Grace Hopper");
+    app.harness.step();
+    app.click("Copy invite link");
+    app.until("the invite link", Duration::from_secs(5), |h| h.state().last_invite().is_some());
+    let link: dialtone_protocol::Invite = app.harness.state().last_invite().unwrap().parse().unwrap();
+    assert!(
+        link.server.starts_with("wss://") && !link.server.contains("127.0.0.1"),
+        "a network address: {}",
+        link.server
+    );
+    assert!(link.fingerprint.is_some());
+
+    // Grace, on another computer of this network, signs in with nothing but the link.
+    let mut config = EngineConfig::new(&link.server, &link.token, DeviceId::new("laptop").unwrap());
+    config.server_fingerprint = link.fingerprint;
+    let (engine, events) = {
+        let _guard = app.runtime.enter();
+        Engine::start(config)
+    };
+    let mut grace = Person { engine, events };
+    let Event::SignedIn { user, profile, .. } = grace.wait(|e| matches!(e, Event::SignedIn { .. })) else {
+        unreachable!()
+    };
+    assert_eq!((user.as_str(), profile.display_name.as_str()), ("grace.hopper", "Grace Hopper"));
+    app.click("⬅ Back");
+    app.until_label_contains("Grace Hopper");
 }

@@ -76,6 +76,10 @@ pub enum Action {
     RetryMedia,
     /// Sign in with an invite link (then start again, signed in there).
     SignInWithInvite(String),
+    /// Open this computer's server to the network, or close it again (then start again).
+    HostOnNetwork(bool),
+    /// Make an invite link for a new person with this name, and copy it.
+    MakeInvite(String),
     /// Open or close the invite list.
     ToggleInvite,
     /// Change the grid layout.
@@ -223,6 +227,12 @@ pub struct App {
     quitting: bool,
     /// The invite link being pasted in the settings.
     pub(crate) invite_draft: String,
+    /// The name of someone to invite onto this computer's server.
+    pub(crate) guest_name: String,
+    /// The last invitation made: whom for, and the link.
+    pub(crate) last_invite: Option<(String, String)>,
+    /// Text for the clipboard, copied at the next frame.
+    copy: Option<String>,
     /// Set when the app should start again once its window closes (signed in somewhere else).
     restart: Arc<std::sync::atomic::AtomicBool>,
     /// Media to announce once the server confirms an outgoing call (start muted, camera off).
@@ -311,6 +321,9 @@ impl App {
             pending_media: None,
             quitting: false,
             invite_draft: String::new(),
+            guest_name: String::new(),
+            last_invite: None,
+            copy: None,
             restart: Arc::default(),
             sounds,
             ringtone_preview: false,
@@ -447,6 +460,34 @@ impl App {
                         }
                     }
                     Err(problem) => self.model.notify(crate::model::capitalised(&problem.to_string()), now),
+                }
+            }
+            Action::HostOnNetwork(on) => {
+                if self.model.call.is_some() {
+                    return self.model.notify("Hang up first: Dialtone restarts its server for this", now);
+                }
+                let mut settings = self.settings.clone();
+                settings.server.host_on_network = on;
+                match store::save(&self.paths.settings, &settings) {
+                    Ok(()) => {
+                        self.settings = settings.clone();
+                        self.saved_settings = settings;
+                        self.restart.store(true, std::sync::atomic::Ordering::SeqCst);
+                        self.quitting = true;
+                    }
+                    Err(error) => self.model.notify(format!("Settings could not be saved: {error}"), now),
+                }
+            }
+            Action::MakeInvite(name) => {
+                let taken: Vec<&UserId> = self.model.contacts.keys().chain(self.model.me.as_ref()).collect();
+                let user = guest_user_id(&name, &taken);
+                match self.session.invite_link(&user, &name) {
+                    Ok(link) => {
+                        self.copy = Some(link.clone());
+                        self.last_invite = Some((name, link));
+                        self.guest_name.clear();
+                    }
+                    Err(error) => self.model.notify(crate::model::capitalised(&error.to_string()), now),
                 }
             }
             Action::RetryMedia => {
@@ -672,6 +713,11 @@ impl App {
         self.model.notify(text, Instant::now());
     }
 
+    /// The last invite link made in the settings.
+    pub fn last_invite(&self) -> Option<&str> {
+        self.last_invite.as_ref().map(|(_, link)| link.as_str())
+    }
+
     /// Set when the app asks to be started again after its window closes (it signed in elsewhere).
     pub fn restart_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
         self.restart.clone()
@@ -864,6 +910,9 @@ impl App {
         if self.restart.load(std::sync::atomic::Ordering::SeqCst) {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
+        if let Some(text) = self.copy.take() {
+            ctx.copy_text(text);
+        }
         self.update_preview();
         self.update_device_list(Instant::now());
         if self.model.call.is_none() {
@@ -1027,9 +1076,42 @@ fn rand_suffix() -> u16 {
     hasher.finish() as u16
 }
 
+/// A user id for a person invited by name: the name in lower case, spaces as dots, other characters an
+/// id cannot hold left out, made unique among `taken` (an invitation must never sign someone in as
+/// someone else).
+fn guest_user_id(name: &str, taken: &[&UserId]) -> UserId {
+    let base: String = name
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_whitespace() { '.' } else { c })
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .take(48)
+        .collect();
+    let base = if base.trim_matches('.').is_empty() { "guest".to_owned() } else { base };
+    (1u32..)
+        .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
+        .filter_map(|candidate| UserId::new(&candidate).ok())
+        .find(|candidate| !taken.contains(&candidate))
+        .expect("a free id exists")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invited_person_gets_an_id_of_their_own() {
+        let me = UserId::new("me").unwrap();
+        let bob = UserId::new("bob").unwrap();
+        let taken = [&me, &bob];
+        let id = |name: &str| guest_user_id(name, &taken).to_string();
+        assert_eq!(id("Ada Lovelace"), "ada.lovelace");
+        assert_eq!(id("Bob"), "bob-2", "never someone who is already here");
+        assert_eq!(id("me"), "me-2", "never the host");
+        assert_eq!(id("Zoë"), "zo");
+        assert_eq!(id("张伟"), "guest");
+    }
 
     #[test]
     fn wakes_are_paced_to_one_frame_per_interval_and_never_ask_for_two() {

@@ -264,6 +264,13 @@ fn server(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
                     .small()
                     .color(theme::MUTED_TEXT),
             );
+            let mut hosting = app.session.is_hosting();
+            if ui.checkbox(&mut hosting, "Let people on my network call me").changed() {
+                actions.push(Action::HostOnNetwork(hosting));
+            }
+            if app.session.is_hosting() {
+                invite_someone(app, ui, actions);
+            }
         } else {
             ui.label(format!("Signed in to {}.", app.session.server_url()));
         }
@@ -281,6 +288,39 @@ fn server(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
             RichText::new("Server changes take effect the next time Dialtone starts.").small().color(theme::MUTED_TEXT),
         );
     });
+}
+
+/// A name for a new person and the button that makes (and copies) their invite link.
+fn invite_someone(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        row_label(ui, "Invite");
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            let make = ui.add_enabled(!app.guest_name.trim().is_empty(), egui::Button::new("Copy invite link"));
+            let edit = egui::TextEdit::singleline(&mut app.guest_name)
+                .hint_text("Their name")
+                .desired_width(f32::INFINITY)
+                .id_salt("Invite name");
+            let response = ui.add(edit);
+            response
+                .widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Name of the person to invite"));
+            if make.clicked() {
+                actions.push(Action::MakeInvite(app.guest_name.trim().to_owned()));
+            }
+        });
+    });
+    if let Some((name, link)) = &app.last_invite {
+        ui.label(
+            RichText::new(format!(
+                "Copied: send this link to {name} (it works for a week, on this network; it signs them in as {name}):"
+            ))
+            .small()
+            .color(theme::MUTED_TEXT),
+        );
+        let mut shown = link.clone();
+        let response =
+            ui.add(egui::TextEdit::singleline(&mut shown).desired_width(f32::INFINITY).id_salt("Invite made"));
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Invite link made"));
+    }
 }
 
 /// A horizontal level meter: RMS shown on a dB scale from -60 to 0 dBFS, green, amber near full scale.
