@@ -563,7 +563,8 @@ impl Model {
                     self.notify(message, now);
                 }
             }
-            Event::Signal { .. } => {}
+            // Pictures are kept by the app (a cache on disk), not the model.
+            Event::Signal { .. } | Event::Picture { .. } => {}
             Event::Devices { devices } => self.devices = devices,
             Event::DeviceInUse { kind, device, problem } => {
                 // Each start of a camera or microphone reports; a problem is told once until it changes.

@@ -681,3 +681,58 @@ fn hosting_for_the_network_makes_invite_links_that_sign_a_new_person_in() {
     app.click("⬅ Back");
     app.until_label_contains("Grace Hopper");
 }
+
+#[test]
+fn pictures_travel_the_callers_shows_on_the_ringing_view_and_mine_reaches_others() {
+    let mut app = named_app(false);
+    app.until_label("Online");
+    let mut bob = app.person("bob", "laptop", false);
+    app.until_label("Bob");
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(64, 64, image::Rgb([200, 30, 30]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    bob.engine.send(Command::SetPicture(Some(png.clone()))).unwrap();
+    let name = dialtone_protocol::picture_ref(&png);
+    bob.call(&["me"], CallKind::Audio);
+    app.until_label("Incoming audio call");
+    let bob_id = UserId::new("bob").unwrap();
+    app.until("bob's picture on the ringing view", Duration::from_secs(5), |h| h.state().shows_picture_of(&bob_id));
+    let cached = app.folder.path().join("pictures").join(name.trim_start_matches("sha256:"));
+    assert_eq!(std::fs::read(&cached).unwrap(), png, "kept for next time");
+    app.click("Decline");
+
+    // My picture, chosen as a large photo, reaches bob made small enough to travel.
+    let photo = app.folder.path().join("me.png");
+    let mut seed = 7u32;
+    image::RgbImage::from_fn(800, 800, |_, _| {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        image::Rgb([(seed >> 24) as u8, (seed >> 16) as u8, 90])
+    })
+    .save(&photo)
+    .unwrap();
+    bob.engine.send(Command::WatchPresence(None)).unwrap();
+    app.until_label("Settings");
+    app.click("Settings");
+    app.until_label("Camera preview");
+    app.harness.get_by_role_and_label(egui::accesskit::Role::TextInput, "Picture file").focus();
+    app.harness.step();
+    app.harness
+        .get_by_role_and_label(egui::accesskit::Role::TextInput, "Picture file")
+        .type_text(&photo.display().to_string());
+    app.harness.step();
+    // Leaving the field takes the path.
+    app.harness.get_by_role_and_label(egui::accesskit::Role::TextInput, "Display name").focus();
+    app.harness.run_steps(3);
+    app.until("the picture chosen", Duration::from_secs(5), |h| h.state().settings().profile.avatar.is_some());
+    let Event::PresenceChanged { entry } = bob.wait(|e| {
+        matches!(e, Event::PresenceChanged { entry } if entry.user.as_str() == "me" && entry.profile.avatar.is_some())
+    }) else {
+        unreachable!()
+    };
+    let avatar = entry.profile.avatar.unwrap();
+    bob.engine.send(Command::GetPicture { avatar }).unwrap();
+    let Event::Picture { mime, data, .. } = bob.wait(|e| matches!(e, Event::Picture { .. })) else { unreachable!() };
+    assert_eq!(mime, "image/jpeg");
+    assert!(data.len() <= dialtone_protocol::MAX_PICTURE_BYTES);
+}

@@ -225,6 +225,8 @@ pub struct App {
     profile_draft: String,
     /// Quit was chosen: closing really closes.
     quitting: bool,
+    /// The picture file's path being typed in the settings.
+    pub(crate) picture_draft: Option<String>,
     /// The invite link being pasted in the settings.
     pub(crate) invite_draft: String,
     /// The name of someone to invite onto this computer's server.
@@ -233,6 +235,8 @@ pub struct App {
     pub(crate) last_invite: Option<(String, String)>,
     /// Text for the clipboard, copied at the next frame.
     copy: Option<String>,
+    /// Pictures asked of the server and not yet arrived.
+    fetching: BTreeSet<String>,
     /// Set when the app should start again once its window closes (signed in somewhere else).
     restart: Arc<std::sync::atomic::AtomicBool>,
     /// Media to announce once the server confirms an outgoing call (start muted, camera off).
@@ -320,10 +324,12 @@ impl App {
             themed: false,
             pending_media: None,
             quitting: false,
+            picture_draft: None,
             invite_draft: String::new(),
             guest_name: String::new(),
             last_invite: None,
             copy: None,
+            fetching: BTreeSet::new(),
             restart: Arc::default(),
             sounds,
             ringtone_preview: false,
@@ -380,6 +386,12 @@ impl App {
             {
                 self.session.send(Command::SetMedia { call, media });
             }
+            match &event {
+                // Signed in (again): the server may not have this user's picture yet.
+                dialtone_engine::Event::SignedIn { .. } => self.send_picture(now),
+                dialtone_engine::Event::Picture { avatar, data, .. } => self.keep_picture(avatar, data),
+                _ => {}
+            }
             self.model.apply(event, now, Self::now_unix_ms());
         }
         let finished = self.model.take_history();
@@ -389,6 +401,41 @@ impl App {
             }
             self.save_history(now);
         }
+    }
+
+    /// Sends this user's picture (made small enough to travel), or says that there is none.
+    fn send_picture(&mut self, now: Instant) {
+        match &self.settings.profile.avatar {
+            Some(path) => match crate::avatar::picture_to_send(path) {
+                Ok(bytes) => {
+                    self.session.send(Command::SetPicture(Some(bytes)));
+                }
+                Err(error) => self.model.notify(format!("Your picture cannot be shown to others: {error}"), now),
+            },
+            None => {
+                self.session.send(Command::SetPicture(None));
+            }
+        }
+    }
+
+    /// Where a picture fetched from the server is kept.
+    fn cached_picture(&self, avatar: &str) -> PathBuf {
+        self.paths.data.join("pictures").join(avatar.trim_start_matches("sha256:"))
+    }
+
+    /// Keeps a fetched picture in the cache, to be drawn from now on.
+    fn keep_picture(&mut self, avatar: &str, data: &[u8]) {
+        let path = self.cached_picture(avatar);
+        let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
+            let partial = path.with_extension("part");
+            std::fs::write(&partial, data)?;
+            std::fs::rename(&partial, &path)
+        });
+        if let Err(error) = written {
+            tracing::warn!(%error, "cannot keep a picture");
+        }
+        self.fetching.remove(avatar);
+        self.forget_picture(&path);
     }
 
     fn save_history(&mut self, now: Instant) {
@@ -640,14 +687,22 @@ impl App {
         }
     }
 
-    /// The avatar look of a user (their picture when it is a file on this machine).
+    /// The avatar look of a user: their picture (this user's from its file, others' fetched from the
+    /// server once and kept), else their initials.
     fn avatar_look(&mut self, ctx: &egui::Context, user: &UserId) -> widgets::AvatarLook {
         let me = self.model.me.as_ref() == Some(user);
         let (name, picture_path) = if me {
             (self.my_name(), self.settings.profile.avatar.clone())
         } else {
             let profile = self.model.profile_of(user);
-            (self.model.name_of(user), profile.avatar.map(PathBuf::from))
+            let path = profile.avatar.filter(|avatar| dialtone_protocol::is_picture_ref(avatar)).map(|avatar| {
+                let path = self.cached_picture(&avatar);
+                if !path.exists() && self.fetching.insert(avatar.clone()) {
+                    self.session.send(Command::GetPicture { avatar });
+                }
+                path
+            });
+            (self.model.name_of(user), path.filter(|path| path.exists()))
         };
         let picture = picture_path.and_then(|path| self.picture(ctx, &path));
         widgets::AvatarLook { user: user.to_string(), name, picture }
@@ -711,6 +766,12 @@ impl App {
     /// Shows a notice (something that happened before the window opened).
     pub fn notify(&mut self, text: impl Into<String>) {
         self.model.notify(text, Instant::now());
+    }
+
+    /// Whether `user`'s own picture (fetched from the server) has been drawn, rather than initials.
+    pub fn shows_picture_of(&self, user: &UserId) -> bool {
+        let avatar = self.model.profile_of(user).avatar.filter(|avatar| dialtone_protocol::is_picture_ref(avatar));
+        avatar.is_some_and(|avatar| self.pictures.get(&self.cached_picture(&avatar)).is_some_and(Option::is_some))
     }
 
     /// The last invite link made in the settings.
@@ -966,13 +1027,14 @@ impl App {
         }
         match store::save(&self.paths.settings, &self.settings) {
             Ok(()) => {
-                if self.settings.profile != self.saved_settings.profile {
-                    let avatar =
-                        self.settings.profile.avatar.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                if self.settings.profile.display_name != self.saved_settings.profile.display_name {
                     self.session.send(Command::SetProfile {
                         display_name: Some(self.settings.profile.display_name.clone()).filter(|n| !n.trim().is_empty()),
-                        avatar: Some(avatar),
+                        avatar: None,
                     });
+                }
+                if self.settings.profile.avatar != self.saved_settings.profile.avatar {
+                    self.send_picture(Instant::now());
                 }
                 if self.settings.calls.always_relay != self.saved_settings.calls.always_relay {
                     self.session.send(Command::RelayOnly(self.settings.calls.always_relay));

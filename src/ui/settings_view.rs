@@ -72,8 +72,13 @@ fn profile(app: &mut App, ui: &mut Ui) {
         if response.changed() && !name.trim().is_empty() {
             app.settings.profile.display_name = name;
         }
-        let mut picture = app.settings.profile.avatar.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-        let response = field(ui, "Picture file", &mut picture, "/path/to/picture.png (PNG or JPEG)");
+        // What is typed is kept between frames until the field is left, then taken.
+        let saved = || app.settings.profile.avatar.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let mut picture = app.picture_draft.take().unwrap_or_else(saved);
+        let response = field(ui, "Picture file", &mut picture, "/path/to/picture.png (PNG, JPEG or WebP)");
+        if response.has_focus() {
+            app.picture_draft = Some(picture.clone());
+        }
         if response.lost_focus() || (response.changed() && picture.is_empty()) {
             let path = PathBuf::from(picture.trim());
             if picture.trim().is_empty() {

@@ -157,6 +157,14 @@ pub enum Command {
         /// A new avatar reference; empty clears it.
         avatar: Option<String>,
     },
+    /// Set this user's profile picture (PNG, JPEG or WebP, at most 64 KiB; the server checks), which
+    /// every device that sees the profile can fetch; `None` takes it away.
+    SetPicture(Option<Vec<u8>>),
+    /// Fetch the picture a profile's `avatar` names (`sha256:…`); it arrives as [`Event::Picture`].
+    GetPicture {
+        /// The picture's name.
+        avatar: String,
+    },
     /// Show what the camera captures in [`crate::Engine::local_video`], and the microphone's level in
     /// [`crate::Engine::local_audio`], even outside calls (settings, the ringing view of an outgoing video
     /// call), or stop doing so.
@@ -228,6 +236,16 @@ pub enum Event {
     PresenceChanged {
         /// The new entry.
         entry: PresenceEntry,
+    },
+    /// A profile picture asked for with [`Command::GetPicture`].
+    Picture {
+        /// Its name (`sha256:…`), as profiles carry it.
+        avatar: String,
+        /// Its media type.
+        mime: String,
+        /// The picture's bytes (not printed in JSON).
+        #[serde(skip_serializing)]
+        data: Vec<u8>,
     },
     /// Calls missed while signed out.
     MissedCalls {

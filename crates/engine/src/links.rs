@@ -460,6 +460,12 @@ impl Links {
         }
     }
 
+    /// A link connected: it may fail and be made again as many times as before (a laptop that moves
+    /// between networks several times in a call).
+    pub(crate) fn connected(&mut self, call: &CallId, peer: &DeviceAddress) {
+        self.retries.remove(&(call.clone(), peer.clone()));
+    }
+
     /// Forgets a link that reported itself closed or failed. False when a newer connection to the same
     /// device replaced it: then the report is old news and the newer link stays.
     pub(crate) fn forget(&mut self, call: &CallId, peer: &DeviceAddress, generation: u64) -> bool {

@@ -278,6 +278,9 @@ impl Runtime {
             }
             LinkEvent::State { state, after, reason } => {
                 let live = self.calls.get(&call).is_some_and(|c| !c.phase().is_over());
+                if state == dialtone_media::LinkState::Connected {
+                    self.links.connected(&call, &peer);
+                }
                 if state == dialtone_media::LinkState::Failed && live && self.links.retry(&call, &peer, generation) {
                     self.video_frames_seen.remove(&(call.clone(), peer.clone()));
                 } else if matches!(state, dialtone_media::LinkState::Closed | dialtone_media::LinkState::Failed) {
@@ -716,6 +719,17 @@ impl Runtime {
             Command::SetProfile { display_name, avatar } => {
                 self.outbox.push(ClientMessage::SetProfile { display_name, avatar })
             }
+            Command::SetPicture(Some(bytes)) => {
+                use base64::Engine as _;
+                // The server checks the type; an unknown one is sent as such, to be refused with a reason.
+                let mime = dialtone_protocol::PictureKind::of(&bytes).map_or("application/octet-stream", |k| k.mime());
+                let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                self.outbox.push(ClientMessage::SetPicture { mime: mime.to_owned(), data });
+            }
+            Command::SetPicture(None) => {
+                self.outbox.push(ClientMessage::SetProfile { display_name: None, avatar: Some(String::new()) })
+            }
+            Command::GetPicture { avatar } => self.outbox.push(ClientMessage::GetPicture { avatar }),
             Command::Preview { .. } | Command::ListDevices | Command::UseDevices(_) | Command::RelayOnly(_) => {
                 unreachable!("local commands are handled above")
             }
@@ -751,6 +765,15 @@ impl Runtime {
             }
             ServerMessage::Presence { users } => self.emit(Event::Presence { users }),
             ServerMessage::PresenceChanged { entry } => self.emit(Event::PresenceChanged { entry }),
+            ServerMessage::Picture { avatar, mime, data } => {
+                use base64::Engine as _;
+                match base64::engine::general_purpose::STANDARD.decode(&data) {
+                    Ok(data) if dialtone_protocol::picture_ref(&data) == avatar => {
+                        self.emit(Event::Picture { avatar, mime, data })
+                    }
+                    _ => self.error(format!("the server sent a damaged picture for {avatar}"), None),
+                }
+            }
             ServerMessage::MissedCalls { calls } => self.emit(Event::MissedCalls { calls }),
             ServerMessage::Incoming { call, from } => {
                 // A call this device already left may ring again (invited back into a group call).

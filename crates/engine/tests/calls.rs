@@ -472,3 +472,37 @@ async fn a_bad_token_stops_the_engine_with_the_reason() {
     assert!(seen.iter().any(|e| matches!(e, Event::Error { code: Some(ErrorCode::InvalidToken), .. })), "{seen:?}");
     assert!(!seen.iter().any(|e| matches!(e, Event::Reconnecting { .. })), "a bad token is not retried: {seen:?}");
 }
+
+#[tokio::test]
+async fn a_profile_picture_travels_to_whoever_sees_the_profile() {
+    let server = server().await;
+    let mut alice = Client::sign_in(&server, "alice", "laptop").await;
+    let mut config = engine_config(&server.url(), "bob", "phone");
+    config.watch_presence = Some(None);
+    let mut bob = Client::start(config, "bob").await;
+    bob.expect("the presence snapshot", |e| matches!(e, Event::Presence { .. })).await;
+
+    // Not a picture: refused with a reason, nothing pushed.
+    alice.send(Command::SetPicture(Some(b"GIF89a, not accepted".to_vec())));
+    alice
+        .expect("a clear refusal", |e| {
+            matches!(e, Event::Error { code: Some(ErrorCode::BadRequest), message, .. } if message.contains("not a PNG, JPEG or WebP"))
+        })
+        .await;
+
+    let mut picture = b"\x89PNG\r\n\x1a\n".to_vec();
+    picture.extend((0..2_000u32).map(|i| (i % 251) as u8));
+    alice.send(Command::SetPicture(Some(picture.clone())));
+    let name = dialtone_protocol::picture_ref(&picture);
+    bob.expect(
+        "alice's new avatar",
+        |e| matches!(e, Event::PresenceChanged { entry } if entry.profile.avatar.as_deref() == Some(name.as_str())),
+    )
+    .await;
+    bob.send(Command::GetPicture { avatar: name.clone() });
+    let Event::Picture { avatar, mime, data } = bob.expect("the picture", |e| matches!(e, Event::Picture { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!((avatar, mime.as_str(), data), (name, "image/png", picture));
+}

@@ -14,19 +14,22 @@ mod fingerprint;
 mod ids;
 mod invite;
 mod messages;
+mod picture;
 
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use ids::{CallId, DeviceAddress, DeviceId, IdError, MAX_ID_LEN, UserId};
 pub use invite::{INVITE_PREFIX, Invite, InviteError};
 pub use messages::*;
+pub use picture::{MAX_PICTURE_BYTES, PictureKind, is_picture_ref, picture_ref};
 
 /// The protocol version this crate speaks; a client naming another one is refused with
 /// [`ErrorCode::VersionMismatch`].
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The largest text frame the server accepts, in bytes. Larger frames get
-/// [`ErrorCode::MessageTooLarge`]; session descriptions fit comfortably.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// [`ErrorCode::MessageTooLarge`]; session descriptions fit comfortably, and so does a profile picture of
+/// [`MAX_PICTURE_BYTES`] in base64.
+pub const MAX_MESSAGE_BYTES: usize = 96 * 1024;
 
 /// Why a frame could not be decoded.
 #[derive(Debug, thiserror::Error)]

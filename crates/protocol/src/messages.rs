@@ -314,6 +314,19 @@ pub enum ClientMessage {
         #[serde(default)]
         avatar: Option<String>,
     },
+    /// Set this user's profile picture (PNG, JPEG or WebP, at most [`crate::MAX_PICTURE_BYTES`]); the
+    /// profile's `avatar` becomes its [`crate::picture_ref`], pushed to watchers.
+    SetPicture {
+        /// `image/png`, `image/jpeg` or `image/webp`, as the bytes must show.
+        mime: String,
+        /// The picture, base64 (standard alphabet, padded).
+        data: String,
+    },
+    /// Ask for the picture a profile's `avatar` names; answered with [`ServerMessage::Picture`].
+    GetPicture {
+        /// The `sha256:…` name.
+        avatar: String,
+    },
     /// Start a call, or invite more people into one: an id that exists adds `users` to that call.
     Invite {
         /// The call's id, chosen by the client.
@@ -391,6 +404,8 @@ impl ClientMessage {
             ClientMessage::Hello { .. }
             | ClientMessage::WatchPresence { .. }
             | ClientMessage::SetProfile { .. }
+            | ClientMessage::SetPicture { .. }
+            | ClientMessage::GetPicture { .. }
             | ClientMessage::Ping { .. } => None,
         }
     }
@@ -545,6 +560,15 @@ pub enum ServerMessage {
     Pong {
         /// The ping's nonce.
         nonce: u64,
+    },
+    /// A profile picture asked for with [`ClientMessage::GetPicture`].
+    Picture {
+        /// Its `sha256:…` name.
+        avatar: String,
+        /// Its media type.
+        mime: String,
+        /// The picture, base64.
+        data: String,
     },
 }
 

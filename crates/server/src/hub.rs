@@ -12,8 +12,8 @@ use crate::ice::IceConfig;
 
 use dialtone_protocol::{
     CallId, CallInfo, CallKind, CallMember, ClientMessage, DeviceAddress, DeviceId, EndReason, ErrorCode,
-    MAX_AVATAR_REF_BYTES, MAX_DISPLAY_NAME_CHARS, MediaState, MemberStatus, MissedCall, PROTOCOL_VERSION,
-    PresenceEntry, Profile, ServerMessage, UserId,
+    MAX_AVATAR_REF_BYTES, MAX_DISPLAY_NAME_CHARS, MAX_PICTURE_BYTES, MediaState, MemberStatus, MissedCall,
+    PROTOCOL_VERSION, PictureKind, PresenceEntry, Profile, ServerMessage, UserId, picture_ref,
 };
 
 /// Identifies one signed-in connection.
@@ -170,6 +170,19 @@ enum Timer {
     Away(UserId, DeviceId),
 }
 
+/// A profile picture kept for the users who show it.
+#[derive(Debug)]
+struct Picture {
+    mime: &'static str,
+    /// Base64, as it is sent.
+    data: String,
+    users: BTreeSet<UserId>,
+}
+
+fn too_large(bytes: usize) -> String {
+    format!("the picture is {} KiB; at most {} KiB", bytes.div_ceil(1024), MAX_PICTURE_BYTES / 1024)
+}
+
 /// A request failure: the code and a readable message.
 type Refusal = (ErrorCode, String);
 
@@ -186,6 +199,8 @@ pub struct Hub {
     conns: HashMap<ConnId, Conn>,
     users: HashMap<UserId, User>,
     calls: HashMap<CallId, Call>,
+    /// Profile pictures by name (`sha256:…`).
+    pictures: HashMap<String, Picture>,
     timers: BTreeSet<(Instant, Timer)>,
     watch_all: HashSet<ConnId>,
     watchers: HashMap<UserId, HashSet<ConnId>>,
@@ -205,6 +220,7 @@ impl Hub {
             conns: HashMap::new(),
             users: HashMap::new(),
             calls: HashMap::new(),
+            pictures: HashMap::new(),
             timers: BTreeSet::new(),
             watch_all: HashSet::new(),
             watchers: HashMap::new(),
@@ -476,6 +492,15 @@ impl Hub {
                 self.send(conn, ServerMessage::Pong { nonce });
                 Ok(())
             }
+            ClientMessage::SetPicture { mime, data } => self.set_picture(&user, &mime, &data),
+            ClientMessage::GetPicture { avatar } => match self.pictures.get(&avatar) {
+                Some(picture) => {
+                    let (mime, data) = (picture.mime.to_owned(), picture.data.clone());
+                    self.send(conn, ServerMessage::Picture { avatar, mime, data });
+                    Ok(())
+                }
+                None => refuse(ErrorCode::BadRequest, format!("no picture {avatar}")),
+            },
             ClientMessage::WatchPresence { users } => {
                 self.watch(conn, users);
                 Ok(())
@@ -531,6 +556,51 @@ impl Hub {
         self.send(conn, ServerMessage::Presence { users: entries });
     }
 
+    /// Checks and keeps a user's new picture (the one it replaces goes, unless someone else has it too).
+    fn set_picture(&mut self, user: &UserId, mime: &str, data: &str) -> Result<(), Refusal> {
+        use base64::Engine as _;
+        // Base64 is 4/3 of the bytes: anything longer cannot be small enough.
+        if data.len() > MAX_PICTURE_BYTES.div_ceil(3) * 4 + 4 {
+            return refuse(ErrorCode::BadRequest, too_large(data.len() / 4 * 3));
+        }
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) else {
+            return refuse(ErrorCode::BadRequest, "the picture is not base64");
+        };
+        if bytes.len() > MAX_PICTURE_BYTES {
+            return refuse(ErrorCode::BadRequest, too_large(bytes.len()));
+        }
+        let Some(kind) = PictureKind::of(&bytes) else {
+            return refuse(ErrorCode::BadRequest, "that is not a PNG, JPEG or WebP picture");
+        };
+        if kind.mime() != mime {
+            return refuse(ErrorCode::BadRequest, format!("the picture is {}, not {mime}", kind.mime()));
+        }
+        let name = picture_ref(&bytes);
+        let state = self.users.get_mut(user).expect("a signed-in user has an entry");
+        let old = state.profile.avatar.replace(name.clone());
+        self.pictures
+            .entry(name)
+            .or_insert_with(|| Picture { mime: kind.mime(), data: data.to_owned(), users: BTreeSet::new() })
+            .users
+            .insert(user.clone());
+        if let Some(old) = old {
+            self.release_picture(&old, user);
+        }
+        self.publish_presence(user);
+        Ok(())
+    }
+
+    /// `user` no longer shows the picture `name`; it goes when nobody does.
+    fn release_picture(&mut self, name: &str, user: &UserId) {
+        let in_use = self.users.get(user).and_then(|u| u.profile.avatar.as_deref()) == Some(name);
+        if let Some(picture) = self.pictures.get_mut(name).filter(|_| !in_use) {
+            picture.users.remove(user);
+            if picture.users.is_empty() {
+                self.pictures.remove(name);
+            }
+        }
+    }
+
     fn set_profile(&mut self, user: &UserId, name: Option<String>, avatar: Option<String>) -> Result<(), Refusal> {
         if let Some(name) = &name {
             let chars = name.trim().chars().count();
@@ -551,8 +621,12 @@ impl Hub {
         if let Some(name) = name {
             state.profile.display_name = name.trim().to_owned();
         }
+        let mut released = None;
         if let Some(avatar) = avatar {
-            state.profile.avatar = (!avatar.is_empty()).then_some(avatar);
+            released = std::mem::replace(&mut state.profile.avatar, (!avatar.is_empty()).then_some(avatar));
+        }
+        if let Some(old) = released {
+            self.release_picture(&old, user);
         }
         self.publish_presence(user);
         Ok(())
