@@ -236,6 +236,11 @@ impl MediaPath {
     }
 }
 
+/// Silence on a connected path after which it is disconnected (the call view says it reconnects).
+pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(4);
+/// Silence on a connected path after which it has failed and is made again.
+pub const ICE_FAILED_AFTER: Duration = Duration::from_secs(10);
+
 /// How long a link may stay unconnected before it counts as failed, by default. ICE gives each candidate pair about
 /// 1.4 s of checks, and a relay's allocation takes a round trip or two more; 10 s leaves room for slow
 /// links and long round trips, and a person waiting on a silent call is told soon enough.
@@ -884,6 +889,10 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
     let loopback_only = bind_addrs.iter().all(IpAddr::is_loopback);
     let setting_engine = SettingEngineBuilder::new()
         .with_ice_connection_attempts(Some(config.ice_check_interval), Some(check_attempts(config.ice_check_interval)))
+        // A path that stops carrying anything (a laptop that changed networks, an interface gone) is
+        // disconnected after 4 s and failed after 10 s (the library waits 25 s), and a failed link is made
+        // again over the paths there are now; keepalives every second keep a silent call's path known.
+        .with_ice_timeouts(Some(ICE_DISCONNECTED_AFTER), Some(ICE_FAILED_AFTER), Some(Duration::from_secs(1)))
         // Host candidates on loopback are skipped by default (RFC 8445); they are the surest path of a
         // same-machine call, so they are gathered whenever loopback is asked for.
         .with_include_loopback_candidate(bind_addrs.iter().any(IpAddr::is_loopback))
