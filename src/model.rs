@@ -564,7 +564,7 @@ impl Model {
                 }
             }
             // Pictures are kept by the app (a cache on disk), not the model.
-            Event::Signal { .. } | Event::Picture { .. } => {}
+            Event::Signal { .. } | Event::Picture { .. } | Event::CallResumed { .. } => {}
             Event::Devices { devices } => self.devices = devices,
             Event::DeviceInUse { kind, device, problem } => {
                 // Each start of a camera or microphone reports; a problem is told once until it changes.

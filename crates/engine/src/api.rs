@@ -237,6 +237,12 @@ pub enum Event {
         /// The new entry.
         entry: PresenceEntry,
     },
+    /// The server has this device in the call again after the connection dropped (within the grace
+    /// period, or taken up again after the server restarted); media went on meanwhile.
+    CallResumed {
+        /// The call.
+        call: CallId,
+    },
     /// A profile picture asked for with [`Command::GetPicture`].
     Picture {
         /// Its name (`sha256:…`), as profiles carry it.

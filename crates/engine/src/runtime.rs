@@ -112,6 +112,8 @@ impl Engine {
             video_frames_seen: BTreeMap::new(),
             speakers: BTreeMap::new(),
             resume_grace: Duration::ZERO,
+            server_started_ms: None,
+            resuming: std::collections::BTreeSet::new(),
         };
         let task = tokio::spawn(runtime.run());
         let commands = EngineHandle(commands);
@@ -200,6 +202,10 @@ struct Runtime {
     /// How long the server keeps this device's place in its calls after the connection drops (told at
     /// sign-in): calls and their media go on while the engine reconnects within it.
     resume_grace: Duration,
+    /// When the server last signed in to started: a change means it restarted and lost its calls.
+    server_started_ms: Option<u64>,
+    /// Calls offered to a restarted server to take up again, not yet confirmed.
+    resuming: std::collections::BTreeSet<CallId>,
 }
 
 fn now() -> std::time::Instant {
@@ -402,9 +408,27 @@ impl Runtime {
 
     /// Signed in again: the calls the server kept go on, updated to what happened meanwhile; the others
     /// are over for this device.
-    fn resume(&mut self, kept: Vec<dialtone_protocol::CallInfo>) {
+    fn resume(&mut self, kept: Vec<dialtone_protocol::CallInfo>, server_started_ms: u64) {
         let at = now();
         let Some((me, _, _)) = self.me.clone() else { return };
+        let restarted =
+            self.server_started_ms.replace(server_started_ms).is_some_and(|before| before != server_started_ms);
+        if restarted && kept.is_empty() {
+            // The server restarted and knows no calls: the calls in progress are offered to it again (their
+            // media never stopped); calls that were still ringing are over.
+            let (active, other): (Vec<CallId>, Vec<CallId>) =
+                self.calls.keys().cloned().partition(|id| self.calls[id].phase() == crate::call::Phase::Active);
+            for id in other {
+                self.feed(&id, Input::ConnectionLost);
+            }
+            if !active.is_empty() {
+                let calls = active.iter().filter_map(|id| self.calls.get(id)).map(|c| c.info().clone()).collect();
+                tracing::info!(calls = active.len(), "the server restarted; taking the calls up again");
+                self.resuming = active.into_iter().collect();
+                self.outbox.push(ClientMessage::Resume { calls });
+            }
+            return;
+        }
         let gone: Vec<CallId> =
             self.calls.keys().filter(|id| !kept.iter().any(|info| &info.call == *id)).cloned().collect();
         for id in gone {
@@ -433,6 +457,7 @@ impl Runtime {
                 self.feed(&id, Input::Server(ServerMessage::Left { call: id.clone(), user, reason }));
             }
             self.feed(&id, Input::Server(ServerMessage::CallState { call: info }));
+            self.emit(Event::CallResumed { call: id });
         }
     }
 
@@ -508,13 +533,14 @@ impl Runtime {
                     ice_servers,
                     calls,
                     resume_grace_ms,
+                    server_started_ms,
                     ..
                 }) => {
                     self.me = Some((user.clone(), device.clone(), profile.clone()));
                     self.links.use_signaling_ice(ice_servers);
                     self.resume_grace = Duration::from_millis(resume_grace_ms);
                     self.emit(Event::SignedIn { user, device, profile });
-                    self.resume(calls);
+                    self.resume(calls, server_started_ms);
                     return Ok((socket, Duration::from_millis(heartbeat_ms.max(1_000))));
                 }
                 Ok(ServerMessage::Error { code, message, .. }) => {
@@ -748,6 +774,11 @@ impl Runtime {
     /// Handles one server message; `Some` ends the session.
     fn server_message(&mut self, message: ServerMessage) -> Option<SessionEnd> {
         let (me, _, _) = self.me.clone()?;
+        if let ServerMessage::CallState { call } = &message
+            && self.resuming.remove(&call.call)
+        {
+            self.emit(Event::CallResumed { call: call.call.clone() });
+        }
         let at = now();
         match message {
             ServerMessage::Welcome { .. } | ServerMessage::Pong { .. } => {}
@@ -756,6 +787,11 @@ impl Runtime {
             }
             ServerMessage::Error { code: ErrorCode::ShuttingDown, message, .. } => {
                 return Some(SessionEnd::Lost(message));
+            }
+            ServerMessage::Error { code, message, call: Some(call), .. } if self.resuming.remove(&call) => {
+                // The restarted server would not take the call up again: it is over here too.
+                self.emit(Event::Error { code: Some(code), message, call: Some(call.clone()) });
+                self.feed(&call, Input::ConnectionLost);
             }
             ServerMessage::Error { code, message, call: Some(call), .. } if self.calls.contains_key(&call) => {
                 self.feed(&call, Input::Refused(code, message));

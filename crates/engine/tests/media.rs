@@ -561,3 +561,33 @@ async fn a_blip_longer_than_the_grace_ends_the_call_on_both_sides() {
     blip.restore();
     alice.expect("signed in again", |e| matches!(e, Event::SignedIn { .. })).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_keeps_the_call_and_its_media() {
+    let server = server().await;
+    let addr = server.local_addr();
+    let mut alice = with_media(&server, "alice", "laptop").await;
+    let mut bob = with_media(&server, "bob", "phone").await;
+    let call = alice.call(&["bob"], CallKind::Video, false).await;
+    bob.incoming(&call).await;
+    bob.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Video) });
+    frames_from(&alice, &call, ("bob", "phone"), 10).await;
+
+    server.shutdown().await;
+    alice.expect("reconnecting", |e| matches!(e, Event::Reconnecting { .. })).await;
+    bob.expect("reconnecting", |e| matches!(e, Event::Reconnecting { .. })).await;
+    // No server: the pictures keep coming both ways.
+    frames_from(&alice, &call, ("bob", "phone"), 20).await;
+    frames_from(&bob, &call, ("alice", "laptop"), 20).await;
+
+    // The restarted server knows nothing; both take the call up again.
+    let _server = server_at(addr).await;
+    let resumed = |e: &Event| matches!(e, Event::CallResumed { .. });
+    alice.expect("the call taken up again", resumed).await;
+    bob.expect("the call taken up again", resumed).await;
+    assert!(!alice.seen.iter().any(leaves_or_ends), "alice's call goes on: {:?}", alice.seen);
+    assert!(!bob.seen.iter().any(leaves_or_ends), "bob's call goes on: {:?}", bob.seen);
+    frames_from(&alice, &call, ("bob", "phone"), 10).await;
+    alice.send(Command::Hangup { call: call.clone() });
+    bob.ended(&call, EndReason::RemoteHangup).await;
+}

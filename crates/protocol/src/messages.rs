@@ -314,6 +314,13 @@ pub enum ClientMessage {
         #[serde(default)]
         avatar: Option<String>,
     },
+    /// After the server restarted (its `welcome` has a new `server_started_ms`): the calls this device
+    /// was in, as it last knew them, to take up again. The server keeps each for the grace period for
+    /// the other joined devices to claim it too, and answers each with `call_state` (or an error).
+    Resume {
+        /// The calls, each listing this device as joined.
+        calls: Vec<CallInfo>,
+    },
     /// Set this user's profile picture (PNG, JPEG or WebP, at most [`crate::MAX_PICTURE_BYTES`]); the
     /// profile's `avatar` becomes its [`crate::picture_ref`], pushed to watchers.
     SetPicture {
@@ -405,6 +412,7 @@ impl ClientMessage {
             | ClientMessage::WatchPresence { .. }
             | ClientMessage::SetProfile { .. }
             | ClientMessage::SetPicture { .. }
+            | ClientMessage::Resume { .. }
             | ClientMessage::GetPicture { .. }
             | ClientMessage::Ping { .. } => None,
         }
@@ -440,6 +448,10 @@ pub enum ServerMessage {
         /// keeps none.
         #[serde(default)]
         resume_grace_ms: u64,
+        /// When this server process started (Unix milliseconds): a client that sees it change knows the
+        /// server restarted and lost its calls, and may take them up again with `resume`.
+        #[serde(default)]
+        server_started_ms: u64,
     },
     /// A request failed; `seq` names it when the client numbered it.
     Error {

@@ -127,6 +127,8 @@ struct Call {
     /// Users who were in the call and left; they may join it again by its id.
     former: BTreeSet<UserId>,
     idle_deadline: Option<Instant>,
+    /// Taken up again after a server restart: the joined devices that have not claimed it yet.
+    expected: Vec<(UserId, DeviceId)>,
 }
 
 impl Call {
@@ -168,6 +170,8 @@ enum Timer {
     Ring(CallId, UserId),
     Idle(CallId),
     Away(UserId, DeviceId),
+    /// The grace for the devices a resumed call expects to claim it again.
+    Expected(CallId),
 }
 
 /// A profile picture kept for the users who show it.
@@ -308,6 +312,14 @@ impl Hub {
                     };
                     CallMember { user: m.user.clone(), profile: self.profile_of(&m.user), status, device, media }
                 })
+                // Devices a resumed call still expects are shown as the joined members they were.
+                .chain(call.expected.iter().map(|(user, device)| CallMember {
+                    user: user.clone(),
+                    profile: self.profile_of(user),
+                    status: MemberStatus::Joined,
+                    device: Some(device.clone()),
+                    media: None,
+                }))
                 .collect(),
         }
     }
@@ -377,6 +389,7 @@ impl Hub {
                 ice_servers: self.config.ice.servers_for(&user, self.unix_ms(now) / 1000),
                 calls: resumed.iter().filter_map(|id| self.calls.get(id)).map(|call| self.call_info(call)).collect(),
                 resume_grace_ms: self.config.resume_grace.as_millis() as u64,
+                server_started_ms: self.epoch_unix_ms,
             },
         );
         if let Some(call) = &resumed {
@@ -493,6 +506,16 @@ impl Hub {
                 Ok(())
             }
             ClientMessage::SetPicture { mime, data } => self.set_picture(&user, &mime, &data),
+            ClientMessage::Resume { calls } => {
+                let device = self.conns[&conn].device.clone();
+                for info in calls {
+                    let id = info.call.clone();
+                    if let Err((code, message)) = self.resume(now, &user, &device, info) {
+                        self.send(conn, ServerMessage::Error { seq, code, message, call: Some(id) });
+                    }
+                }
+                Ok(())
+            }
             ClientMessage::GetPicture { avatar } => match self.pictures.get(&avatar) {
                 Some(picture) => {
                     let (mime, data) = (picture.mime.to_owned(), picture.data.clone());
@@ -554,6 +577,62 @@ impl Hub {
             }
         };
         self.send(conn, ServerMessage::Presence { users: entries });
+    }
+
+    /// Takes up a call a device was in before the server restarted. The first device to claim it makes
+    /// it again with itself joined; the other joined devices it lists are expected to claim it within the
+    /// grace period, and only their own claim joins them (a claim cannot put anyone else into a call).
+    fn resume(&mut self, now: Instant, user: &UserId, device: &DeviceId, info: CallInfo) -> Result<(), Refusal> {
+        let me = info.members.iter().find(|m| &m.user == user);
+        let Some(media) = me.filter(|m| m.status == MemberStatus::Joined && m.device.as_ref() == Some(device)) else {
+            return refuse(ErrorCode::BadRequest, "a call taken up again must list this device as joined");
+        };
+        let media = media.media.unwrap_or_else(|| MediaState::for_kind(info.kind));
+        let busy = self.users.get(user).and_then(|u| u.devices.get(device)).and_then(|d| d.joined.clone());
+        if busy.as_ref().is_some_and(|joined| joined != &info.call) {
+            return refuse(ErrorCode::NotAllowed, "this device is in another call");
+        }
+        let joined = Status::Joined { device: device.clone(), media };
+        match self.calls.get_mut(&info.call) {
+            Some(call)
+                if call
+                    .member(user)
+                    .is_some_and(|m| matches!(&m.status, Status::Joined { device: d, .. } if d == device)) => {}
+            Some(call) if call.expected.iter().any(|(u, d)| u == user && d == device) => {
+                call.expected.retain(|(u, d)| !(u == user && d == device));
+                call.members.push(Member { user: user.clone(), status: joined });
+            }
+            Some(_) => return refuse(ErrorCode::NotAllowed, "this device is not in that call"),
+            None => {
+                let expected = info
+                    .members
+                    .iter()
+                    .filter(|m| &m.user != user && m.status == MemberStatus::Joined)
+                    .filter_map(|m| Some((m.user.clone(), m.device.clone()?)))
+                    .collect::<Vec<_>>();
+                if expected.is_empty() {
+                    return refuse(ErrorCode::BadRequest, "a call taken up again needs someone else in it");
+                }
+                let until = now + self.config.resume_grace;
+                self.timers.insert((until, Timer::Expected(info.call.clone())));
+                let call = Call {
+                    id: info.call.clone(),
+                    kind: info.kind,
+                    group: info.group,
+                    initiator: info.initiator.clone(),
+                    members: vec![Member { user: user.clone(), status: joined }],
+                    answered: true,
+                    former: BTreeSet::new(),
+                    idle_deadline: None,
+                    expected,
+                };
+                self.calls.insert(info.call.clone(), call);
+            }
+        }
+        self.set_joined(user, device, Some(info.call.clone()));
+        let state = self.call_info(&self.calls[&info.call]);
+        self.send_device(user, device, ServerMessage::CallState { call: state });
+        Ok(())
     }
 
     /// Checks and keeps a user's new picture (the one it replaces goes, unless someone else has it too).
@@ -712,6 +791,7 @@ impl Hub {
             answered: false,
             former: BTreeSet::new(),
             idle_deadline: None,
+            expected: Vec::new(),
         };
         self.calls.insert(call_id.clone(), call);
         self.set_joined(user, device, Some(call_id.clone()));
@@ -1247,6 +1327,16 @@ impl Hub {
                     let due = self.calls.get(&call_id).and_then(|c| c.idle_deadline).is_some_and(|d| d <= now);
                     if due {
                         self.end_call(&call_id, EndReason::IdleTimeout);
+                    }
+                }
+                Timer::Expected(call_id) => {
+                    let Some(call) = self.calls.get_mut(&call_id) else { continue };
+                    if std::mem::take(&mut call.expected).is_empty() {
+                        continue;
+                    }
+                    // Someone never came back: a call left with one person in it is over.
+                    if call.joined_count() < 2 {
+                        self.end_call(&call_id, EndReason::ConnectionLost);
                     }
                 }
                 Timer::Away(user, device) => {
