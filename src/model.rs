@@ -337,6 +337,16 @@ impl Model {
         }
     }
 
+    /// The person asked to try again to reach those who could not be reached: the reasons go until the
+    /// next failure says them again.
+    pub fn retrying(&mut self) {
+        if let Some(call) = self.call.as_mut() {
+            for participant in &mut call.participants {
+                participant.unreachable = None;
+            }
+        }
+    }
+
     /// A participant as the server describes a call member, with any connection made while it rang.
     fn member_participant(&self, call: &CallId, member: &dialtone_protocol::CallMember) -> Participant {
         let mut participant = self.new_participant(member.user.clone());
@@ -529,9 +539,10 @@ impl Model {
                     && p.device.as_ref().is_none_or(|d| d == &peer.device)
                 {
                     p.link = Some(state);
+                    // Said until a connection comes up: the engine's own retries do not clear it.
                     match (state, reason) {
                         (MediaLinkState::Failed, Some(reason)) => p.unreachable = Some(reason),
-                        (MediaLinkState::Connecting | MediaLinkState::Connected, _) => p.unreachable = None,
+                        (MediaLinkState::Connected, _) => p.unreachable = None,
                         _ => {}
                     }
                 }

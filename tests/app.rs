@@ -736,3 +736,32 @@ fn pictures_travel_the_callers_shows_on_the_ringing_view_and_mine_reaches_others
     assert_eq!(mime, "image/jpeg");
     assert!(data.len() <= dialtone_protocol::MAX_PICTURE_BYTES);
 }
+
+#[test]
+fn a_person_who_cannot_be_reached_is_named_with_the_reason_and_a_retry() {
+    let mut app = named_app(false);
+    app.until_label("Online");
+    // Bob's media goes through a relay only, and this server offers none: no path can exist.
+    let secret = Secret::load_or_create(&app.folder.path().join(SECRET_FILE)).unwrap();
+    let expires = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+    let token = dialtone_server::mint(&secret, &UserId::new("bob").unwrap(), "Bob", expires).unwrap();
+    let mut config =
+        EngineConfig::new(app.harness.state().session().server_url(), token, DeviceId::new("laptop").unwrap());
+    config.media = Some(MediaConfig { camera: SMALL_CAMERA, relay_only: true, ..MediaConfig::default() });
+    let (engine, events) = {
+        let _guard = app.runtime.enter();
+        Engine::start(config)
+    };
+    let mut bob = Person { engine, events };
+    bob.wait(|e| matches!(e, Event::SignedIn { .. }));
+    app.until_label("Bob");
+    bob.call(&["me"], CallKind::Audio);
+    app.until_label("Incoming audio call");
+    app.click("Accept audio only");
+    app.until("the call's view", Duration::from_secs(5), |h| h.state().model().call.is_some());
+    // After the connect limit (10 s) the call view says who cannot be reached and why.
+    app.until("the reason", Duration::from_secs(20), |h| h.query_by_label("Can't reach Bob").is_some());
+    assert!(app.harness.query_by_label("No network address arrived from the other device").is_some());
+    app.click("Try again");
+    app.until("connecting again", Duration::from_secs(5), |h| h.query_by_label("Can't reach Bob").is_none());
+}

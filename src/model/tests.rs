@@ -286,6 +286,13 @@ fn a_participant_who_cannot_be_reached_says_why_until_it_is_tried_again() {
     // The closing that follows keeps the reason on screen.
     model.apply(link(MediaLinkState::Closed, None), t0, 10_001);
     assert_eq!(unreachable(&model).as_deref(), Some("no direct path answered"));
-    model.apply(link(MediaLinkState::Connecting, None), t0, 12_000);
+    // The engine trying again by itself does not hide it; a connection does.
+    model.apply(link(MediaLinkState::Connecting, None), t0, 10_002);
+    assert_eq!(unreachable(&model).as_deref(), Some("no direct path answered"));
+    model.apply(link(MediaLinkState::Connected, None), t0, 12_000);
+    assert_eq!(unreachable(&model), None);
+    // Asked to try again, it is hidden until a failure says it again.
+    model.apply(link(MediaLinkState::Failed, Some("no direct path answered")), t0, 30_000);
+    model.retrying();
     assert_eq!(unreachable(&model), None);
 }

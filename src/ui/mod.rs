@@ -538,6 +538,7 @@ impl App {
                 }
             }
             Action::RetryMedia => {
+                self.model.retrying();
                 if let Some(call) = &self.model.call {
                     self.session.send(Command::RetryMedia { call: call.id.clone() });
                 }
