@@ -40,6 +40,29 @@ const MIN_VIDEO_FRAMES: u64 = 30;
 const MIN_AUDIO_FRAMES: u64 = 50;
 /// The test pattern's size: small, so four debug-built bots keep up on two cores.
 const CAMERA: &str = "320x180@30";
+/// The test pattern's frame rate.
+const FPS: f64 = 30.0;
+/// A blip cuts home A's signaling at least this long after the call becomes active (media flows by then
+/// on the direct path, which connects in about half a second)...
+const BLIP_AFTER_ACTIVE: Duration = Duration::from_secs(2);
+/// ...for this long: under the engine's 15 s silence limit and the server's 45 s, well under the 20 s the
+/// server keeps a dropped device's place in its call.
+const BLIP: Duration = Duration::from_secs(5);
+/// The engine pings the server every half heartbeat (the server's 15 s), the first ping as it signs in.
+/// A silent cut is placed with one of alice's pings in its middle, so that it holds back signaling traffic
+/// for certain (the routers' counters confirm it): cut at the wrong moment, 5 s of silence between pings
+/// would test nothing.
+const PING_EVERY: Duration = Duration::from_millis(7_500);
+/// Alice hangs up this long after the call becomes active in a silent blip. The ping in the cut's middle
+/// (7.5 s after signing in; the call becomes active a few ms later on the direct path) is resent by TCP
+/// 0.2, 0.6, 1.4 and 3.0 s after it, so it gets through 0.5 s after the restore (~10 s after active); the
+/// hangup comes 4 s later.
+const SILENT_BLIP_CALL: Duration = Duration::from_secs(14);
+/// ... and in a blip with resets (made [`BLIP_AFTER_ACTIVE`] after active): the engine reconnects 0.25,
+/// 0.75, 1.75, 3.75 and 7.75 s (each delay ±20 %) after the reset, so the first attempt after the restore
+/// comes 6.2-9.3 s after the cut, 8.2-11.3 s after the call became active; the hangup, at least 2.7 s
+/// later, is sent on the new connection.
+const RESET_BLIP_CALL: Duration = Duration::from_secs(14);
 
 #[test]
 fn bots_behind_two_nats_call_each_other_with_no_flags() {
@@ -66,6 +89,30 @@ fn when_direct_paths_are_blocked_the_call_goes_through_turn() {
             describe_path(&counters)
         ));
     }
+}
+
+/// Media and the call outlive a signaling path that goes dead for a few seconds: neither the engine nor
+/// the server notices a silent 5 s cut (the engine gives up after 15 s of silence, the server after 45 s;
+/// TCP resends the ping held back by the cut once it is over); frames keep arriving throughout, and the
+/// hangup afterwards reaches the other side.
+#[test]
+fn a_signaling_blip_mid_call_ends_nothing() {
+    let lab = Lab::up(false);
+    let call = lab.call_with(SILENT_BLIP_CALL, |call| call.blip(false));
+    call.check(Route::Any);
+    call.check_blip();
+}
+
+/// The same blip, cut with TCP resets (the connection is reset at once and reconnecting is refused until
+/// the path comes back): the engine reconnects within or right after the cut and resumes the call the
+/// server kept; nothing ends before alice hangs up, and her hangup, sent on the new connection, reaches
+/// bob.
+#[test]
+fn a_signaling_reset_mid_call_reconnects_and_ends_nothing() {
+    let lab = Lab::up(false);
+    let call = lab.call_with(RESET_BLIP_CALL, |call| call.blip(true));
+    call.check(Route::Any);
+    call.check_blip();
 }
 
 /// The way media must take.
@@ -350,7 +397,7 @@ impl Lab {
         let sink = lines.clone();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
+                sink.lock().unwrap().push((Instant::now(), line));
             }
         });
         Bot { user, child, lines, reader: Some(reader), stderr_path, status: None }
@@ -358,33 +405,41 @@ impl Lab {
 
     /// Alice in home A calls Bob in home B: a video call, hung up after [`CALL`].
     fn call(&self) -> Call<'_> {
+        self.call_with(CALL, |_| {})
+    }
+
+    /// Alice in home A calls Bob in home B: a video call, hung up `hangup` after it becomes active;
+    /// `during` runs once alice's call is active (or could not become so).
+    fn call_with(&self, hangup: Duration, during: impl FnOnce(&mut Call<'_>)) -> Call<'_> {
         let started = Instant::now();
         let tone = |hz: f64| hz.to_string();
         let (bob_tone, alice_tone) = (tone(BOB_TONE), tone(ALICE_TONE));
         // Bob's own limit only guards against a test that fails to stop him.
-        let bob_limit = format!("{}s", CALL.as_secs() + 20);
+        let bob_limit = format!("{}s", hangup.as_secs() + 20);
         let bob_args = ["--device", "phone", "--answer", "accept", "--media", "--camera", CAMERA];
         let bob =
             self.bot("bob", "HOME_B_NS", &[&bob_args[..], &["--tone", &bob_tone, "--exit-after", &bob_limit]].concat());
-        let mut call = Call { lab: self, alice: None, bob: None, started };
+        let mut call = Call { lab: self, alice: None, bob: None, started, hangup, blip: None };
         if !bob.wait_for_event("signed_in", Duration::from_secs(10)) {
             call.bob = Some(bob);
             call.fail("bob did not sign in");
         }
-        let hangup = format!("{}s", CALL.as_secs());
+        let hangup_arg = format!("{}s", hangup.as_secs());
         let alice_args = ["--device", "laptop", "--call", "bob", "--video", "--media", "--camera", CAMERA];
         let alice = self.bot(
             "alice",
             "HOME_A_NS",
-            &[&alice_args[..], &["--tone", &alice_tone, "--hangup-after", &hangup]].concat(),
+            &[&alice_args[..], &["--tone", &alice_tone, "--hangup-after", &hangup_arg]].concat(),
         );
         call.alice = Some(alice);
         call.bob = Some(bob);
+        call.alice.as_ref().unwrap().wait_for_event("call_active", Duration::from_secs(10));
+        during(&mut call);
         // Alice exits once her call is over; Bob, an answering bot, runs until stopped: once he has seen
         // the call end, Ctrl-C makes him print his summary.
-        let alice_done = call.alice.as_mut().unwrap().wait(CALL + Duration::from_secs(12));
+        let alice_done = call.alice.as_mut().unwrap().wait(hangup + Duration::from_secs(12));
         let bob = call.bob.as_mut().unwrap();
-        bob.wait_for_event("call_ended", Duration::from_secs(3));
+        bob.wait_for_event("call_ended", Duration::from_secs(5));
         bob.interrupt();
         let bob_done = bob.wait(Duration::from_secs(5));
         if alice_done.is_none() {
@@ -395,6 +450,18 @@ impl Lab {
         }
         eprintln!("{}: the call took {:.1} s", self.prefix, started.elapsed().as_secs_f64());
         call
+    }
+
+    /// Cuts home A's TCP to the signaling server (with resets or silently), or restores it.
+    fn signaling(&self, cut: bool, reset: bool) {
+        let port = SIGNALING_PORT.to_string();
+        let mut command = Command::new(netlab());
+        command.args([if cut { "cut-signaling" } else { "restore-signaling" }, &self.prefix, "home-a", &port]);
+        if cut && reset {
+            command.arg("--reset");
+        }
+        let output = command.output().expect("running netlab");
+        assert!(output.status.success(), "netlab {command:?}: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
 
     fn counters(&self) -> HashMap<String, u64> {
@@ -426,7 +493,8 @@ impl Drop for Lab {
 struct Bot {
     user: &'static str,
     child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    /// Its stdout lines, each with when it was read.
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
     reader: Option<JoinHandle<()>>,
     stderr_path: PathBuf,
     status: Option<ExitStatus>,
@@ -434,7 +502,30 @@ struct Bot {
 
 impl Bot {
     fn events(&self) -> Vec<Value> {
-        self.lines.lock().unwrap().iter().filter_map(|line| serde_json::from_str(line).ok()).collect()
+        self.lines.lock().unwrap().iter().filter_map(|(_, line)| serde_json::from_str(line).ok()).collect()
+    }
+
+    /// The bot's `t_ms` 0 on this process's clock: a line is read shortly after its `t_ms`, never before,
+    /// so the earliest of (read at - t_ms) is the closest.
+    fn clock(&self) -> Option<Instant> {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .filter_map(|(at, line)| {
+                let t_ms = serde_json::from_str::<Value>(line).ok()?["t_ms"].as_u64()?;
+                at.checked_sub(Duration::from_millis(t_ms))
+            })
+            .min()
+    }
+
+    /// Its events named `name`, each with when it happened on this process's clock.
+    fn events_at(&self, name: &str) -> Vec<(Instant, Value)> {
+        let Some(zero) = self.clock() else { return Vec::new() };
+        self.events()
+            .into_iter()
+            .filter(|e| e["event"] == name)
+            .filter_map(|e| Some((zero + Duration::from_millis(e["t_ms"].as_u64()?), e)))
+            .collect()
     }
 
     fn wait_for_event(&self, event: &str, timeout: Duration) -> bool {
@@ -480,7 +571,8 @@ impl Bot {
 
     fn report(&self) -> String {
         let lines = self.lines.lock().unwrap();
-        let stdout_tail = lines[lines.len().saturating_sub(8)..].join("\n");
+        let stdout_tail =
+            lines[lines.len().saturating_sub(8)..].iter().map(|(_, line)| line.as_str()).collect::<Vec<_>>().join("\n");
         format!(
             "--- {} (exit {:?}): last stdout lines:\n{}\n--- {}'s stderr, last lines (repeats folded):\n{}",
             self.user,
@@ -506,6 +598,31 @@ struct Call<'a> {
     alice: Option<Bot>,
     bob: Option<Bot>,
     started: Instant,
+    /// Alice hangs up this long after her call becomes active.
+    hangup: Duration,
+    blip: Option<Blip>,
+}
+
+/// A cut of home A's signaling during a call.
+struct Blip {
+    /// With TCP resets (else packets silently dropped).
+    reset: bool,
+    /// When alice's call became active, cut and restored.
+    active_at: Instant,
+    cut_at: Instant,
+    restored_at: Instant,
+}
+
+fn sleep_until(at: Instant) {
+    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+}
+
+/// A device address as events print it (`{"user":..,"device":..}`) or as summaries do (`user/device`).
+fn device_name(value: &Value) -> String {
+    match value {
+        Value::String(name) => name.clone(),
+        other => format!("{}/{}", other["user"].as_str().unwrap_or("?"), other["device"].as_str().unwrap_or("?")),
+    }
 }
 
 impl Call<'_> {
@@ -523,6 +640,173 @@ impl Call<'_> {
             let _ = writeln!(report, "--- the routers' counters:\n{}", String::from_utf8_lossy(&output.stdout).trim());
         }
         panic!("{report}");
+    }
+
+    /// Cuts home A's signaling for [`BLIP`]: with resets [`BLIP_AFTER_ACTIVE`] after alice's call became
+    /// active; silently, centred on the first of alice's pings that lets the cut start no sooner.
+    fn blip(&mut self, reset: bool) {
+        let alice = self.alice.as_ref().unwrap();
+        let Some((active_at, _)) = alice.events_at("call_active").into_iter().next() else {
+            self.fail("alice's call did not become active");
+        };
+        let signed_in_at = alice.events_at("signed_in").first().expect("signed in before the call").0;
+        let mut cut_at = active_at + BLIP_AFTER_ACTIVE;
+        if !reset {
+            let mut ping = signed_in_at;
+            while ping < cut_at + BLIP / 2 {
+                ping += PING_EVERY;
+            }
+            cut_at = ping - BLIP / 2;
+        }
+        if cut_at + BLIP + Duration::from_secs(3) > active_at + self.hangup {
+            self.fail("the call is too short for the blip: alice would hang up less than 3 s after the restore");
+        }
+        sleep_until(cut_at);
+        let cut_at = Instant::now();
+        self.lab.signaling(true, reset);
+        sleep_until(cut_at + BLIP);
+        self.lab.signaling(false, false);
+        let restored_at = Instant::now();
+        eprintln!(
+            "{}: home A's signaling cut{} {:.2} s after alice's call became active ({:.2} s after she signed in), \
+             for {:.2} s",
+            self.lab.prefix,
+            if reset { " with resets" } else { " silently" },
+            (cut_at - active_at).as_secs_f64(),
+            (cut_at - signed_in_at).as_secs_f64(),
+            (restored_at - cut_at).as_secs_f64()
+        );
+        self.blip = Some(Blip { reset, active_at, cut_at, restored_at });
+    }
+
+    /// After a blip: nothing ended but by alice's hangup, which reached bob; nothing stopped or failed;
+    /// video kept coming both ways while signaling was cut; with resets, alice reconnected and signed in
+    /// again before hanging up.
+    fn check_blip(&self) {
+        let blip = self.blip.as_ref().expect("check_blip after a blip");
+        let (alice, bob) = (self.alice.as_ref().unwrap(), self.bob.as_ref().unwrap());
+        let prefix = &self.lab.prefix;
+        let since = |at: Instant| at.saturating_duration_since(blip.active_at).as_secs_f64();
+        let mut problems = Vec::new();
+
+        for (bot, ending) in [(alice, "hangup"), (bob, "remote_hangup")] {
+            let who = bot.user;
+            let ended = bot.events_at("call_ended");
+            let listed: Vec<String> =
+                ended.iter().map(|(at, e)| format!("{} at {:+.2} s", e["reason"], since(*at))).collect();
+            eprintln!("{prefix}: {who}'s call ended: {}", listed.join(", "));
+            if ended.len() != 1 || ended[0].1["reason"] != ending {
+                problems.push(format!(
+                    "{who}'s call ended {listed:?} (after the call became active), not once with {ending}"
+                ));
+            }
+            let summary = bot.summary().unwrap_or_default();
+            if summary["ended"].as_object().is_none_or(|ended| ended.len() != 1) {
+                problems.push(format!("{who}'s summary lists more than one ending: {}", summary["ended"]));
+            }
+            if !summary["stopped"].is_null() || summary["errors"] != 0 {
+                problems.push(format!(
+                    "{who} stopped ({}) or had errors ({}): {:?}",
+                    summary["stopped"],
+                    summary["errors"],
+                    bot.events().iter().filter(|e| e["event"] == "error").collect::<Vec<_>>()
+                ));
+            }
+        }
+        let alice_ended_at = alice.events_at("call_ended").first().map(|(at, _)| *at);
+        if let Some(at) = alice_ended_at
+            && at + Duration::from_millis(100) < blip.active_at + self.hangup
+        {
+            problems.push(format!("alice's call ended {:.2} s after it became active, before her hangup", since(at)));
+        }
+
+        // Video both ways while the signaling was cut, from the engines' statistics (every 2 s): frames
+        // decoded since the last figures before the cut, and freezes.
+        for (bot, peer) in [(alice, "bob/phone"), (bob, "alice/laptop")] {
+            let stats: Vec<(Instant, Value)> =
+                bot.events_at("media_stats").into_iter().filter(|(_, e)| device_name(&e["peer"]) == peer).collect();
+            let before = stats.iter().rev().find(|(at, _)| *at <= blip.cut_at);
+            let during: Vec<&(Instant, Value)> =
+                stats.iter().filter(|(at, _)| *at > blip.cut_at && *at <= blip.restored_at).collect();
+            let (Some((before_at, before)), Some((last_at, last))) = (before, during.last()) else {
+                problems.push(format!(
+                    "{} has no media figures from {peer} before and during the cut ({} in all)",
+                    bot.user,
+                    stats.len()
+                ));
+                continue;
+            };
+            let frames =
+                last["video_frames"].as_u64().unwrap_or(0).saturating_sub(before["video_frames"].as_u64().unwrap_or(0));
+            let seconds = (*last_at - *before_at).as_secs_f64();
+            let freezes = last["video_freezes"]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(before["video_freezes"].as_u64().unwrap_or(0));
+            let rates: Vec<String> = during.iter().map(|(_, e)| format!("{}", e["video_fps"])).collect();
+            eprintln!(
+                "{prefix}: {} decoded {frames} frames from {peer} in the {seconds:.1} s around the cut \
+                 ({:.1} fps; per 2 s: {}), {freezes} freezes",
+                bot.user,
+                frames as f64 / seconds,
+                rates.join(", ")
+            );
+            if during.len() < 2 || (frames as f64) < 0.6 * FPS * seconds {
+                problems.push(format!(
+                    "{} decoded {frames} frames from {peer} in {seconds:.1} s around the cut ({} figures during \
+                     it): video stalled",
+                    bot.user,
+                    during.len()
+                ));
+            }
+        }
+
+        let reconnecting: Vec<Instant> =
+            alice.events_at("reconnecting").into_iter().map(|(at, _)| at).filter(|at| *at >= blip.cut_at).collect();
+        let signed_in_again = alice.events_at("signed_in").into_iter().map(|(at, _)| at).find(|at| *at > blip.cut_at);
+        eprintln!(
+            "{prefix}: alice: {} reconnect attempts after the cut (first {}), signed in again {}",
+            reconnecting.len(),
+            reconnecting
+                .first()
+                .map_or("-".into(), |at| format!("{:.3} s after it", (*at - blip.cut_at).as_secs_f64())),
+            signed_in_again.map_or("never".into(), |at| format!(
+                "{:.2} s after the restore",
+                at.saturating_duration_since(blip.restored_at).as_secs_f64()
+            )),
+        );
+        // The cut held back signaling (a silent cut could miss every packet), or refused reconnecting.
+        let counters = self.lab.counters();
+        let (key, what) = if blip.reset {
+            ("HOME_A_SIGNALING_RESET_PACKETS", "answered with a reset")
+        } else {
+            ("HOME_A_SIGNALING_DROPPED_PACKETS", "dropped")
+        };
+        eprintln!("{prefix}: home A's router {what} {} TCP packets of its signaling", counters[key]);
+        if counters[key] == 0 {
+            problems.push(format!("home A's router {what} no signaling packet: the cut did not cut anything"));
+        }
+        if blip.reset {
+            match (reconnecting.first(), signed_in_again) {
+                (Some(lost), Some(again)) if again > *lost => {
+                    if alice_ended_at.is_some_and(|ended| ended < again) {
+                        problems.push("alice hung up before she had signed in again".into());
+                    }
+                }
+                _ => problems.push(format!(
+                    "alice's events show no reconnecting followed by signed_in after the cut with resets: {:?}",
+                    alice
+                        .events()
+                        .iter()
+                        .filter(|e| ["connecting", "reconnecting", "signed_in"]
+                            .contains(&e["event"].as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            self.fail(&problems.join("\n"));
+        }
     }
 
     /// Both bots ended well, each saw and heard the other, and each reported the way media took.
