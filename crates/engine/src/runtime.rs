@@ -31,6 +31,9 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// shorter; this only guards against a server that went quiet).
 const INCOMING_RING_LIMIT: Duration = Duration::from_secs(150);
 
+/// The longest wait between reconnect attempts while calls go on without the server.
+const IN_CALL_RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
 /// The engine was stopped and takes no more commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the engine has stopped")]
@@ -378,7 +381,11 @@ impl Runtime {
                 self.lose_calls();
             }
             attempt += 1;
-            let delay = self.config.backoff.delay(attempt, &mut self.rng);
+            let mut delay = self.config.backoff.delay(attempt, &mut self.rng);
+            if !self.calls.is_empty() {
+                // Calls wait for this device: the path coming back should find it back within a second.
+                delay = delay.min(IN_CALL_RECONNECT_EVERY);
+            }
             self.emit(Event::Reconnecting { reason, attempt, retry_in_ms: delay.as_millis() as u64 });
             let wake_at = Instant::now() + delay;
             loop {

@@ -236,6 +236,11 @@ impl MediaPath {
     }
 }
 
+/// How long a working pair through a NAT's address waits for a direct one before it is taken.
+pub const NAT_PAIR_WAIT: Duration = Duration::from_millis(100);
+/// How long a working pair through a relay waits for one that is not relayed.
+pub const RELAY_PAIR_WAIT: Duration = Duration::from_millis(400);
+
 /// Silence on a connected path after which it is disconnected (the call view says it reconnects).
 pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(4);
 /// Silence on a connected path after which it has failed and is made again.
@@ -893,6 +898,13 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
         // disconnected after 4 s and failed after 10 s (the library waits 25 s), and a failed link is made
         // again over the paths there are now; keepalives every second keep a silent call's path known.
         .with_ice_timeouts(Some(ICE_DISCONNECTED_AFTER), Some(ICE_FAILED_AFTER), Some(Duration::from_secs(1)))
+        // How long a working pair through a NAT's address or a relay waits for a better one before it is
+        // taken. Checks run every 5 ms, so a direct pair on the same network answers within tens of
+        // milliseconds; the library's 0.5 s (NAT) and 2 s (relay) only delayed every call across
+        // networks (BENCHMARKS.md, "Across two NATs").
+        .with_srflx_acceptance_min_wait(Some(NAT_PAIR_WAIT))
+        .with_prflx_acceptance_min_wait(Some(NAT_PAIR_WAIT))
+        .with_relay_acceptance_min_wait(Some(RELAY_PAIR_WAIT))
         // Host candidates on loopback are skipped by default (RFC 8445); they are the surest path of a
         // same-machine call, so they are gathered whenever loopback is asked for.
         .with_include_loopback_candidate(bind_addrs.iter().any(IpAddr::is_loopback))
