@@ -443,7 +443,11 @@ impl Runtime {
         }
         for info in kept {
             let id = info.call.clone();
-            let Some(call) = self.calls.get(&id) else {
+            let Some(call) = self.calls.get(&id).filter(|call| !call.phase().is_over()) else {
+                // Left while the connection was down: the leave waits in the outbox.
+                if self.outbox.iter().any(|message| message.call() == Some(&id)) {
+                    continue;
+                }
                 // This device was in it before the engine started (the app restarted): join it again.
                 let (call, effects) = Call::joined(info, me.clone(), at, self.config.request_timeout);
                 self.calls.insert(id, call);

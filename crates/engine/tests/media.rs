@@ -591,3 +591,29 @@ async fn a_server_restart_keeps_the_call_and_its_media() {
     alice.send(Command::Hangup { call: call.clone() });
     bob.ended(&call, EndReason::RemoteHangup).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_up_during_a_blip_ends_the_call_here_at_once_and_there_on_return() {
+    let server = server().await;
+    let blip = Blip::to(server.local_addr()).await;
+    let mut alice = through_blip(&blip, "alice", "laptop").await;
+    let mut bob = with_media(&server, "bob", "phone").await;
+    let call = alice.call(&["bob"], CallKind::Audio, false).await;
+    bob.incoming(&call).await;
+    bob.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Audio) });
+    alice.expect("active", |e| matches!(e, Event::CallActive { .. })).await;
+
+    blip.cut();
+    alice.expect("reconnecting", |e| matches!(e, Event::Reconnecting { .. })).await;
+    alice.send(Command::Hangup { call: call.clone() });
+    alice.ended(&call, EndReason::Hangup).await;
+    blip.restore();
+    alice.expect("signed in again", |e| matches!(e, Event::SignedIn { .. })).await;
+    // The leave reaches the server on return: bob hears a hangup, not a lost connection.
+    bob.ended(&call, EndReason::RemoteHangup).await;
+    alice
+        .expect_none("the call joined again", std::time::Duration::from_millis(300), |e| {
+            matches!(e, Event::CallActive { .. } | Event::CallResumed { .. })
+        })
+        .await;
+}
