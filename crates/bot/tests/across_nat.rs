@@ -115,6 +115,74 @@ fn a_signaling_reset_mid_call_reconnects_and_ends_nothing() {
     call.check_blip();
 }
 
+/// How long after alice's call is active her home moves to another network ...
+const MOVE_AFTER_ACTIVE: Duration = Duration::from_secs(3);
+/// ... by when media must flow both ways again: the old path is given up after 10 s of silence (ICE's
+/// disconnected and failed timeouts), and the connection is then made again over the new addresses
+/// (about 0.1 s; signaling reconnected a moment after the move) ...
+const MEDIA_BACK_WITHIN: Duration = Duration::from_secs(13);
+/// ... and when alice hangs up, leaving a few seconds of figures after that.
+const MOVE_CALL: Duration = Duration::from_secs(21);
+
+/// A laptop that changes networks mid-call: home A's router gets another public address, so every NAT
+/// mapping of alice's (media and signaling) is gone. The call does not end: signaling reconnects and
+/// resumes, the media connection that fell silent is given up and made again over the new addresses,
+/// and video flows both ways again.
+#[test]
+fn moving_to_another_network_mid_call_brings_the_media_back() {
+    let lab = Lab::up(false);
+    let mut moved_at = None;
+    let call = lab.call_with(MOVE_CALL, |call| {
+        let alice = call.alice.as_ref().unwrap();
+        let Some((active_at, _)) = alice.events_at("call_active").into_iter().next() else {
+            call.fail("alice's call did not become active");
+        };
+        sleep_until(active_at + MOVE_AFTER_ACTIVE);
+        let output = Command::new(netlab()).args(["move", &call.lab.prefix, "home-a"]).output().expect("netlab move");
+        assert!(output.status.success(), "netlab move: {}", String::from_utf8_lossy(&output.stderr));
+        moved_at = Some(Instant::now());
+    });
+    call.check(Route::Any);
+    let moved_at = moved_at.expect("home A moved");
+    let back_by = moved_at + MEDIA_BACK_WITHIN;
+    let mut problems = Vec::new();
+    for (bot, peer) in [(call.alice.as_ref().unwrap(), "bob/phone"), (call.bob.as_ref().unwrap(), "alice/laptop")] {
+        let ended = bot.events_at("call_ended");
+        if ended.len() != 1 {
+            problems.push(format!("{}'s call ended {} times", bot.user, ended.len()));
+        }
+        // Figures every 2 s: the frame rate after the media came back.
+        let after: Vec<f64> = bot
+            .events_at("media_stats")
+            .into_iter()
+            .filter(|(at, e)| *at > back_by && device_name(&e["peer"]) == peer)
+            .filter_map(|(_, e)| e["video_fps"].as_f64())
+            .collect();
+        let reconnected = bot
+            .events_at("media_link")
+            .into_iter()
+            .find(|(at, e)| *at > moved_at && e["state"] == "connected" && device_name(&e["peer"]) == peer)
+            .map(|(at, _)| (at - moved_at).as_secs_f64());
+        eprintln!(
+            "{}: {} after the move: media connected again {reconnected:?} s later; video from {peer} per 2 s \
+             from {:.0} s after the move: {after:?}",
+            call.lab.prefix,
+            bot.user,
+            MEDIA_BACK_WITHIN.as_secs_f64()
+        );
+        if reconnected.is_none() || after.is_empty() || after.iter().any(|fps| *fps < 0.6 * FPS) {
+            problems.push(format!(
+                "{}: video from {peer} did not come back within {MEDIA_BACK_WITHIN:?} of the move \
+                 (connected again {reconnected:?} s later; fps afterwards: {after:?})",
+                bot.user
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        call.fail(&problems.join("\n"));
+    }
+}
+
 /// The way media must take.
 #[derive(Debug, Clone, Copy)]
 enum Route {

@@ -287,6 +287,12 @@ impl Runtime {
             }
             LinkEvent::State { state, after, reason } => {
                 let live = self.calls.get(&call).is_some_and(|c| !c.phase().is_over());
+                if state == dialtone_media::LinkState::Disconnected {
+                    // The network may have changed under this device: a ping now finds out at once whether
+                    // the server connection went with it (instead of at the next heartbeat), so that it is
+                    // made again in time for the media connection to be made again over it.
+                    self.outbox.push(ClientMessage::Ping { nonce: 0 });
+                }
                 if state == dialtone_media::LinkState::Connected {
                     self.links.connected(&call, &peer);
                 }
