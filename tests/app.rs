@@ -36,8 +36,12 @@ fn start_app(folder: tempfile::TempDir, demo: bool) -> TestApp {
 }
 
 fn start_app_with(folder: tempfile::TempDir, demo: bool, on_network: bool) -> TestApp {
+    start_app_on(folder, Server::Embedded { port: 0, demo, on_network })
+}
+
+fn start_app_on(folder: tempfile::TempDir, server: Server) -> TestApp {
     let config = SessionConfig {
-        server: Server::Embedded { port: 0, demo, on_network },
+        server,
         user: UserId::new("me").unwrap(),
         display_name: String::new(),
         device: DeviceId::new("desktop").unwrap(),
@@ -764,4 +768,39 @@ fn a_person_who_cannot_be_reached_is_named_with_the_reason_and_a_retry() {
     assert!(app.harness.query_by_label("No network address arrived from the other device").is_some());
     app.click("Try again");
     app.until("connecting again", Duration::from_secs(5), |h| h.query_by_label("Can't reach Bob").is_none());
+}
+
+#[test]
+fn signing_out_forgets_the_server_and_starts_again_on_this_computer() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let secret = Secret::from_bytes([5; 32]);
+    let server = runtime
+        .block_on(dialtone_server::spawn(dialtone_server::ServerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            secret.clone(),
+        )))
+        .unwrap();
+    let expires = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+    let token = dialtone_server::mint(&secret, &UserId::new("me").unwrap(), "Tester", expires).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.profile.display_name = "Tester".into();
+    settings.server.url = server.url();
+    settings.server.token = token.clone();
+    dialtone::store::save(&folder.path().join("settings.toml"), &settings).unwrap();
+    let remote = Server::Remote { url: server.url(), token: Some(token), fingerprint: None, allow_clear_text: false };
+    let mut app = start_app_on(folder, remote);
+    app.until_label("Online");
+    app.click("Settings");
+    app.until_label_contains("Signed in to");
+    app.click("Sign out");
+    app.until("the restart", Duration::from_secs(5), |h| {
+        h.state().restart_flag().load(std::sync::atomic::Ordering::SeqCst)
+    });
+    let folder = app.folder;
+    drop(app.harness);
+    let saved: Settings = dialtone::store::load(&folder.path().join("settings.toml")).value;
+    assert_eq!(saved.server, dialtone::settings::ServerSettings::default(), "the server is forgotten");
+    assert_eq!(saved.profile.display_name, "Tester", "the rest is kept");
+    drop(runtime);
 }

@@ -78,6 +78,9 @@ pub enum Action {
     SignInWithInvite(String),
     /// Open this computer's server to the network, or close it again (then start again).
     HostOnNetwork(bool),
+    /// Forget the server signed in to (its address, token and fingerprint) and start again with the one
+    /// on this computer.
+    SignOut,
     /// Make an invite link for a new person with this name, and copy it.
     MakeInvite(String),
     /// Open or close the invite list.
@@ -403,6 +406,22 @@ impl App {
         }
     }
 
+    /// Saves `settings` and starts the app again with them (a change of server); not during a call.
+    fn restart_with(&mut self, settings: Settings, now: Instant) {
+        if self.model.call.is_some() {
+            return self.model.notify("Hang up first: Dialtone starts again for this", now);
+        }
+        match store::save(&self.paths.settings, &settings) {
+            Ok(()) => {
+                self.settings = settings.clone();
+                self.saved_settings = settings;
+                self.restart.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.quitting = true;
+            }
+            Err(error) => self.model.notify(format!("Settings could not be saved: {error}"), now),
+        }
+    }
+
     /// Sends this user's picture (made small enough to travel), or says that there is none.
     fn send_picture(&mut self, now: Instant) {
         match &self.settings.profile.avatar {
@@ -494,36 +513,24 @@ impl App {
                         let who = server.user.clone();
                         let mut settings = self.settings.clone();
                         settings.server = server;
-                        match store::save(&self.paths.settings, &settings) {
-                            Ok(()) => {
-                                self.model.notify(format!("Signing in as {who}…"), now);
-                                self.settings = settings.clone();
-                                self.saved_settings = settings;
-                                self.invite_draft.clear();
-                                self.restart.store(true, std::sync::atomic::Ordering::SeqCst);
-                                self.quitting = true;
-                            }
-                            Err(error) => self.model.notify(format!("Cannot keep the invitation: {error}"), now),
+                        self.restart_with(settings, now);
+                        if self.quitting {
+                            self.model.notify(format!("Signing in as {who}…"), now);
+                            self.invite_draft.clear();
                         }
                     }
                     Err(problem) => self.model.notify(crate::model::capitalised(&problem.to_string()), now),
                 }
             }
             Action::HostOnNetwork(on) => {
-                if self.model.call.is_some() {
-                    return self.model.notify("Hang up first: Dialtone restarts its server for this", now);
-                }
                 let mut settings = self.settings.clone();
                 settings.server.host_on_network = on;
-                match store::save(&self.paths.settings, &settings) {
-                    Ok(()) => {
-                        self.settings = settings.clone();
-                        self.saved_settings = settings;
-                        self.restart.store(true, std::sync::atomic::Ordering::SeqCst);
-                        self.quitting = true;
-                    }
-                    Err(error) => self.model.notify(format!("Settings could not be saved: {error}"), now),
-                }
+                self.restart_with(settings, now);
+            }
+            Action::SignOut => {
+                let mut settings = self.settings.clone();
+                settings.server = crate::settings::ServerSettings::default();
+                self.restart_with(settings, now);
             }
             Action::MakeInvite(name) => {
                 let taken: Vec<&UserId> = self.model.contacts.keys().chain(self.model.me.as_ref()).collect();

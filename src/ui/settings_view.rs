@@ -277,7 +277,16 @@ fn server(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
                 invite_someone(app, ui, actions);
             }
         } else {
-            ui.label(format!("Signed in to {}.", app.session.server_url()));
+            ui.horizontal(|ui| {
+                ui.label(format!("Signed in to {}.", app.session.server_url()));
+                if ui
+                    .button("Sign out")
+                    .on_hover_text("Forget this server and use Dialtone's own on this computer")
+                    .clicked()
+                {
+                    actions.push(Action::SignOut);
+                }
+            });
         }
         ui.add_space(6.0);
         field(ui, "Server URL", &mut app.settings.server.url, "Empty: run a server on this machine");
