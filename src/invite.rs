@@ -4,7 +4,7 @@
 use dialtone_protocol::{Invite, InviteError};
 use dialtone_server::token::read_unverified;
 
-use crate::settings::ServerSettings;
+use crate::settings::{ServerSettings, Settings};
 
 /// Why an invite link cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,22 +20,42 @@ pub enum InviteProblem {
     Expired(String),
 }
 
-/// Reads an invite link at `now_unix` seconds: the server settings to sign in with (the user is the one the
-/// token names).
-pub fn server_settings(link: &str, now_unix: u64) -> Result<ServerSettings, InviteProblem> {
+/// What an invite link signs in as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invitation {
+    /// The server settings to sign in with (the user is the one the token names).
+    pub server: ServerSettings,
+    /// The name the inviter gave this person.
+    pub name: String,
+}
+
+impl Invitation {
+    /// Puts the invitation into `settings`: its server from now on, and its name when the person has not
+    /// given one yet (so that someone who clicks an invitation is not asked for the name it carries).
+    pub fn apply_to(self, settings: &mut Settings) {
+        settings.server = self.server;
+        if settings.profile.display_name.trim().is_empty() {
+            settings.profile.display_name = self.name;
+        }
+    }
+}
+
+/// Reads an invite link at `now_unix` seconds.
+pub fn read(link: &str, now_unix: u64) -> Result<Invitation, InviteProblem> {
     let invite: Invite = link.parse()?;
     let claims = read_unverified(&invite.token).map_err(|error| InviteProblem::Token(error.to_string()))?;
     if claims.exp <= now_unix {
         return Err(InviteProblem::Expired(ago(now_unix - claims.exp)));
     }
-    Ok(ServerSettings {
+    let server = ServerSettings {
         url: invite.server,
         user: claims.sub.to_string(),
         token: invite.token,
         fingerprint: invite.fingerprint.map(|f| f.to_string()).unwrap_or_default(),
         allow_clear_text: false,
         host_on_network: false,
-    })
+    };
+    Ok(Invitation { server, name: claims.name })
 }
 
 fn ago(seconds: u64) -> String {
@@ -62,8 +82,17 @@ mod tests {
     }
 
     #[test]
-    fn a_link_gives_the_server_the_user_and_the_pin() {
-        let settings = server_settings(&link(NOW + 3_600), NOW).unwrap();
+    fn a_link_gives_the_server_the_user_the_pin_and_a_name_for_someone_without_one() {
+        let invitation = read(&link(NOW + 3_600), NOW).unwrap();
+        assert_eq!(invitation.name, "Bob");
+        let mut unnamed = Settings::default();
+        invitation.clone().apply_to(&mut unnamed);
+        assert_eq!(unnamed.profile.display_name, "Bob");
+        let mut named = Settings::default();
+        named.profile.display_name = "Robert".into();
+        invitation.clone().apply_to(&mut named);
+        assert_eq!(named.profile.display_name, "Robert", "a name of one's own is kept");
+        let settings = invitation.server;
         assert_eq!(settings.url, "wss://192.0.2.7:7600");
         assert_eq!(settings.user, "bob");
         assert_eq!(settings.fingerprint, Fingerprint::of_der(b"cert").to_string());
@@ -73,10 +102,10 @@ mod tests {
 
     #[test]
     fn an_expired_or_damaged_link_says_why() {
-        let expired = server_settings(&link(NOW - 3 * 86_400), NOW).unwrap_err();
+        let expired = read(&link(NOW - 3 * 86_400), NOW).unwrap_err();
         assert_eq!(expired.to_string(), "this invitation expired 3 days ago; ask for a new one");
         let damaged = link(NOW + 60).replace("token=dt1.", "token=dt1.x");
-        assert!(matches!(server_settings(&damaged, NOW), Err(InviteProblem::Token(_))), "{damaged}");
-        assert!(matches!(server_settings("https://example.org", NOW), Err(InviteProblem::Link(_))));
+        assert!(matches!(read(&damaged, NOW), Err(InviteProblem::Token(_))), "{damaged}");
+        assert!(matches!(read("https://example.org", NOW), Err(InviteProblem::Link(_))));
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use dialtone::session::{Server, SessionConfig};
 use dialtone::ui::{App, Paths};
-use dialtone_engine::{CameraConfig, DeviceChoice, ServerUrl};
+use dialtone_engine::{CameraConfig, DeviceChoice, QUIET_TURN, ServerUrl};
 use dialtone_protocol::{DeviceId, Fingerprint, UserId};
 
 /// Dialtone: audio and video calls.
@@ -63,10 +63,9 @@ fn main() -> Result<()> {
     dialtone_engine::tune_allocator();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,dialtone=info,dialtone_engine=warn,dialtone_media=warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            format!("warn,dialtone=info,dialtone_engine=warn,dialtone_media=warn,{QUIET_TURN}").into()
+        }))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -84,9 +83,9 @@ fn main() -> Result<()> {
     let mut invite_problem = None;
     if let Some(link) = &cli.invite {
         let unix_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-        match dialtone::invite::server_settings(link, unix_now) {
-            Ok(server) => {
-                saved.server = server;
+        match dialtone::invite::read(link, unix_now) {
+            Ok(invitation) => {
+                invitation.apply_to(&mut saved);
                 dialtone::store::save(&base.settings, &saved).context("keeping the invitation in the settings")?;
             }
             Err(problem) => invite_problem = Some(problem.to_string()),

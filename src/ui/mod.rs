@@ -508,11 +508,11 @@ impl App {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|since| since.as_secs())
                     .unwrap_or_default();
-                match crate::invite::server_settings(&link, unix_now) {
-                    Ok(server) => {
-                        let who = server.user.clone();
+                match crate::invite::read(&link, unix_now) {
+                    Ok(invitation) => {
+                        let who = invitation.server.user.clone();
                         let mut settings = self.settings.clone();
-                        settings.server = server;
+                        invitation.apply_to(&mut settings);
                         self.restart_with(settings, now);
                         if self.quitting {
                             self.model.notify(format!("Signing in as {who}…"), now);

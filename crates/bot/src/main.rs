@@ -212,10 +212,9 @@ fn print_event(started: Instant, event: &Event) {
 async fn main() -> Result<()> {
     dialtone_engine::tune_allocator();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error,dialtone_engine=warn,dialtone_media=warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            format!("error,dialtone_engine=warn,dialtone_media=warn,{}", dialtone_engine::QUIET_TURN).into()
+        }))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

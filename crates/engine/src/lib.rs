@@ -26,4 +26,10 @@ pub use dialtone_media::tune_allocator;
 pub use dialtone_media::{AudioSlot, CameraConfig, DecodedFrame, MicrophoneConfig, SimulatedLoss, VideoSlot};
 pub use links::{RemoteAudio, RemoteVideo, Streams};
 pub use runtime::{Engine, EngineHandle, EngineStopped};
+
+/// A log directive that silences webrtc's TURN relayer, which logs an error for every connectivity check
+/// the relay refuses (toward addresses it is told not to relay to, as deployments do): a dozen or more
+/// per call that mean nothing to a person. A connection that finds no path says why on its own
+/// ([`Event::MediaLink`]'s reason).
+pub const QUIET_TURN: &str = "webrtc::peer_connection::transport::turn_relayer=off";
 pub use server::{ServerUrl, ServerUrlError};
