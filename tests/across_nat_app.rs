@@ -9,22 +9,20 @@
 //! next to the app's (`cargo build --workspace`). Without them the test fails, saying what is missing: it
 //! never passes silently. Screenshots of the last run are kept in `target/tmp/across_nat_app/LAB/`.
 
-use std::collections::{BTreeMap, HashMap};
+#[path = "lab/mod.rs"]
+mod lab;
+
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dialtone_media::video::{RgbaFrame, Stamp, read_stamp};
+use serde_json::Value;
 
-const SIGNALING_PORT: u16 = 7600;
-const TURN_PORT: u16 = 3478;
-/// What the TURN server is told not to relay to, as real deployments do: the homes' private ranges.
-const PRIVATE_HOMES: &str = "192.168.0.0-192.168.255.255";
+use lab::{LabSpec, SIGNALING_PORT, in_path, sleep_until, tail};
+
 /// Both cameras' format: the pattern is drawn at exactly this size (it is at least 256 wide and 80 tall).
 const CAMERA: &str = "320x180@15";
 const PATTERN: (u32, u32) = (320, 180);
@@ -68,15 +66,11 @@ fn the_app_signs_in_from_an_invite_link_and_calls_a_bot_in_another_home() {
     run.start_app(&link);
     run.find_window();
 
-    // First run: the app asks for a name; Alice types hers. Then her contacts, with bob online.
-    let card = run.first_screen();
-    if let Some(field) = card {
-        run.click(field, "the name field of the first-run card");
-        run.type_text("Alice");
-        run.key("Return");
-        run.wait_for_saved_name("Alice");
-        run.screenshot("name-typed");
+    // The link carries her name: no first-run card asking for it, her contacts at once, with bob online.
+    if run.first_screen().is_some() {
+        run.fail("the app asked for a name on its first-run card although the invite link carries it");
     }
+    run.wait_for_saved_name("Alice");
     run.check_settings_from_the_link(&lab);
     let button = run.wait_for_contact_online();
     eprintln!("{}: contacts shown after {:.1} s", lab.prefix, started.elapsed().as_secs_f64());
@@ -144,11 +138,11 @@ fn app_bin() -> PathBuf {
 
 /// Cargo builds only this package's binaries for its tests; the server's and the bot's are siblings.
 fn server_bin() -> PathBuf {
-    app_bin().with_file_name("dialtone-server")
+    app_bin().with_file_name(lab::SERVER_BINARY)
 }
 
 fn bot_bin() -> PathBuf {
-    app_bin().with_file_name("dialtone-bot")
+    app_bin().with_file_name(lab::BOT_BINARY)
 }
 
 /// Screenshots, a folder per run (named after its lab); those of runs whose process is gone are removed
@@ -157,29 +151,14 @@ fn shots_root() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("across_nat_app")
 }
 
-fn in_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
 /// Fails (never skips) when this machine cannot run the test, saying what to do.
 fn require_tools() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let uid = status.lines().find_map(|line| line.strip_prefix("Uid:")).and_then(|ids| ids.split_whitespace().next());
-    assert!(
-        uid == Some("0"),
+    lab::require_root(
         "this test builds network namespaces and needs root: run it as root, e.g. \
          `sudo -E cargo test --test across_nat_app` (it fails rather than skips, so that a run that cannot \
-         test the app across NATs is noticed; uid {})",
-        uid.unwrap_or("unknown")
+         test the app across NATs is noticed",
     );
-    match Command::new("ip").args(["netns", "list"]).output() {
-        Err(error) => panic!("`ip` cannot run ({error}): install iproute2 (scripts/apt-packages.txt)"),
-        Ok(output) if !output.status.success() => panic!(
-            "`ip netns list` fails, so network namespaces cannot be made here: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ),
-        Ok(_) => {}
-    }
+    lab::require_network_namespaces();
     let tools = [
         ("nft", "nftables"),
         ("turnserver", "coturn"),
@@ -213,201 +192,22 @@ fn require_tools() {
 /// Labs are named `{LAB_PREFIX}{pid}-{n}`.
 const LAB_PREFIX: &str = "dtapp";
 
-/// Removes the labs of test runs that were killed before they could (their process is gone).
-fn sweep_abandoned_labs() {
-    static SWEPT: OnceLock<()> = OnceLock::new();
-    SWEPT.get_or_init(|| {
-        let Ok(output) = Command::new("ip").args(["netns", "list"]).output() else { return };
-        let mut abandoned: Vec<String> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| line.split_whitespace().next()?.strip_suffix("-inet"))
-            .filter(|prefix| {
-                let pid = prefix.strip_prefix(LAB_PREFIX).and_then(|rest| rest.split_once('-')).map(|(pid, _)| pid);
-                pid.is_some_and(|pid| pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists())
-            })
-            .map(str::to_owned)
-            .collect();
-        abandoned.dedup();
-        for prefix in abandoned {
-            eprintln!("removing the lab {prefix} of a test run that is gone");
-            let _ = Command::new(netlab()).args(["down", &prefix]).status();
-        }
-    });
-}
-
-struct Lab {
-    prefix: String,
-    /// The lab's subnet index (10.203.INDEX.0/24).
-    index: u32,
-    vars: HashMap<String, String>,
-    dir: PathBuf,
-    coturn: Option<Child>,
-    server: Option<Child>,
-    server_url: String,
-    /// The certificate fingerprint the server prints as it starts.
-    fingerprint: String,
-}
+/// The lab (`tests/lab/mod.rs`): namespaces, coturn and the signaling server in the "internet".
+type Lab = lab::Lab;
 
 impl Lab {
     fn up() -> Lab {
         require_tools();
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        sweep_abandoned_labs();
-        let prefix = format!("{LAB_PREFIX}{pid}-{n}");
-        let index = (pid % 125 * 2 + n % 2) % 250 + 1;
-        let dir = std::env::temp_dir().join(format!("dialtone-across-nat-app-{prefix}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-
-        let output = Command::new(netlab())
-            .args(["up", &prefix, "--index", &index.to_string()])
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", netlab().display()));
-        let mut lab = Lab {
-            prefix,
-            index,
-            vars: HashMap::new(),
-            dir,
-            coturn: None,
-            server: None,
-            server_url: String::new(),
-            fingerprint: String::new(),
+        let spec = LabSpec {
+            name_prefix: LAB_PREFIX,
+            files_prefix: "dialtone-across-nat-app-",
+            netlab: netlab(),
+            bin_dir: app_bin().parent().expect("the app's directory").to_owned(),
         };
-        assert!(
-            output.status.success(),
-            "netlab up failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        lab.vars = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(key, value)| (key.to_owned(), value.to_owned()))
-            .collect();
-        lab.start_coturn();
-        lab.start_server();
+        let lab = Lab::start(&spec, &[], &[]);
+        let ip = lab.var("SERVER_IP");
+        assert_eq!(lab.server_url, format!("wss://{ip}:{SIGNALING_PORT}"), "the server's address");
         lab
-    }
-
-    fn var(&self, key: &str) -> &str {
-        self.vars.get(key).unwrap_or_else(|| panic!("netlab up printed no {key}: {:?}", self.vars))
-    }
-
-    /// `program` run inside the namespace named by the netlab variable `ns` (`ip netns exec` execs it,
-    /// so the child is the program itself).
-    fn exec(&self, ns: &str, program: &Path) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", self.var(ns)]).arg(program);
-        command
-    }
-
-    fn secret_file(&self) -> PathBuf {
-        self.dir.join("secret")
-    }
-
-    fn start_coturn(&mut self) {
-        let ip = self.var("SERVER_IP").to_owned();
-        let secret =
-            format!("turn-{}-{}", self.prefix, SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos());
-        std::fs::write(self.dir.join("turn-secret"), &secret).unwrap();
-        let log = self.dir.join("turn.log");
-        let child = self
-            .exec("INET_NS", Path::new("turnserver"))
-            .args(["-n", "--realm=dialtone", &format!("--listening-port={TURN_PORT}")])
-            .args([format!("--listening-ip={ip}"), format!("--relay-ip={ip}")])
-            .args(["--use-auth-secret".to_owned(), format!("--static-auth-secret={secret}")])
-            .arg(format!("--denied-peer-ip={PRIVATE_HOMES}"))
-            .args(["--no-cli", "--no-tls", "--no-dtls", "--no-stdout-log", "--simple-log"])
-            .arg(format!("--log-file={}", log.display()))
-            .arg(format!("--pidfile={}", self.dir.join("turn.pid").display()))
-            .arg(format!("--userdb={}", self.dir.join("turndb").display()))
-            .args(["--min-port=49152", "--max-port=65535"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting turnserver");
-        self.coturn = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let listening = self
-                .exec("INET_NS", Path::new("ss"))
-                .args(["-Hlun", &format!("sport = :{TURN_PORT}")])
-                .output()
-                .is_ok_and(|output| !output.stdout.is_empty());
-            if listening {
-                break;
-            }
-            let exited = self.coturn.as_mut().unwrap().try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                panic!("coturn did not start listening on {ip}:{TURN_PORT} ({exited:?}); its log:\n{}", tail(&log, 30));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn start_server(&mut self) {
-        let ip = self.var("SERVER_IP").to_owned();
-        let stderr = std::fs::File::create(self.dir.join("server.err")).unwrap();
-        let mut child = self
-            .exec("INET_NS", &server_bin())
-            .args(["--listen", &format!("{ip}:{SIGNALING_PORT}")])
-            .arg("--secret-file")
-            .arg(self.secret_file())
-            .args(["--stun", &format!("stun:{ip}:{TURN_PORT}")])
-            .args(["--turn", &format!("turn:{ip}:{TURN_PORT}?transport=udp")])
-            .arg("--turn-secret-file")
-            .arg(self.dir.join("turn-secret"))
-            // A certificate made the first time and kept beside the secret (so invite links carry it).
-            .arg("--tls-self-signed")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("starting dialtone-server");
-        let stdout = child.stdout.take().unwrap();
-        self.server = Some(child);
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut url = None;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(listening) = line.strip_prefix("listening on ") {
-                    url = Some(listening.to_owned());
-                } else if let (Some(url), Some(fingerprint)) = (&url, line.strip_prefix("certificate fingerprint ")) {
-                    let _ = sender.send((url.clone(), fingerprint.to_owned()));
-                }
-            }
-        });
-        (self.server_url, self.fingerprint) = receiver.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
-            panic!(
-                "dialtone-server did not start listening with TLS; its log:\n{}",
-                tail(&self.dir.join("server.err"), 30)
-            )
-        });
-        assert_eq!(self.server_url, format!("wss://{ip}:{SIGNALING_PORT}"), "the server's address");
-    }
-
-    /// `dialtone-server SUBCOMMAND … --secret-file SECRET`: its stdout, trimmed.
-    fn server_tool(&self, args: &[&str]) -> String {
-        let output = Command::new(server_bin())
-            .args(args)
-            .arg("--secret-file")
-            .arg(self.secret_file())
-            .output()
-            .expect("running dialtone-server");
-        assert!(
-            output.status.success(),
-            "dialtone-server {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    }
-
-    fn token(&self, user: &str) -> String {
-        self.server_tool(&["token", "--user", user, "--ttl", "1h"])
     }
 
     /// An invite link to this server, carrying the certificate's fingerprint (the server keeps its
@@ -423,100 +223,11 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for child in [self.server.as_mut(), self.coturn.as_mut()].into_iter().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = Command::new(netlab()).args(["down", &self.prefix]).status();
-        if std::thread::panicking() {
-            eprintln!("{}: kept the lab's logs in {}", self.prefix, self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------------
 // The bot.
 
-struct Bot {
-    child: Child,
-    /// Its stdout lines.
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-    stderr_path: PathBuf,
-    status: Option<ExitStatus>,
-}
-
-impl Bot {
-    fn events(&self) -> Vec<Json> {
-        self.lines.lock().unwrap().iter().filter_map(|line| Json::parse(line)).collect()
-    }
-
-    fn events_named(&self, name: &str) -> Vec<Json> {
-        self.events().into_iter().filter(|e| e.get("event").str() == Some(name)).collect()
-    }
-
-    fn wait_for_event(&self, event: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if !self.events_named(event).is_empty() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// Waits for it to exit; kills it after `timeout` (and returns None).
-    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waiting for a bot") {
-                self.status = Some(status);
-                if let Some(reader) = self.reader.take() {
-                    let _ = reader.join();
-                }
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn summary(&self) -> Option<Json> {
-        self.events_named("summary").pop()
-    }
-
-    fn report(&self) -> String {
-        let lines = self.lines.lock().unwrap();
-        let interesting: Vec<&String> = lines.iter().filter(|line| !line.contains("\"media_stats\"")).collect();
-        let stdout_tail =
-            interesting[interesting.len().saturating_sub(12)..].iter().map(|l| l.as_str()).collect::<Vec<_>>();
-        format!(
-            "--- bob, the bot (exit {:?}): last stdout lines (media_stats left out):\n{}\n--- bob's stderr, last \
-             lines (repeats folded):\n{}",
-            self.status,
-            stdout_tail.join("\n"),
-            tail(&self.stderr_path, 20)
-        )
-    }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+/// A bot, its JSON lines read with serde_json.
+type Bot = lab::Bot<Value>;
 
 // ---------------------------------------------------------------------------------------------------
 // One run: the bot, Xvfb, the app, and what the test saw.
@@ -604,37 +315,20 @@ impl<'a> Run<'a> {
             );
         }
         if let Some(bob) = &self.bob {
-            let _ = writeln!(report, "{}", bob.report());
+            let _ = writeln!(report, "{}", bob.report("bob, the bot", 12, Some("media_stats"), 20));
         }
         let _ = writeln!(report, "--- Xvfb's stderr, last lines:\n{}", tail(&self.lab.dir.join("xvfb.err"), 5));
-        let _ = writeln!(report, "--- the server's log, last lines:\n{}", tail(&self.lab.dir.join("server.err"), 10));
-        let _ = writeln!(report, "--- coturn's log, last lines:\n{}", tail(&self.lab.dir.join("turn.log"), 10));
+        let _ = writeln!(report, "--- the server's log, last lines:\n{}", tail(&self.lab.server_log(), 10));
+        let _ = writeln!(report, "--- coturn's log, last lines:\n{}", tail(&self.lab.turn_log(), 10));
         panic!("{report}");
     }
 
     fn start_bob(&mut self) {
         let lab = self.lab;
-        let stderr_path = lab.dir.join("bob.err");
-        let mut child = lab
-            .exec("HOME_B_NS", &bot_bin())
-            .args(["--server", &lab.server_url, "--fingerprint", &lab.fingerprint, "--token", &lab.token("bob")])
-            .args(["--device", "phone", "--answer", "accept", "--media", "--camera", CAMERA, "--tone", BOB_TONE])
-            // Only a guard against a test that fails to stop him.
-            .args(["--exit-after", "60s"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .expect("starting dialtone-bot");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().unwrap();
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        self.bob = Some(Bot { child, lines, reader: Some(reader), stderr_path, status: None });
+        let args = ["--device", "phone", "--answer", "accept", "--media", "--camera", CAMERA, "--tone", BOB_TONE];
+        // Only a guard against a test that fails to stop him.
+        let args = [&args[..], &["--exit-after", "60s"]].concat();
+        self.bob = Some(lab.start_bot("bob", "HOME_B_NS", &lab.token("bob"), &args));
     }
 
     /// Xvfb in home A's namespace. The app and the X clients the test runs (xdotool, import) run in that
@@ -822,13 +516,6 @@ impl<'a> Run<'a> {
         std::thread::sleep(Duration::from_millis(150));
     }
 
-    fn type_text(&self, text: &str) {
-        let window = self.window.clone();
-        self.xdotool(&["windowfocus", "--sync", &window]);
-        self.xdotool(&["type", "--delay", "40", text]);
-        std::thread::sleep(Duration::from_millis(150));
-    }
-
     fn key(&self, key: &str) {
         let window = self.window.clone();
         self.xdotool(&["windowfocus", "--sync", &window]);
@@ -871,7 +558,7 @@ impl<'a> Run<'a> {
         (rows.len() as u32 == last - first + 1 && rows.len() as u32 >= self.px(16.0)).then_some((x, (first + last) / 2))
     }
 
-    /// The app keeps the name typed on the first-run card in its settings.
+    /// The app keeps the invitation's name in its settings.
     fn wait_for_saved_name(&mut self, name: &str) {
         let settings = self.data_dir.join("settings.toml");
         let wanted = format!("display_name = \"{name}\"");
@@ -880,7 +567,7 @@ impl<'a> Run<'a> {
             if Instant::now() > deadline {
                 self.screenshot("name-typed");
                 self.fail(&format!(
-                    "after typing {name} and Enter on the first-run card, {} does not say {wanted}: {}",
+                    "the invitation's name is not kept: {} does not say {wanted}: {}",
                     settings.display(),
                     std::fs::read_to_string(&settings).unwrap_or_else(|e| e.to_string())
                 ));
@@ -1092,8 +779,7 @@ impl<'a> Run<'a> {
 
     /// Ctrl-C makes the answering bot print its summary and exit.
     fn stop_bob(&mut self) {
-        let pid = self.bob().child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        self.bob().interrupt();
         if self.bob.as_mut().unwrap().wait(Duration::from_secs(5)).is_none() {
             self.fail("bob did not stop within 5 s of Ctrl-C (killed)");
         }
@@ -1104,7 +790,7 @@ impl<'a> Run<'a> {
         let bob = self.bob();
         let mut problems = Vec::new();
         let ended = bob.events_named("call_ended");
-        let reasons: Vec<String> = ended.iter().map(|e| e.get("reason").str().unwrap_or("?").to_owned()).collect();
+        let reasons: Vec<String> = ended.iter().map(|e| e["reason"].as_str().unwrap_or("?").to_owned()).collect();
         if reasons != ["remote_hangup"] {
             problems.push(format!("bob's call ended with {reasons:?}, not once with remote_hangup"));
         }
@@ -1112,30 +798,29 @@ impl<'a> Run<'a> {
         if bob.status.is_none_or(|status| !status.success()) {
             problems.push(format!("bob exited with {:?}", bob.status));
         }
-        if summary.get("errors").num() != Some(0.0) || !matches!(summary.get("stopped"), Json::Null) {
+        if summary["errors"].as_u64() != Some(0) || !summary["stopped"].is_null() {
             problems.push(format!("bob had errors or stopped: {summary}"));
         }
         let peer = "alice/desktop";
         let from_app =
-            |kind: &str| summary.get(kind).items().iter().find(|e| e.get("peer").str() == Some(peer)).cloned();
-        let frames = from_app("video").and_then(|v| v.get("frames_decoded").num()).unwrap_or(0.0);
+            |kind: &str| summary[kind].as_array().and_then(|list| list.iter().find(|e| e["peer"] == peer)).cloned();
+        let frames = from_app("video").and_then(|v| v["frames_decoded"].as_f64()).unwrap_or(0.0);
         let audio = from_app("audio");
-        let heard = audio.as_ref().and_then(|a| a.get("tone_hz").num());
+        let heard = audio.as_ref().and_then(|a| a["tone_hz"].as_f64());
         eprintln!(
             "{}: bob decoded {frames} video frames from the app, heard {heard:?} Hz; media path {}",
-            self.lab.prefix,
-            summary.get("paths").get(peer)
+            self.lab.prefix, summary["paths"][peer]
         );
         if frames <= MIN_VIDEO_FRAMES as f64 {
             problems.push(format!(
                 "bob decoded {frames} video frames from {peer} (more than {MIN_VIDEO_FRAMES} expected): {}",
-                summary.get("video")
+                summary["video"]
             ));
         }
         if heard.is_none_or(|hz| (hz - APP_TONE).abs() > TONE_TOLERANCE) {
             problems.push(format!(
                 "bob heard {heard:?} Hz from {peer}, not the app's {APP_TONE} Hz tone: {}",
-                summary.get("audio")
+                summary["audio"]
             ));
         }
         if !problems.is_empty() {
@@ -1174,10 +859,6 @@ fn stop(child: &mut Child) {
 // ---------------------------------------------------------------------------------------------------
 // Helpers.
 
-fn sleep_until(at: Instant) {
-    std::thread::sleep(at.saturating_duration_since(Instant::now()));
-}
-
 /// The stamp of the test pattern drawn in `rect` (x, y, width, height) of a screenshot.
 fn stamp_in(shot: &image::RgbaImage, (x, y, w, h): (f32, f32, f32, f32)) -> Stamp {
     let crop = image::imageops::crop_imm(shot, x.round() as u32, y.round() as u32, w.round() as u32, h.round() as u32)
@@ -1215,257 +896,4 @@ fn even_blocks(mut frame: RgbaFrame) -> RgbaFrame {
 /// Whether a pixel is this colour (give or take 3 per channel).
 fn is_colour(pixel: &image::Rgba<u8>, colour: [u8; 3]) -> bool {
     pixel.0[..3].iter().zip(colour).all(|(a, b)| a.abs_diff(b) <= 3)
-}
-
-/// The last `count` lines of a log, escape codes stripped and runs of the same message (timestamps aside)
-/// folded into one, so a log repeating one error still shows what came before it.
-fn tail(path: &Path, count: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
-        return format!("({} unreadable)", path.display());
-    };
-    let text = strip_escapes(&String::from_utf8_lossy(&bytes));
-    let message = |line: &str| -> String {
-        match line.split_once(' ') {
-            Some((first, rest)) if first.starts_with(|c: char| c.is_ascii_digit()) && first.contains('T') => {
-                rest.trim_start().to_owned()
-            }
-            _ => line.to_owned(),
-        }
-    };
-    let mut folded: Vec<(String, usize)> = Vec::new();
-    for line in text.lines() {
-        let line: String = line.chars().take(400).collect();
-        match folded.last_mut() {
-            Some((last, repeats)) if message(last) == message(&line) => *repeats += 1,
-            _ => folded.push((line, 1)),
-        }
-    }
-    folded[folded.len().saturating_sub(count)..]
-        .iter()
-        .map(|(line, repeats)| if *repeats > 1 { format!("{line}  [x{repeats}]") } else { line.clone() })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn strip_escapes(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Just enough JSON for the bot's lines (this package does not depend on serde_json).
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(BTreeMap<String, Json>),
-}
-
-static NULL: Json = Json::Null;
-
-impl Json {
-    fn parse(text: &str) -> Option<Json> {
-        let mut parser = JsonParser { bytes: text.as_bytes(), at: 0 };
-        let value = parser.value()?;
-        parser.space();
-        (parser.at == parser.bytes.len()).then_some(value)
-    }
-
-    fn get(&self, key: &str) -> &Json {
-        match self {
-            Json::Obj(map) => map.get(key).unwrap_or(&NULL),
-            _ => &NULL,
-        }
-    }
-
-    fn str(&self) -> Option<&str> {
-        match self {
-            Json::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn num(&self) -> Option<f64> {
-        match self {
-            Json::Num(n) => Some(*n),
-            _ => None,
-        }
-    }
-
-    fn items(&self) -> &[Json] {
-        match self {
-            Json::Arr(items) => items,
-            _ => &[],
-        }
-    }
-}
-
-impl std::fmt::Display for Json {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Json::Null => write!(f, "null"),
-            Json::Bool(b) => write!(f, "{b}"),
-            Json::Num(n) => write!(f, "{n}"),
-            Json::Str(s) => write!(f, "{s:?}"),
-            Json::Arr(items) => {
-                write!(f, "[")?;
-                for (i, item) in items.iter().enumerate() {
-                    write!(f, "{}{item}", if i > 0 { "," } else { "" })?;
-                }
-                write!(f, "]")
-            }
-            Json::Obj(map) => {
-                write!(f, "{{")?;
-                for (i, (key, value)) in map.iter().enumerate() {
-                    write!(f, "{}{key:?}:{value}", if i > 0 { "," } else { "" })?;
-                }
-                write!(f, "}}")
-            }
-        }
-    }
-}
-
-struct JsonParser<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl JsonParser<'_> {
-    fn space(&mut self) {
-        while self.bytes.get(self.at).is_some_and(|b| b.is_ascii_whitespace()) {
-            self.at += 1;
-        }
-    }
-
-    fn eat(&mut self, byte: u8) -> bool {
-        self.space();
-        if self.bytes.get(self.at) == Some(&byte) {
-            self.at += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn value(&mut self) -> Option<Json> {
-        self.space();
-        match *self.bytes.get(self.at)? {
-            b'{' => {
-                self.at += 1;
-                let mut map = BTreeMap::new();
-                if self.eat(b'}') {
-                    return Some(Json::Obj(map));
-                }
-                loop {
-                    self.space();
-                    let Json::Str(key) = self.string()? else { return None };
-                    if !self.eat(b':') {
-                        return None;
-                    }
-                    map.insert(key, self.value()?);
-                    if self.eat(b'}') {
-                        return Some(Json::Obj(map));
-                    }
-                    if !self.eat(b',') {
-                        return None;
-                    }
-                }
-            }
-            b'[' => {
-                self.at += 1;
-                let mut items = Vec::new();
-                if self.eat(b']') {
-                    return Some(Json::Arr(items));
-                }
-                loop {
-                    items.push(self.value()?);
-                    if self.eat(b']') {
-                        return Some(Json::Arr(items));
-                    }
-                    if !self.eat(b',') {
-                        return None;
-                    }
-                }
-            }
-            b'"' => self.string(),
-            b't' => self.word("true", Json::Bool(true)),
-            b'f' => self.word("false", Json::Bool(false)),
-            b'n' => self.word("null", Json::Null),
-            _ => {
-                let start = self.at;
-                while self.bytes.get(self.at).is_some_and(|b| b"+-.eE0123456789".contains(b)) {
-                    self.at += 1;
-                }
-                std::str::from_utf8(&self.bytes[start..self.at]).ok()?.parse().ok().map(Json::Num)
-            }
-        }
-    }
-
-    fn word(&mut self, word: &str, value: Json) -> Option<Json> {
-        self.bytes[self.at..].starts_with(word.as_bytes()).then(|| {
-            self.at += word.len();
-            value
-        })
-    }
-
-    fn string(&mut self) -> Option<Json> {
-        if self.bytes.get(self.at) != Some(&b'"') {
-            return None;
-        }
-        self.at += 1;
-        let mut out = Vec::new();
-        loop {
-            let byte = *self.bytes.get(self.at)?;
-            self.at += 1;
-            match byte {
-                b'"' => return String::from_utf8(out).ok().map(Json::Str),
-                b'\\' => {
-                    let escaped = *self.bytes.get(self.at)?;
-                    self.at += 1;
-                    let c = match escaped {
-                        b'n' => '\n',
-                        b't' => '\t',
-                        b'r' => '\r',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'u' => {
-                            let hex = std::str::from_utf8(self.bytes.get(self.at..self.at + 4)?).ok()?;
-                            self.at += 4;
-                            char::from_u32(u32::from_str_radix(hex, 16).ok()?).unwrap_or('\u{fffd}')
-                        }
-                        other => other as char,
-                    };
-                    let mut buffer = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
-                }
-                other => out.push(other),
-            }
-        }
-    }
-}
-
-#[test]
-fn the_json_reader_reads_a_bot_summary() {
-    let line = r#"{"event":"summary","ended":{"remote_hangup":1},"errors":0,"stopped":null,"video":[{"peer":"alice/desktop","frames_decoded":170,"latency_ms_median":1.122}],"name":"a \"b\" \u00e9"}"#;
-    let summary = Json::parse(line).expect("valid JSON");
-    assert_eq!(summary.get("event").str(), Some("summary"));
-    assert_eq!(summary.get("ended").get("remote_hangup").num(), Some(1.0));
-    assert_eq!(summary.get("stopped"), &Json::Null);
-    assert_eq!(summary.get("video").items()[0].get("frames_decoded").num(), Some(170.0));
-    assert_eq!(summary.get("name").str(), Some("a \"b\" é"));
-    assert!(Json::parse("{\"a\":1").is_none());
 }

@@ -7,26 +7,23 @@
 //! never pass silently. Each test builds its own lab (namespaces named after this process and the test),
 //! so they run in parallel, and in parallel with another run of this binary.
 
+#[path = "../../../tests/lab/mod.rs"]
+mod lab;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use lab::{LabSpec, SIGNALING_PORT, in_path, sleep_until, tail};
 
 /// Extra arguments for both bots: none, the point being that calls work with no media flags. (While the
 /// bots' media bound to loopback by default, a working call needed `&["--media-bind", "0.0.0.0"]`.)
 const EXTRA_BOT_ARGS: &[&str] = &[];
 
-const SIGNALING_PORT: u16 = 7600;
-const TURN_PORT: u16 = 3478;
-/// What the TURN server is told not to relay to, as real deployments do: the homes' private ranges.
-const PRIVATE_HOMES: &str = "192.168.0.0-192.168.255.255";
 const ALICE_TONE: f64 = 440.0;
 const BOB_TONE: f64 = 520.0;
 /// How far the tone heard may be from the tone sent, in Hz.
@@ -213,32 +210,17 @@ fn bot_bin() -> PathBuf {
 
 /// Cargo builds only this package's binaries for its tests; the server's is its sibling when built.
 fn server_bin() -> PathBuf {
-    bot_bin().with_file_name("dialtone-server")
-}
-
-fn in_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    bot_bin().with_file_name(lab::SERVER_BINARY)
 }
 
 /// Fails (never skips) when this machine cannot run the lab, saying what to do.
 fn require_lab_tools() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let uid = status.lines().find_map(|line| line.strip_prefix("Uid:")).and_then(|ids| ids.split_whitespace().next());
-    assert!(
-        uid == Some("0"),
+    lab::require_root(
         "these tests build network namespaces and need root: run them as root, e.g. \
          `sudo -E cargo test -p dialtone-bot --test across_nat` (they fail rather than skip, so that a run \
-         that cannot test NAT traversal is noticed; uid {})",
-        uid.unwrap_or("unknown")
+         that cannot test NAT traversal is noticed",
     );
-    match Command::new("ip").args(["netns", "list"]).output() {
-        Err(error) => panic!("`ip` cannot run ({error}): install iproute2 (scripts/apt-packages.txt)"),
-        Ok(output) if !output.status.success() => panic!(
-            "`ip netns list` fails, so network namespaces cannot be made here: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ),
-        Ok(_) => {}
-    }
+    lab::require_network_namespaces();
     assert!(in_path("nft"), "`nft` is missing: install nftables (scripts/apt-packages.txt)");
     assert!(in_path("turnserver"), "`turnserver` is missing: install coturn (scripts/apt-packages.txt)");
     assert!(
@@ -252,223 +234,32 @@ fn require_lab_tools() {
 /// Labs are named `{LAB_PREFIX}{pid}-{n}`.
 const LAB_PREFIX: &str = "dtnat";
 
-/// Removes the labs of test runs that were killed before they could (their process is gone): their
-/// namespaces would keep coturn and the server running.
-fn sweep_abandoned_labs() {
-    static SWEPT: OnceLock<()> = OnceLock::new();
-    SWEPT.get_or_init(|| {
-        let Ok(output) = Command::new("ip").args(["netns", "list"]).output() else { return };
-        let mut abandoned: Vec<String> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| line.split_whitespace().next()?.strip_suffix("-inet"))
-            .filter(|prefix| {
-                let pid = prefix.strip_prefix(LAB_PREFIX).and_then(|rest| rest.split_once('-')).map(|(pid, _)| pid);
-                pid.is_some_and(|pid| pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists())
-            })
-            .map(str::to_owned)
-            .collect();
-        abandoned.dedup();
-        for prefix in abandoned {
-            eprintln!("removing the lab {prefix} of a test run that is gone");
-            let _ = Command::new(netlab()).args(["down", &prefix]).status();
-        }
-    });
-}
+/// One lab (`tests/lab/mod.rs`): namespaces, coturn and the signaling server in the "internet", tokens
+/// for alice and bob. Dropping it stops what it started and removes the namespaces.
+type Lab = lab::Lab;
 
-/// One lab: namespaces, coturn and the signaling server in the "internet", the tokens. Dropping it stops
-/// what it started and removes the namespaces.
-struct Lab {
-    prefix: String,
-    vars: HashMap<String, String>,
-    dir: PathBuf,
-    coturn: Option<Child>,
-    server: Option<Child>,
-    server_url: String,
-    /// The server's certificate fingerprint, which the bots pin.
-    fingerprint: String,
-    tokens: HashMap<&'static str, String>,
-}
+/// A bot, its JSON lines read with serde_json.
+type Bot = lab::Bot<Value>;
 
 impl Lab {
+    /// A lab of this test binary's, with direct UDP between the homes blocked if `block_direct`.
     fn up(block_direct: bool) -> Lab {
         require_lab_tools();
-        // Unique per process and per test; the subnet index only makes two labs' logs read differently
-        // (the labs share no network).
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        sweep_abandoned_labs();
-        let prefix = format!("{LAB_PREFIX}{pid}-{n}");
-        let index = (pid % 125 * 2 + n % 2) % 250 + 1;
-        let dir = std::env::temp_dir().join(format!("dialtone-across-nat-{prefix}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-
-        let mut command = Command::new(netlab());
-        command.args(["up", &prefix, "--index", &index.to_string()]);
-        if block_direct {
-            command.arg("--block-direct");
-        }
-        let output = command.output().unwrap_or_else(|e| panic!("running {}: {e}", netlab().display()));
-        let mut lab = Lab {
-            prefix,
-            vars: HashMap::new(),
-            dir,
-            coturn: None,
-            server: None,
-            server_url: String::new(),
-            fingerprint: String::new(),
-            tokens: HashMap::new(),
+        let spec = LabSpec {
+            name_prefix: LAB_PREFIX,
+            files_prefix: "dialtone-across-nat-",
+            netlab: netlab(),
+            bin_dir: bot_bin().parent().expect("the bot's directory").to_owned(),
         };
-        assert!(
-            output.status.success(),
-            "netlab up failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        lab.vars = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(key, value)| (key.to_owned(), value.to_owned()))
-            .collect();
-        lab.start_coturn();
-        lab.mint_tokens();
-        lab.start_server();
+        let netlab_args: &[&str] = if block_direct { &["--block-direct"] } else { &[] };
+        let lab = Lab::start(&spec, netlab_args, &["alice", "bob"]);
+        assert!(lab.server_url.starts_with("wss://"), "{}", lab.server_url);
         lab
-    }
-
-    fn var(&self, key: &str) -> &str {
-        self.vars.get(key).unwrap_or_else(|| panic!("netlab up printed no {key}: {:?}", self.vars))
-    }
-
-    /// `program` run inside the namespace named by the netlab variable `ns`.
-    fn exec(&self, ns: &str, program: &Path) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", self.var(ns)]).arg(program);
-        command
-    }
-
-    fn start_coturn(&mut self) {
-        let ip = self.var("SERVER_IP").to_owned();
-        let secret =
-            format!("turn-{}-{}", self.prefix, SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos());
-        std::fs::write(self.dir.join("turn-secret"), &secret).unwrap();
-        let log = self.dir.join("turn.log");
-        let child = self
-            .exec("INET_NS", Path::new("turnserver"))
-            .args(["-n", "--realm=dialtone", &format!("--listening-port={TURN_PORT}")])
-            .args([format!("--listening-ip={ip}"), format!("--relay-ip={ip}")])
-            .args(["--use-auth-secret".to_owned(), format!("--static-auth-secret={secret}")])
-            .arg(format!("--denied-peer-ip={PRIVATE_HOMES}"))
-            .args(["--no-cli", "--no-tls", "--no-dtls", "--no-stdout-log", "--simple-log"])
-            .arg(format!("--log-file={}", log.display()))
-            // Its own pid file and user database, not the system's shared ones.
-            .arg(format!("--pidfile={}", self.dir.join("turn.pid").display()))
-            .arg(format!("--userdb={}", self.dir.join("turndb").display()))
-            .args(["--min-port=49152", "--max-port=65535"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting turnserver");
-        self.coturn = Some(child);
-        // Ready once its UDP listener is up.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let listening = self
-                .exec("INET_NS", Path::new("ss"))
-                .args(["-Hlun", &format!("sport = :{TURN_PORT}")])
-                .output()
-                .is_ok_and(|output| !output.stdout.is_empty());
-            if listening {
-                break;
-            }
-            let exited = self.coturn.as_mut().unwrap().try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                panic!("coturn did not start listening on {ip}:{TURN_PORT} ({exited:?}); its log:\n{}", tail(&log, 30));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn mint_tokens(&mut self) {
-        let secret_file = self.dir.join("secret");
-        for user in ["alice", "bob"] {
-            // Minting creates the secret file the server then reads.
-            let output = Command::new(server_bin())
-                .args(["token", "--user", user, "--ttl", "1h", "--secret-file"])
-                .arg(&secret_file)
-                .output()
-                .expect("running dialtone-server token");
-            assert!(output.status.success(), "minting a token: {}", String::from_utf8_lossy(&output.stderr));
-            self.tokens.insert(user, String::from_utf8(output.stdout).unwrap().trim().to_owned());
-        }
-    }
-
-    fn start_server(&mut self) {
-        let ip = self.var("SERVER_IP").to_owned();
-        let stderr = std::fs::File::create(self.dir.join("server.err")).unwrap();
-        let mut child = self
-            .exec("INET_NS", &server_bin())
-            .args(["--listen", &format!("{ip}:{SIGNALING_PORT}")])
-            .arg("--secret-file")
-            .arg(self.dir.join("secret"))
-            .args(["--stun", &format!("stun:{ip}:{TURN_PORT}")])
-            .args(["--turn", &format!("turn:{ip}:{TURN_PORT}?transport=udp")])
-            .arg("--turn-secret-file")
-            .arg(self.dir.join("turn-secret"))
-            // TLS with a certificate made for the occasion; the bots pin the fingerprint it prints.
-            .arg("--tls-self-signed")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("starting dialtone-server");
-        let stdout = child.stdout.take().unwrap();
-        self.server = Some(child);
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut url = None;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(listening) = line.strip_prefix("listening on ") {
-                    url = Some(listening.to_owned());
-                } else if let (Some(url), Some(fingerprint)) = (&url, line.strip_prefix("certificate fingerprint ")) {
-                    let _ = sender.send((url.clone(), fingerprint.to_owned()));
-                }
-            }
-        });
-        (self.server_url, self.fingerprint) = receiver.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
-            panic!(
-                "dialtone-server did not start listening with TLS; its log:\n{}",
-                tail(&self.dir.join("server.err"), 30)
-            )
-        });
-        assert!(self.server_url.starts_with("wss://"), "{}", self.server_url);
     }
 
     /// Starts a bot in a home (`HOME_A_NS` or `HOME_B_NS`).
     fn bot(&self, user: &'static str, home: &str, args: &[&str]) -> Bot {
-        let stderr_path = self.dir.join(format!("{user}.err"));
-        let mut child = self
-            .exec(home, &bot_bin())
-            .args(["--server", &self.server_url, "--token", &self.tokens[user]])
-            .args(["--fingerprint", &self.fingerprint])
-            .args(args)
-            .args(EXTRA_BOT_ARGS)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .expect("starting dialtone-bot");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().unwrap();
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push((Instant::now(), line));
-            }
-        });
-        Bot { user, child, lines, reader: Some(reader), stderr_path, status: None }
+        self.start_bot(user, home, &self.tokens[user], &[args, EXTRA_BOT_ARGS].concat())
     }
 
     /// Alice in home A calls Bob in home B: a video call, hung up after [`CALL`].
@@ -543,124 +334,6 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for child in [self.server.as_mut(), self.coturn.as_mut()].into_iter().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = Command::new(netlab()).args(["down", &self.prefix]).status();
-        if std::thread::panicking() {
-            eprintln!("{}: kept the lab's logs in {}", self.prefix, self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-struct Bot {
-    user: &'static str,
-    child: Child,
-    /// Its stdout lines, each with when it was read.
-    lines: Arc<Mutex<Vec<(Instant, String)>>>,
-    reader: Option<JoinHandle<()>>,
-    stderr_path: PathBuf,
-    status: Option<ExitStatus>,
-}
-
-impl Bot {
-    fn events(&self) -> Vec<Value> {
-        self.lines.lock().unwrap().iter().filter_map(|(_, line)| serde_json::from_str(line).ok()).collect()
-    }
-
-    /// The bot's `t_ms` 0 on this process's clock: a line is read shortly after its `t_ms`, never before,
-    /// so the earliest of (read at - t_ms) is the closest.
-    fn clock(&self) -> Option<Instant> {
-        let lines = self.lines.lock().unwrap();
-        lines
-            .iter()
-            .filter_map(|(at, line)| {
-                let t_ms = serde_json::from_str::<Value>(line).ok()?["t_ms"].as_u64()?;
-                at.checked_sub(Duration::from_millis(t_ms))
-            })
-            .min()
-    }
-
-    /// Its events named `name`, each with when it happened on this process's clock.
-    fn events_at(&self, name: &str) -> Vec<(Instant, Value)> {
-        let Some(zero) = self.clock() else { return Vec::new() };
-        self.events()
-            .into_iter()
-            .filter(|e| e["event"] == name)
-            .filter_map(|e| Some((zero + Duration::from_millis(e["t_ms"].as_u64()?), e)))
-            .collect()
-    }
-
-    fn wait_for_event(&self, event: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.events().iter().any(|e| e["event"] == event) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// Waits for it to exit; kills it after `timeout` (and returns None).
-    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waiting for a bot") {
-                self.status = Some(status);
-                // Its last lines are in once its stdout closes.
-                if let Some(reader) = self.reader.take() {
-                    let _ = reader.join();
-                }
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Ctrl-C (`ip netns exec` execs the bot, so the child is the bot itself).
-    fn interrupt(&self) {
-        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
-    }
-
-    fn summary(&self) -> Option<Value> {
-        self.events().into_iter().rev().find(|e| e["event"] == "summary")
-    }
-
-    fn report(&self) -> String {
-        let lines = self.lines.lock().unwrap();
-        let stdout_tail =
-            lines[lines.len().saturating_sub(8)..].iter().map(|(_, line)| line.as_str()).collect::<Vec<_>>().join("\n");
-        format!(
-            "--- {} (exit {:?}): last stdout lines:\n{}\n--- {}'s stderr, last lines (repeats folded):\n{}",
-            self.user,
-            self.status,
-            stdout_tail,
-            self.user,
-            tail(&self.stderr_path, 25)
-        )
-    }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 struct Call<'a> {
     lab: &'a Lab,
     alice: Option<Bot>,
@@ -681,10 +354,6 @@ struct Blip {
     restored_at: Instant,
 }
 
-fn sleep_until(at: Instant) {
-    std::thread::sleep(at.saturating_duration_since(Instant::now()));
-}
-
 /// A device address as events print it (`{"user":..,"device":..}`) or as summaries do (`user/device`).
 fn device_name(value: &Value) -> String {
     match value {
@@ -699,10 +368,10 @@ impl Call<'_> {
         let mut report =
             format!("{what}\n(lab {}, after {:.1} s)\n", self.lab.prefix, self.started.elapsed().as_secs_f64());
         for bot in [&self.alice, &self.bob].into_iter().flatten() {
-            let _ = writeln!(report, "{}", bot.report());
+            let _ = writeln!(report, "{}", bot.report(bot.user, 8, None, 25));
         }
-        let _ = writeln!(report, "--- coturn's log, last lines:\n{}", tail(&self.lab.dir.join("turn.log"), 25));
-        let _ = writeln!(report, "--- the server's log, last lines:\n{}", tail(&self.lab.dir.join("server.err"), 10));
+        let _ = writeln!(report, "--- coturn's log, last lines:\n{}", tail(&self.lab.turn_log(), 25));
+        let _ = writeln!(report, "--- the server's log, last lines:\n{}", tail(&self.lab.server_log(), 10));
         let counters = Command::new(netlab()).args(["counters", &self.lab.prefix]).output();
         if let Ok(output) = counters {
             let _ = writeln!(report, "--- the routers' counters:\n{}", String::from_utf8_lossy(&output.stdout).trim());
@@ -947,53 +616,4 @@ impl Call<'_> {
             self.fail(&problems.join("\n"));
         }
     }
-}
-
-/// The last `count` lines of a log, escape codes stripped and runs of the same message (timestamps aside)
-/// folded into one, so a log repeating one error still shows what came before it.
-fn tail(path: &Path, count: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
-        return format!("({} unreadable)", path.display());
-    };
-    let text = strip_escapes(&String::from_utf8_lossy(&bytes));
-    let message = |line: &str| -> String {
-        // `2026-12-04T16:49:58.259655Z  ERROR target: message`: compare what follows the timestamp.
-        match line.split_once(' ') {
-            Some((first, rest)) if first.starts_with(|c: char| c.is_ascii_digit()) && first.contains('T') => {
-                rest.trim_start().to_owned()
-            }
-            _ => line.to_owned(),
-        }
-    };
-    let mut folded: Vec<(String, usize)> = Vec::new();
-    for line in text.lines() {
-        let line: String = line.chars().take(400).collect();
-        match folded.last_mut() {
-            Some((last, repeats)) if message(last) == message(&line) => *repeats += 1,
-            _ => folded.push((line, 1)),
-        }
-    }
-    folded[folded.len().saturating_sub(count)..]
-        .iter()
-        .map(|(line, repeats)| if *repeats > 1 { format!("{line}  [x{repeats}]") } else { line.clone() })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn strip_escapes(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters final-letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
