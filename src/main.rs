@@ -81,6 +81,7 @@ fn main() -> Result<()> {
     let mut saved = dialtone::store::load::<dialtone::settings::Settings>(&base.settings).value;
     // An invite link (clicked, or given on the command line) signs in where it says, from now on.
     let mut invite_problem = None;
+    let mut clear_text_warning = None;
     if let Some(link) = &cli.invite {
         let unix_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
         match dialtone::invite::read(link, unix_now) {
@@ -123,9 +124,11 @@ fn main() -> Result<()> {
                 bail!("--server {url}: {refused}");
             }
             if allow_clear_text && url.starts_with("ws://") {
-                eprintln!(
-                    "warning: your sign-in token and calls' signaling go unencrypted to {url}; anyone on the way can read them"
+                let warning = format!(
+                    "Your sign-in and your calls' signaling go unencrypted to {url}: anyone on the way can read them"
                 );
+                eprintln!("warning: {warning}");
+                clear_text_warning = Some(warning);
             }
             Server::Remote { url, token, fingerprint, allow_clear_text }
         }
@@ -150,6 +153,9 @@ fn main() -> Result<()> {
     if let Some(problem) = invite_problem {
         eprintln!("The invite link cannot be used: {problem}");
         app.notify(format!("The invite link cannot be used: {problem}"));
+    }
+    if let Some(warning) = clear_text_warning {
+        app.notify(warning);
     }
     let restart = app.restart_flag();
     app.count_start_from(process_start);
