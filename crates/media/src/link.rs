@@ -260,6 +260,12 @@ struct CandidateCounts {
     remote: u32,
 }
 
+/// The id (`a=mid:`) of a session description's first media section.
+fn first_mid(sdp: &str) -> Option<&str> {
+    let media = sdp.split_once("\nm=")?.1;
+    media.lines().find_map(|line| line.trim_end().strip_prefix("a=mid:")).filter(|mid| !mid.is_empty())
+}
+
 /// Says why no path was found, in a person's words.
 fn unreachable_reason(counts: CandidateCounts, config: &MediaConfig) -> String {
     let has_turn = config.ice_servers.iter().flat_map(|s| &s.urls).any(|url| url.starts_with("turn"));
@@ -375,6 +381,8 @@ struct Shared {
     rtt_ms: Arc<AtomicU32>,
     /// The candidates seen so far.
     candidates: std::sync::Mutex<CandidateCounts>,
+    /// The media section (`a=mid`) that carries the bundle: the first of the local description.
+    bundle_mid: OnceLock<String>,
 }
 
 impl Shared {
@@ -384,6 +392,13 @@ impl Shared {
     }
 
     /// Reports `state` unless it is the one reported last.
+    /// Keeps the first media section's id of a local description, which candidates name.
+    fn learn_bundle_mid(&self, sdp: &str) {
+        if let Some(mid) = first_mid(sdp) {
+            let _ = self.bundle_mid.set(mid.to_owned());
+        }
+    }
+
     fn report(&self, events: &LinkEvents, state: LinkState, after: Duration) {
         self.report_why(events, state, after, None);
     }
@@ -491,6 +506,7 @@ impl Link {
             audio_kbps: audio_kbps(&config),
             rtt_ms: Arc::new(AtomicU32::new(0)),
             candidates: std::sync::Mutex::new(CandidateCounts::default()),
+            bundle_mid: OnceLock::new(),
         });
         let task_shared = shared.clone();
         let task_shared_for_error = shared.clone();
@@ -579,9 +595,13 @@ impl PeerConnectionEventHandler for Handler {
                     counts.local_relay += 1;
                 }
                 drop(counts);
+                // The library leaves the media section empty; every candidate belongs to the bundle's
+                // transport, which the first media section names.
+                let sdp_mid =
+                    init.sdp_mid.filter(|mid| !mid.is_empty()).or_else(|| self.shared.bundle_mid.get().cloned());
                 (self.events)(LinkEvent::Signal(SignalPayload::Candidate {
                     candidate: init.candidate,
-                    sdp_mid: init.sdp_mid,
+                    sdp_mid,
                     sdp_mline_index: init.sdp_mline_index,
                 }));
             }
@@ -943,6 +963,7 @@ async fn run(
     if role == Role::Offerer {
         tracks.add_to(&pc).await?;
         let offer = pc.create_offer(None).await?;
+        shared.learn_bundle_mid(&offer.sdp);
         pc.set_local_description(offer.clone()).await?;
         events(LinkEvent::Signal(SignalPayload::Offer { sdp: offer.sdp }));
     }
@@ -1089,6 +1110,7 @@ impl Exchange {
                 self.have_remote = true;
                 self.tracks.add_to(pc).await?;
                 let answer = pc.create_answer(None).await?;
+                self.shared.learn_bundle_mid(&answer.sdp);
                 pc.set_local_description(answer.clone()).await?;
                 events(LinkEvent::Signal(SignalPayload::Answer { sdp: answer.sdp }));
                 self.negotiated().await?;
@@ -1196,4 +1218,18 @@ fn random_ssrc() -> u32 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
     );
     hasher.finish() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_media_sections_id_is_found() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\na=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                   a=mid:0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n";
+        assert_eq!(first_mid(sdp), Some("0"));
+        assert_eq!(first_mid("v=0\r\nm=audio 9 UDP 0\r\na=mid:\r\n"), None);
+        assert_eq!(first_mid("v=0\r\n"), None);
+    }
 }

@@ -30,6 +30,14 @@ fn spawn_with(role: Role, config: MediaConfig) -> (Link, Events) {
     (link, rx)
 }
 
+/// A trickled candidate names its media section (`sdp_mid`), or leaves it out: an empty one is taken by
+/// browsers only because they fall back on the m-line index; other peers may not.
+fn check_candidate(payload: &dialtone_protocol::SignalPayload) {
+    if let dialtone_protocol::SignalPayload::Candidate { sdp_mid, .. } = payload {
+        assert_ne!(sdp_mid.as_deref(), Some(""), "a candidate with an empty media section: {payload:?}");
+    }
+}
+
 /// Relays signals both ways until both sides report `Connected`; returns the offerer's time to connect.
 async fn connect(offerer: &Link, offers: &mut Events, answerer: &Link, answers: &mut Events) -> Duration {
     let mut connected = (None, None);
@@ -37,13 +45,19 @@ async fn connect(offerer: &Link, offers: &mut Events, answerer: &Link, answers: 
     while connected.0.is_none() || connected.1.is_none() {
         tokio::select! {
             Some(event) = offers.recv() => match event {
-                LinkEvent::Signal(payload) => answerer.remote_signal(payload),
+                LinkEvent::Signal(payload) => {
+                    check_candidate(&payload);
+                    answerer.remote_signal(payload)
+                }
                 LinkEvent::State { state: LinkState::Connected, after, .. } => connected.0 = Some(after),
                 LinkEvent::State { state: LinkState::Failed, .. } | LinkEvent::Error(_) => panic!("offerer: {event:?}"),
                 LinkEvent::State { .. } | LinkEvent::Stats(_) => {}
             },
             Some(event) = answers.recv() => match event {
-                LinkEvent::Signal(payload) => offerer.remote_signal(payload),
+                LinkEvent::Signal(payload) => {
+                    check_candidate(&payload);
+                    offerer.remote_signal(payload)
+                }
                 LinkEvent::State { state: LinkState::Connected, after, .. } => connected.1 = Some(after),
                 LinkEvent::State { state: LinkState::Failed, .. } | LinkEvent::Error(_) => panic!("answerer: {event:?}"),
                 LinkEvent::State { .. } | LinkEvent::Stats(_) => {}
