@@ -255,6 +255,11 @@ impl VideoReceiver {
             // A gap: this frame cannot be completed, and later frames refer to it.
             self.break_frame();
         }
+        if payload.is_empty() {
+            // Padding only (a browser's bandwidth probe, with transport-wide congestion control and no
+            // RTX): no media, but its number counted above, so the next packet is no false gap.
+            return if in_order { ReceiveOutcome::Continue } else { ReceiveOutcome::NeedKeyframe };
+        }
         let Ok(data) = self.depacketizer.depacketize(payload) else {
             self.break_frame();
             return ReceiveOutcome::NeedKeyframe;
@@ -674,6 +679,35 @@ impl VideoSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame in one RTP payload: VP8's payload descriptor (start of a partition) and the frame.
+    fn one_packet(frame: &[u8]) -> Bytes {
+        let mut payload = vec![0x10];
+        payload.extend_from_slice(frame);
+        Bytes::from(payload)
+    }
+
+    #[test]
+    fn padding_only_packets_count_in_the_sequence_and_break_nothing() {
+        let mut encoder = crate::video::vp8::Vp8Encoder::new(64, 64, 200).unwrap();
+        let picture = crate::video::frame::I420Frame::black(64, 64);
+        let mut frames = Vec::new();
+        for keyframe in [true, false, false] {
+            let encoded = encoder.encode(&picture, 33, keyframe).unwrap();
+            frames.push(one_packet(&encoded.into_iter().next().expect("a frame").data));
+        }
+        let slot = VideoSlot::new(None);
+        let mut receiver = VideoReceiver::new(slot.clone(), crate::video::vp8::Vp8Decoder::new().unwrap());
+        assert_eq!(receiver.packet(1, true, &frames[0]), ReceiveOutcome::Keyframe);
+        // A sender's bandwidth probes: padding only, so an empty payload once the padding is removed.
+        for sequence in 2..=4 {
+            assert_eq!(receiver.packet(sequence, false, &Bytes::new()), ReceiveOutcome::Continue);
+        }
+        assert_eq!(receiver.packet(5, true, &frames[1]), ReceiveOutcome::Continue);
+        // A padding packet lost is still a gap: the next frame cannot be trusted.
+        assert_eq!(receiver.packet(7, true, &frames[2]), ReceiveOutcome::NeedKeyframe);
+        assert_eq!(slot.frames_decoded(), 2, "the keyframe and the frame after the probes");
+    }
 
     #[test]
     fn a_long_gap_is_a_freeze_and_steady_frames_are_not() {
