@@ -108,9 +108,7 @@ fn main() -> Result<()> {
     let server_url = cli.server.clone().or_else(|| Some(saved.server.url.clone()).filter(|u| !u.is_empty()));
     let server = match server_url {
         Some(url) => {
-            if !url.starts_with("ws://") && !url.starts_with("wss://") {
-                bail!("--server must be a ws:// or wss:// URL, got {url:?}");
-            }
+            let parsed = ServerUrl::parse(&url).map_err(|problem| anyhow::anyhow!("--server {url}: {problem}"))?;
             let token = cli.token.clone().or_else(|| Some(saved.server.token.clone()).filter(|t| !t.is_empty()));
             let fingerprint = match cli.fingerprint {
                 Some(fingerprint) => Some(fingerprint),
@@ -120,10 +118,10 @@ fn main() -> Result<()> {
                 None => None,
             };
             let allow_clear_text = cli.insecure || saved.server.allow_clear_text;
-            if let Err(refused) = ServerUrl::parse(&url).and_then(|parsed| parsed.check_clear_text(allow_clear_text)) {
+            if let Err(refused) = parsed.check_clear_text(allow_clear_text) {
                 bail!("--server {url}: {refused}");
             }
-            if allow_clear_text && url.starts_with("ws://") {
+            if allow_clear_text && !parsed.secure {
                 let warning = format!(
                     "Your sign-in and your calls' signaling go unencrypted to {url}: anyone on the way can read them"
                 );
@@ -194,20 +192,44 @@ fn main() -> Result<()> {
 /// The command-line arguments that still apply after signing in elsewhere: all but the invite link and
 /// the server, user and token flags (the settings now say where to sign in).
 fn keep_across_restart(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const FLAGS: [&str; 4] = ["--server", "--user", "--token", "--fingerprint"];
     let mut kept = Vec::new();
     let mut skip_value = false;
     for arg in args {
         let text = arg.to_string_lossy();
-        if skip_value {
-            skip_value = false;
-        } else if ["--server", "--user", "--token", "--fingerprint"].contains(&text.as_ref()) {
-            skip_value = true;
-        } else if ["--server=", "--user=", "--token=", "--fingerprint="].iter().any(|p| text.starts_with(p))
-            || text.starts_with("dialtone://")
-        {
-        } else {
+        let flag = text.split_once('=').map_or(text.as_ref(), |(flag, _)| flag);
+        let dropped = skip_value || FLAGS.contains(&flag) || text.starts_with("dialtone://");
+        // `--server URL` drops the next argument too; `--server=URL` is one argument.
+        skip_value = !skip_value && FLAGS.contains(&text.as_ref());
+        if !dropped {
             kept.push(arg);
         }
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_keeps_the_flags_but_where_to_sign_in() {
+        let args = [
+            "--camera",
+            "640x360@30",
+            "--server",
+            "ws://127.0.0.1:1",
+            "--user=bob",
+            "dialtone://invite?x=1",
+            "--fake-devices",
+            "--token",
+            "t",
+            "--fingerprint=ab",
+            "--data-dir",
+            "/tmp/d",
+        ];
+        let kept = keep_across_restart(args.iter().map(std::ffi::OsString::from));
+        let kept: Vec<&str> = kept.iter().filter_map(|arg| arg.to_str()).collect();
+        assert_eq!(kept, ["--camera", "640x360@30", "--fake-devices", "--data-dir", "/tmp/d"]);
+    }
 }

@@ -152,7 +152,7 @@ pub struct Session {
 struct Host {
     secret: Secret,
     port: u16,
-    fingerprint: dialtone_protocol::Fingerprint,
+    fingerprint: Fingerprint,
 }
 
 /// How long an invitation made in the app works.
@@ -180,7 +180,7 @@ impl Session {
             .build()?;
         // The demo contacts always use fake devices; this user's engine gets the chosen ones below.
         let media = MediaConfig { camera: config.camera, ..MediaConfig::default() };
-        let (mut fingerprint, mut host): (Option<Fingerprint>, Option<Host>) = (None, None);
+        let mut host: Option<Host> = None;
         let (server, server_url, token, demo, groups) = match &config.server {
             Server::Embedded { port, demo, on_network } => {
                 let secret = Secret::load_or_create(&config.data_dir.join(SECRET_FILE))?;
@@ -211,7 +211,7 @@ impl Session {
                     Some(_) => format!("wss://127.0.0.1:{bound}"),
                     None => server.url(),
                 };
-                fingerprint = tls.as_ref().map(|tls| tls.fingerprint);
+                let fingerprint = tls.as_ref().map(|tls| tls.fingerprint);
                 host = tls.map(|tls| Host { secret: secret.clone(), port: bound, fingerprint: tls.fingerprint });
                 let token = mint(&secret, &config.user, &config.display_name)?;
                 let (engines, groups) = if *demo {
@@ -242,10 +242,12 @@ impl Session {
             }
         };
         let mut engine_config = EngineConfig::new(&server_url, token, config.device.clone());
-        engine_config.server_fingerprint = fingerprint;
-        if let Server::Remote { fingerprint, allow_clear_text, .. } = &config.server {
-            engine_config.server_fingerprint = *fingerprint;
-            engine_config.allow_clear_text = *allow_clear_text;
+        match &config.server {
+            Server::Remote { fingerprint, allow_clear_text, .. } => {
+                engine_config.server_fingerprint = *fingerprint;
+                engine_config.allow_clear_text = *allow_clear_text;
+            }
+            Server::Embedded { .. } => engine_config.server_fingerprint = host.as_ref().map(|host| host.fingerprint),
         }
         engine_config.watch_presence = Some(None);
         engine_config.waker = Some(wakers.now);
@@ -439,7 +441,7 @@ fn mint(secret: &Secret, user: &UserId, name: &str) -> Result<String, dialtone_s
 fn start_demo(
     secret: &Secret,
     url: &str,
-    fingerprint: Option<dialtone_protocol::Fingerprint>,
+    fingerprint: Option<Fingerprint>,
     contact: &DemoContact,
     media: &MediaConfig,
 ) -> Result<Engine, SessionError> {

@@ -503,25 +503,19 @@ impl App {
             Action::ToggleCamera | Action::UpgradeToVideo => {
                 self.change_media(|media| media.camera_on = !media.camera_on)
             }
-            Action::SignInWithInvite(link) => {
-                let unix_now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|since| since.as_secs())
-                    .unwrap_or_default();
-                match crate::invite::read(&link, unix_now) {
-                    Ok(invitation) => {
-                        let who = invitation.server.user.clone();
-                        let mut settings = self.settings.clone();
-                        invitation.apply_to(&mut settings);
-                        self.restart_with(settings, now);
-                        if self.quitting {
-                            self.model.notify(format!("Signing in as {who}…"), now);
-                            self.invite_draft.clear();
-                        }
+            Action::SignInWithInvite(link) => match crate::invite::read(&link, Self::now_unix_ms() / 1000) {
+                Ok(invitation) => {
+                    let who = invitation.server.user.clone();
+                    let mut settings = self.settings.clone();
+                    invitation.apply_to(&mut settings);
+                    self.restart_with(settings, now);
+                    if self.quitting {
+                        self.model.notify(format!("Signing in as {who}…"), now);
+                        self.invite_draft.clear();
                     }
-                    Err(problem) => self.model.notify(crate::model::capitalised(&problem.to_string()), now),
                 }
-            }
+                Err(problem) => self.model.notify(crate::model::capitalised(&problem.to_string()), now),
+            },
             Action::HostOnNetwork(on) => {
                 let mut settings = self.settings.clone();
                 settings.server.host_on_network = on;

@@ -64,6 +64,44 @@ fn field(ui: &mut Ui, label: &str, value: &mut String, hint: &str) -> egui::Resp
     .inner
 }
 
+/// A one-line text field with a button at its right end, which acts on what is typed.
+struct FieldWithButton<'a> {
+    label: &'a str,
+    hint: &'a str,
+    /// What a screen reader (and a test) calls the field.
+    described: &'a str,
+    button: &'a str,
+    /// Enter in the field presses the button too.
+    enter_presses: bool,
+    /// The button is greyed out while nothing is typed.
+    greyed_until_typed: bool,
+}
+
+impl FieldWithButton<'_> {
+    /// Draws it; true when the button was pressed (or Enter, when it presses) with something typed.
+    fn show(&self, ui: &mut Ui, value: &mut String) -> bool {
+        ui.horizontal(|ui| {
+            row_label(ui, self.label);
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let typed = !value.trim().is_empty();
+                let pressed =
+                    ui.add_enabled(typed || !self.greyed_until_typed, egui::Button::new(self.button)).clicked();
+                let edit = egui::TextEdit::singleline(value)
+                    .hint_text(self.hint)
+                    .desired_width(f32::INFINITY)
+                    .id_salt(self.label);
+                let response = ui.add(edit);
+                response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, self.described));
+                let entered =
+                    self.enter_presses && response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                (pressed || entered) && typed
+            })
+            .inner
+        })
+        .inner
+    }
+}
+
 fn profile(app: &mut App, ui: &mut Ui) {
     section(ui, "Profile", |ui| {
         let mut name = app.settings.profile.display_name.clone();
@@ -245,22 +283,18 @@ fn calls(app: &mut App, ui: &mut Ui) {
 
 fn server(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     section(ui, "Server", |ui| {
-        ui.horizontal(|ui| {
-            row_label(ui, "Invite link");
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let sign_in = ui.button("Sign in");
-                let edit = egui::TextEdit::singleline(&mut app.invite_draft)
-                    .hint_text("Paste a dialtone://invite link someone sent you")
-                    .desired_width(f32::INFINITY)
-                    .id_salt("Invite link");
-                let response = ui.add(edit);
-                response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Paste an invite link"));
-                let entered = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-                if (sign_in.clicked() || entered) && !app.invite_draft.trim().is_empty() {
-                    actions.push(Action::SignInWithInvite(app.invite_draft.trim().to_owned()));
-                }
-            });
-        });
+        let hint = "Paste a dialtone://invite link someone sent you";
+        let invite = FieldWithButton {
+            label: "Invite link",
+            hint,
+            described: "Paste an invite link",
+            button: "Sign in",
+            enter_presses: true,
+            greyed_until_typed: false,
+        };
+        if invite.show(ui, &mut app.invite_draft) {
+            actions.push(Action::SignInWithInvite(app.invite_draft.trim().to_owned()));
+        }
         ui.add_space(6.0);
         if app.session.is_embedded() {
             ui.label(format!("Dialtone runs its own server on this machine at {}.", app.session.server_url()));
@@ -306,22 +340,18 @@ fn server(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
 
 /// A name for a new person and the button that makes (and copies) their invite link.
 fn invite_someone(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
-    ui.horizontal(|ui| {
-        row_label(ui, "Invite");
-        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            let make = ui.add_enabled(!app.guest_name.trim().is_empty(), egui::Button::new("Copy invite link"));
-            let edit = egui::TextEdit::singleline(&mut app.guest_name)
-                .hint_text("Their name")
-                .desired_width(f32::INFINITY)
-                .id_salt("Invite name");
-            let response = ui.add(edit);
-            response
-                .widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Name of the person to invite"));
-            if make.clicked() {
-                actions.push(Action::MakeInvite(app.guest_name.trim().to_owned()));
-            }
-        });
-    });
+    let person = FieldWithButton {
+        label: "Invite",
+        hint: "Their name",
+        described: "Name of the person to invite",
+        button: "Copy invite link",
+        // Copying to the clipboard is the button's to do, not Enter's.
+        enter_presses: false,
+        greyed_until_typed: true,
+    };
+    if person.show(ui, &mut app.guest_name) {
+        actions.push(Action::MakeInvite(app.guest_name.trim().to_owned()));
+    }
     if let Some((name, link)) = &app.last_invite {
         ui.label(
             RichText::new(format!(

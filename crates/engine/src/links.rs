@@ -447,7 +447,7 @@ impl Links {
                     tracing::info!(%call, peer = %from, "both offered at once; ours stands");
                     return;
                 }
-                if self.links.remove(&(call.clone(), from.clone())).is_some() {
+                if self.links.remove(&key).is_some() {
                     tracing::info!(%call, peer = %from, "the other side connects again");
                 }
                 self.open(call, from.clone(), Role::Answerer)

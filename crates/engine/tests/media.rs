@@ -445,7 +445,7 @@ async fn relay_only_calls_go_through_turn_with_credentials_the_server_hands_out(
     let mut dave = relay_only_with(&wrong, "dave", "pc", quick).await;
     let call = carol.call(&["dave"], CallKind::Audio, false).await;
     dave.incoming(&call).await;
-    dave.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Audio) });
+    dave.accept(&call, CallKind::Audio).await;
     carol.expect("active", |e| matches!(e, Event::CallActive { .. })).await;
     let unreachable = |e: &Event| {
         matches!(e, Event::MediaLink { state: MediaLinkState::Failed, reason: Some(reason), .. }
@@ -518,7 +518,7 @@ async fn a_signaling_blip_keeps_the_call_and_its_media() {
     let mut bob = with_media(&server, "bob", "phone").await;
     let call = alice.call(&["bob"], CallKind::Video, false).await;
     bob.incoming(&call).await;
-    bob.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Video) });
+    bob.accept(&call, CallKind::Video).await;
     frames_from(&alice, &call, ("bob", "phone"), 10).await;
 
     let cut_at = tokio::time::Instant::now();
@@ -550,7 +550,7 @@ async fn a_blip_longer_than_the_grace_ends_the_call_on_both_sides() {
     let mut bob = with_media(&server, "bob", "phone").await;
     let call = alice.call(&["bob"], CallKind::Audio, false).await;
     bob.incoming(&call).await;
-    bob.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Audio) });
+    bob.accept(&call, CallKind::Audio).await;
     alice.expect("active", |e| matches!(e, Event::CallActive { .. })).await;
 
     let cut_at = tokio::time::Instant::now();
@@ -570,7 +570,7 @@ async fn a_server_restart_keeps_the_call_and_its_media() {
     let mut bob = with_media(&server, "bob", "phone").await;
     let call = alice.call(&["bob"], CallKind::Video, false).await;
     bob.incoming(&call).await;
-    bob.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Video) });
+    bob.accept(&call, CallKind::Video).await;
     frames_from(&alice, &call, ("bob", "phone"), 10).await;
 
     server.shutdown().await;
@@ -600,7 +600,7 @@ async fn hanging_up_during_a_blip_ends_the_call_here_at_once_and_there_on_return
     let mut bob = with_media(&server, "bob", "phone").await;
     let call = alice.call(&["bob"], CallKind::Audio, false).await;
     bob.incoming(&call).await;
-    bob.send(Command::Accept { call: call.clone(), media: MediaState::for_kind(CallKind::Audio) });
+    bob.accept(&call, CallKind::Audio).await;
     alice.expect("active", |e| matches!(e, Event::CallActive { .. })).await;
 
     blip.cut();

@@ -210,13 +210,7 @@ impl CandidateKind {
     fn of_line(line: &str) -> Option<CandidateKind> {
         let mut words = line.split_whitespace();
         words.find(|word| *word == "typ")?;
-        match words.next()? {
-            "host" => Some(CandidateKind::Host),
-            "srflx" => Some(CandidateKind::Srflx),
-            "prflx" => Some(CandidateKind::Prflx),
-            "relay" => Some(CandidateKind::Relay),
-            _ => None,
-        }
+        Self::from_stats(webrtc::peer_connection::RTCIceCandidateType::from(words.next()?))
     }
 }
 
@@ -227,13 +221,6 @@ pub struct MediaPath {
     pub local: CandidateKind,
     /// The other device's end.
     pub remote: CandidateKind,
-}
-
-impl MediaPath {
-    /// Through a TURN relay at either end.
-    pub fn relayed(&self) -> bool {
-        self.local == CandidateKind::Relay || self.remote == CandidateKind::Relay
-    }
 }
 
 /// How long a working pair through a NAT's address waits for a direct one before it is taken.

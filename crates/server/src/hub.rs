@@ -333,13 +333,11 @@ impl Hub {
         let existing = self.users.get(&user).and_then(|u| u.devices.get(&device));
         let old = existing.filter(|d| d.away_until.is_none()).map(|d| d.conn);
         let resumed = existing.and_then(|d| d.joined.clone()).filter(|_| !self.config.resume_grace.is_zero());
-        if let Some(state) = self.users.get_mut(&user).and_then(|u| u.devices.get_mut(&device)) {
-            if resumed.is_some() {
+        if resumed.is_some() {
+            if let Some(state) = self.users.get_mut(&user).and_then(|u| u.devices.get_mut(&device)) {
                 state.away_until = None;
                 state.conn = conn;
             }
-        }
-        if resumed.is_some() {
             self.timers.retain(|(_, timer)| !matches!(timer, Timer::Away(u, d) if *u == user && *d == device));
             if let Some(old) = old {
                 self.conns.remove(&old);

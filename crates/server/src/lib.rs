@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+mod files;
 pub mod hub;
 pub mod ice;
 pub mod net;

@@ -106,8 +106,8 @@ impl TlsIdentity {
         }
         std::fs::create_dir_all(dir).map_err(file_error(dir))?;
         let (identity, cert_pem, key_pem) = Self::generate(names)?;
-        crate::token::write_new(&key, key_pem.as_bytes(), true).map_err(file_error(&key))?;
-        crate::token::write_new(&cert, cert_pem.as_bytes(), false).map_err(file_error(&cert))?;
+        crate::files::write_new(&key, key_pem.as_bytes(), true).map_err(file_error(&key))?;
+        crate::files::write_new(&cert, cert_pem.as_bytes(), false).map_err(file_error(&cert))?;
         Ok(identity)
     }
 }
