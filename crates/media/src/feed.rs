@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::link::LinkSender;
+use crate::send::LinkSender;
 
 /// The links one source feeds, and the switch that stops its capture thread (when dropped).
 #[derive(Debug, Default)]

@@ -29,14 +29,17 @@ macro_rules! queued_protocol {
 }
 
 pub mod audio;
+pub mod config;
 mod congestion;
 pub mod devices;
+mod error;
 mod feed;
 mod keyframe;
 pub mod link;
 mod loss;
 mod nack;
 mod pacer;
+mod send;
 pub mod video;
 
 /// Locks a mutex shared with another thread (a device's, a capture thread, the UI's), whose panic must
@@ -45,15 +48,16 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub use audio::{AudioSender, AudioSlot, AudioSource, MicrophoneConfig, PlaybackSources, Speaker, VoiceProcessing};
+pub use audio::{AudioSender, AudioSlot, AudioSource, PlaybackSources, Speaker, VoiceProcessing};
+pub use config::{CONNECT_LIMIT, CameraConfig, IceServer, MediaConfig, MicrophoneConfig, every_interface};
 pub use devices::{
     ABSENT_ID, DeviceChoice, DeviceInfo, DeviceKind, DeviceList, DeviceNotice, DeviceNotify, DevicePick,
 };
-pub use link::{
-    CONNECT_LIMIT, CandidateKind, IceServer, Link, LinkError, LinkEvent, LinkEvents, LinkSender, LinkState, LinkStats,
-    MediaConfig, MediaPath, Role, STATS_PERIOD, SimulatedLoss, every_interface,
-};
+pub use error::LinkError;
+pub use link::{CandidateKind, Link, LinkEvent, LinkEvents, LinkState, LinkStats, MediaPath, Role, STATS_PERIOD};
+pub use loss::SimulatedLoss;
+pub use send::LinkSender;
 pub use video::{
-    CameraConfig, CodecReserve, DecodedFrame, FreezeCounter, VideoSender, VideoSlot, VideoSource, Wake,
-    release_free_memory, tune_allocator,
+    CodecReserve, DecodedFrame, FreezeCounter, VideoSender, VideoSlot, VideoSource, Wake, release_free_memory,
+    tune_allocator,
 };

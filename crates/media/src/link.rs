@@ -9,7 +9,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use dialtone_protocol::IceServer;
 use dialtone_protocol::SignalPayload;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
@@ -27,91 +26,32 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpHeaderExtensionCapability, RtpCodecKind, TYPE_RTCP_FB_TRANSPORT_CC,
 };
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-
-use bytes::Bytes;
-use rtc::media::Sample;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::audio::stream::{AudioReceiver, AudioSlot, MicrophoneConfig};
+use crate::audio;
+use crate::audio::stream::AudioSlot;
+use crate::config::{MediaConfig, every_interface};
 use crate::congestion::CongestionControl;
-use crate::devices::DeviceChoice;
+use crate::error::LinkError;
 use crate::keyframe::{self, KeyframeRequests};
 use crate::loss::LossInterceptor;
-pub use crate::loss::SimulatedLoss;
 use crate::nack::NackRequester;
 use crate::pacer::AudioFirstPacer;
-use crate::video::reorder::{Released, ReorderBuffer};
+use crate::send::{LinkSender, Outgoing, SendSide};
+use crate::video;
 use crate::video::reserve::CodecReserve;
-use crate::video::stream::{CameraConfig, ReceiveOutcome, VideoReceiver, VideoSlot};
+use crate::video::stream::VideoSlot;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
     RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder,
     StatsSelector,
 };
-
-/// How peer connections are made.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MediaConfig {
-    /// Local addresses to gather host candidates on (one UDP socket each, any free port); `0.0.0.0`
-    /// stands for every usable interface but loopback. Empty: [`every_interface`] with loopback kept,
-    /// which the engine narrows to every interface alone when its server is not on this machine.
-    pub bind_addrs: Vec<IpAddr>,
-    /// STUN and TURN servers (the engine adds those the signaling server hands out).
-    pub ice_servers: Vec<IceServer>,
-    /// Connect only through a TURN relay, never directly: the other side never learns this device's
-    /// addresses (a privacy setting, as in Signal's "always relay calls").
-    pub relay_only: bool,
-    /// Time between ICE connectivity checks. Connecting waits for about two of them (the check that
-    /// succeeds, then the nomination), so the library's 200 ms default costs ~400 ms even on loopback;
-    /// 20 ms gave 45 ms offer to connected, 5 ms gives 15 ms (BENCHMARKS.md). Each pair still gets
-    /// 1.4 s of checks, as by default.
-    pub ice_check_interval: Duration,
-    /// How long a connection may take to come up before it counts as failed ([`CONNECT_LIMIT`]).
-    pub connect_limit: Duration,
-    /// The size, rate and bitrate of the video sent.
-    pub camera: CameraConfig,
-    /// The microphone's bitrate, and the tone its fake twin plays.
-    pub microphone: MicrophoneConfig,
-    /// Which microphone, speaker and camera to use at first. The default is the fake twins for all
-    /// three, the same on every machine (tests, bots); an app picks the system's devices.
-    pub devices: DeviceChoice,
-    /// Echo cancellation, noise suppression and gain control on a real microphone.
-    pub voice_processing: bool,
-    /// Send back what arrives instead of capturing: the echo contact, which lets a person see and hear
-    /// themselves through the whole pipeline.
-    pub mirror: bool,
-    /// At most this much is sent to each device, whatever the network would carry (a data-saving
-    /// limit); `None` lets congestion control alone decide.
-    pub max_send_kbps: Option<u32>,
-    /// Drop this share of what is sent, on purpose: tests and demonstrations of a lossy network.
-    pub simulated_loss: Option<SimulatedLoss>,
-}
-
-impl Default for MediaConfig {
-    fn default() -> Self {
-        Self {
-            bind_addrs: Vec::new(),
-            ice_servers: Vec::new(),
-            relay_only: false,
-            ice_check_interval: Duration::from_millis(5),
-            connect_limit: CONNECT_LIMIT,
-            camera: CameraConfig::default(),
-            microphone: MicrophoneConfig::default(),
-            devices: DeviceChoice::fake(),
-            voice_processing: true,
-            mirror: false,
-            max_send_kbps: None,
-            simulated_loss: None,
-        }
-    }
-}
 
 /// Which side of the offer/answer exchange a link is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,11 +174,6 @@ pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(4);
 /// of silence in all).
 pub const ICE_FAILED_AFTER: Duration = Duration::from_secs(6);
 
-/// How long a link may stay unconnected before it counts as failed, by default. ICE gives each candidate pair about
-/// 1.4 s of checks, and a relay's allocation takes a round trip or two more; 10 s leaves room for slow
-/// links and long round trips, and a person waiting on a silent call is told soon enough.
-pub const CONNECT_LIMIT: Duration = Duration::from_secs(10);
-
 /// The candidates a link saw, to explain a connection that never came up.
 #[derive(Debug, Default, Clone, Copy)]
 struct CandidateCounts {
@@ -344,12 +279,8 @@ pub struct Link {
 
 /// What the link's task, its event handler and the video sender share.
 struct Shared {
-    connected: AtomicBool,
-    /// Set once both descriptions are in and the payload types are known.
-    video_out: OnceLock<Outgoing>,
-    audio_out: OnceLock<Outgoing>,
-    /// The remote side has no keyframe from us yet (new connection, or it asked for one).
-    wants_keyframe: AtomicBool,
+    /// What the camera and microphone feeds send through.
+    send: Arc<SendSide>,
     remote_video: Arc<VideoSlot>,
     remote_audio: Arc<AudioSlot>,
     /// Where the video decoder comes from and goes back to.
@@ -360,10 +291,6 @@ struct Shared {
     closed: tokio::sync::watch::Sender<bool>,
     /// The state last reported, so that each change is reported once.
     reported: std::sync::Mutex<Option<LinkState>>,
-    /// Congestion control's estimate of what the path carries, bits per second (`f64` bits).
-    send_estimate: Arc<AtomicU64>,
-    /// What the audio takes of it.
-    audio_kbps: u32,
     /// The round-trip time last measured, in milliseconds; 0 until measured. NACKs follow it too.
     rtt_ms: Arc<AtomicU32>,
     /// The candidates seen so far.
@@ -373,11 +300,6 @@ struct Shared {
 }
 
 impl Shared {
-    /// Congestion control's current estimate.
-    fn send_estimate_kbps(&self) -> f64 {
-        f64::from_bits(self.send_estimate.load(Ordering::Relaxed)) / 1000.0
-    }
-
     /// Reports `state` unless it is the one reported last.
     /// Keeps the first media section's id of a local description, which candidates name.
     fn learn_bundle_mid(&self, sdp: &str) {
@@ -400,69 +322,9 @@ impl Shared {
     }
 }
 
-struct Outgoing {
-    track: Arc<TrackLocalStaticSample>,
-    ssrc: u32,
-    payload_type: u8,
-}
-
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("connected", &self.connected)
-            .field("negotiated", &self.video_out.get().is_some())
-            .field("wants_keyframe", &self.wants_keyframe)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The sending side of a link, for the video sender that feeds every link of a call.
-#[derive(Debug, Clone)]
-pub struct LinkSender(Arc<Shared>);
-
-impl LinkSender {
-    /// Connected and negotiated: frames sent now arrive.
-    pub fn is_ready(&self) -> bool {
-        self.0.connected.load(Ordering::Relaxed) && self.0.video_out.get().is_some()
-    }
-
-    /// The remote side needs a keyframe before anything else is of use to it.
-    pub fn wants_keyframe(&self) -> bool {
-        self.0.wants_keyframe.load(Ordering::Relaxed)
-    }
-
-    /// A keyframe is on its way.
-    pub fn keyframe_sent(&self) {
-        self.0.wants_keyframe.store(false, Ordering::Relaxed);
-    }
-
-    /// What congestion control estimates the path to this device carries, audio and video together;
-    /// `None` until connected.
-    pub fn send_estimate_kbps(&self) -> Option<u32> {
-        self.is_ready().then(|| self.0.send_estimate_kbps() as u32)
-    }
-
-    /// The video's share of [`Self::send_estimate_kbps`]: what is left after the audio, less the video
-    /// packets' own header overhead (about 5 %).
-    pub fn video_budget_kbps(&self) -> Option<u32> {
-        self.send_estimate_kbps().map(|estimate| (f64::from(estimate.saturating_sub(self.0.audio_kbps)) * 0.95) as u32)
-    }
-
-    /// Sends one encoded video frame.
-    pub async fn send_video(&self, data: Bytes, duration: Duration) -> Result<(), LinkError> {
-        Self::send(self.0.video_out.get(), data, duration).await
-    }
-
-    /// Sends one Opus packet.
-    pub async fn send_audio(&self, data: Bytes, duration: Duration) -> Result<(), LinkError> {
-        Self::send(self.0.audio_out.get(), data, duration).await
-    }
-
-    async fn send(out: Option<&Outgoing>, data: Bytes, duration: Duration) -> Result<(), LinkError> {
-        let Some(out) = out else { return Ok(()) };
-        let sample = Sample { data, duration, ..Sample::new(std::time::Instant::now()) };
-        out.track.sample_writer(out.ssrc, out.payload_type).write_sample(&sample).await?;
-        Ok(())
+        f.debug_struct("Shared").field("send", &self.send).finish_non_exhaustive()
     }
 }
 
@@ -479,18 +341,13 @@ impl Link {
     ) -> Link {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            connected: AtomicBool::new(false),
-            video_out: OnceLock::new(),
-            audio_out: OnceLock::new(),
-            wants_keyframe: AtomicBool::new(true),
+            send: Arc::new(SendSide::new(audio_kbps(&config))),
             remote_video,
             remote_audio,
             codecs: codecs.clone(),
             keyframe_request: std::sync::Mutex::new(None),
             closed: tokio::sync::watch::Sender::new(false),
             reported: std::sync::Mutex::new(None),
-            send_estimate: Arc::new(AtomicU64::new(0)),
-            audio_kbps: audio_kbps(&config),
             rtt_ms: Arc::new(AtomicU32::new(0)),
             candidates: std::sync::Mutex::new(CandidateCounts::default()),
             bundle_mid: OnceLock::new(),
@@ -509,12 +366,12 @@ impl Link {
 
     /// Whether media can flow now.
     pub fn connected(&self) -> bool {
-        self.shared.connected.load(Ordering::Relaxed)
+        self.shared.send.connected.load(Ordering::Relaxed)
     }
 
     /// The handle the call's video sender sends through.
     pub fn sender(&self) -> LinkSender {
-        LinkSender(self.shared.clone())
+        LinkSender::new(self.shared.send.clone())
     }
 
     /// The remote device's video.
@@ -552,17 +409,6 @@ impl Drop for Link {
     fn drop(&mut self) {
         let _ = self.commands.send(Command::Close);
     }
-}
-
-/// Why a link could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum LinkError {
-    /// The WebRTC stack refused an operation.
-    #[error("webrtc: {0}")]
-    WebRtc(#[from] webrtc::error::Error),
-    /// The remote device sent something that does not fit the exchange.
-    #[error("unexpected {0} from the remote device")]
-    Unexpected(&'static str),
 }
 
 struct Handler {
@@ -604,7 +450,7 @@ impl PeerConnectionEventHandler for Handler {
             RTCPeerConnectionState::Closed => LinkState::Closed,
             _ => LinkState::Connecting,
         };
-        self.shared.connected.store(state == LinkState::Connected, Ordering::Relaxed);
+        self.shared.send.connected.store(state == LinkState::Connected, Ordering::Relaxed);
         self.shared.report(&self.events, state, self.started.elapsed());
     }
 
@@ -615,133 +461,15 @@ impl PeerConnectionEventHandler for Handler {
             if let Ok(mut slot) = self.shared.keyframe_request.lock() {
                 *slot = Some(request);
             }
-            tokio::spawn(receive_video(track, self.shared.clone(), closed, requests));
-        } else {
-            tokio::spawn(receive_audio(track, self.shared.remote_audio.clone(), closed));
-        }
-    }
-}
-
-/// Feeds one incoming audio track through the jitter buffer into its slot.
-async fn receive_audio(
-    track: Arc<dyn TrackRemote>,
-    slot: Arc<AudioSlot>,
-    mut closed: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut receiver = match AudioReceiver::new(slot) {
-        Ok(receiver) => receiver,
-        Err(error) => {
-            tracing::warn!(%error, "no audio decoder");
-            return;
-        }
-    };
-    loop {
-        let event = tokio::select! {
-            event = track.poll() => event,
-            _ = closed.wait_for(|closed| *closed) => None,
-        };
-        match event {
-            Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
-                receiver.packet(packet.header.sequence_number, packet.payload)
-            }
-            None | Some(TrackRemoteEvent::OnEnded) => break,
-            Some(_) => {}
-        }
-    }
-}
-
-/// How long the video receiver waits for a missing packet: a NACK goes out as soon as the gap shows,
-/// another each round trip while the retransmissions are lost too, and the last takes a round trip.
-fn retransmission_wait(rtt_ms: u32) -> Duration {
-    // Until the first measurement, the requester's guess of a round trip as on a long path.
-    let rtt = crate::nack::round_trip(rtt_ms, None);
-    let repeats = u32::from(crate::nack::REQUESTS_PER_PACKET - 1);
-    (crate::nack::repeat_after(rtt_ms, None) * repeats + rtt.mul_f32(1.2) + Duration::from_millis(20))
-        .clamp(Duration::from_millis(100), Duration::from_secs(1))
-}
-
-/// What woke the video receiver.
-enum VideoWake {
-    Track(TrackRemoteEvent),
-    /// Asked from outside (see `Link::request_keyframe`).
-    KeyframeAsked,
-    GapWaitedOut,
-    Closed,
-}
-
-/// Puts one incoming video track's packets in order (waiting for retransmissions), reassembles, decodes
-/// and publishes its frames; asks for keyframes when it must.
-async fn receive_video(
-    track: Arc<dyn TrackRemote>,
-    shared: Arc<Shared>,
-    mut closed: tokio::sync::watch::Receiver<bool>,
-    mut asked: mpsc::UnboundedReceiver<()>,
-) {
-    let mut receiver = match shared.codecs.decoder().await {
-        Ok(decoder) => VideoReceiver::new(shared.remote_video.clone(), decoder),
-        Err(error) => {
-            tracing::warn!(%error, "no video decoder");
-            return;
-        }
-    };
-    // The sender's SSRC, which a keyframe request names; the packets carry it for sure (the track's
-    // list can still be empty when the track is announced).
-    let mut media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-    let mut pacing = keyframe::RequestPacing::default();
-    let mut order = ReorderBuffer::new(retransmission_wait(0));
-    loop {
-        let deadline = order.deadline().map(Instant::from_std);
-        let event = tokio::select! {
-            event = track.poll() => event.map_or(VideoWake::Closed, VideoWake::Track),
-            Some(()) = asked.recv() => VideoWake::KeyframeAsked,
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => VideoWake::GapWaitedOut,
-            _ = closed.wait_for(|closed| *closed) => VideoWake::Closed,
-        };
-        match event {
-            VideoWake::Track(TrackRemoteEvent::OnRtpPacket(packet)) => {
-                media_ssrc = packet.header.ssrc;
-                order.set_hold(retransmission_wait(shared.rtt_ms.load(Ordering::Relaxed)));
-                order.push(packet.header.sequence_number, packet, std::time::Instant::now());
-            }
-            // The packets behind the gap go on below.
-            VideoWake::GapWaitedOut => {}
-            VideoWake::KeyframeAsked => {
-                pacing.may_request(std::time::Instant::now());
-                send_keyframe_request(&track, media_ssrc).await;
-                continue;
-            }
-            VideoWake::Closed | VideoWake::Track(TrackRemoteEvent::OnEnded) => {
-                tracing::debug!(late_or_repeated = order.late(), "video track ended");
-                break;
-            }
-            VideoWake::Track(_) => continue,
-        }
-        let now = std::time::Instant::now();
-        while let Some(released) = order.pop(now) {
-            // After a gap given up, the next packet's number tells the receiver to break the frame there.
-            let packet = match released {
-                Released::Packet(packet) => packet,
-                Released::Lost(count) => {
-                    tracing::debug!(count, "video packets given up after waiting for a retransmission");
-                    continue;
-                }
+            let incoming = video::stream::Incoming {
+                slot: self.shared.remote_video.clone(),
+                codecs: self.shared.codecs.clone(),
+                rtt_ms: self.shared.rtt_ms.clone(),
             };
-            match receiver.packet(packet.header.sequence_number, packet.header.marker, &packet.payload) {
-                ReceiveOutcome::Keyframe => pacing.keyframe_arrived(),
-                ReceiveOutcome::NeedKeyframe if pacing.may_request(now) => {
-                    tracing::debug!(media_ssrc, "asking for a keyframe");
-                    send_keyframe_request(&track, media_ssrc).await;
-                }
-                ReceiveOutcome::NeedKeyframe | ReceiveOutcome::Continue => {}
-            }
+            tokio::spawn(video::stream::receive_track(track, incoming, closed, requests));
+        } else {
+            tokio::spawn(audio::stream::receive_track(track, self.shared.remote_audio.clone(), closed));
         }
-    }
-}
-
-async fn send_keyframe_request(track: &Arc<dyn TrackRemote>, media_ssrc: u32) {
-    let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc };
-    if let Err(error) = track.write_rtcp(vec![Box::new(pli)]).await {
-        tracing::debug!(%error, "keyframe request");
     }
 }
 
@@ -756,7 +484,7 @@ async fn watch_keyframe_requests(track: Arc<TrackLocalStaticSample>, shared: Arc
         match event {
             Some(TrackLocalEvent::OnRtcpPacket(_)) => {
                 tracing::debug!("the remote device asks for a keyframe");
-                shared.wants_keyframe.store(true, Ordering::Relaxed);
+                shared.send.wants_keyframe.store(true, Ordering::Relaxed);
             }
             Some(_) => {}
             None => break,
@@ -787,18 +515,6 @@ fn audio_kbps(config: &MediaConfig) -> u32 {
 fn max_send_kbps(config: &MediaConfig) -> u32 {
     let wanted = config.camera.bitrate_kbps + audio_kbps(config);
     config.max_send_kbps.map_or(wanted, |cap| cap.min(wanted)).max(MIN_SEND_KBPS)
-}
-
-/// The addresses media binds to when none are configured: every usable interface (the library expands
-/// `0.0.0.0` to each interface that is up, neither loopback nor link-local), so STUN and TURN can reach
-/// their servers and the other side gets this device's addresses; and loopback when `keep_loopback`, for
-/// calls on this machine (it is not told to devices elsewhere, which could do nothing with it).
-pub fn every_interface(keep_loopback: bool) -> Vec<IpAddr> {
-    let mut addrs = vec![IpAddr::from([0, 0, 0, 0])];
-    if keep_loopback {
-        addrs.push(IpAddr::from([127, 0, 0, 1]));
-    }
-    addrs
 }
 
 /// Whether browsers' `.local` (mDNS) candidates can be resolved: that takes a multicast socket, which
@@ -877,7 +593,7 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
         max_bps,
         f64::from(MIN_SEND_KBPS) * 1000.0,
         max_bps,
-        handler.shared.send_estimate.clone(),
+        handler.shared.send.send_estimate.clone(),
     );
     let registry = congestion_control(Registry::new(), estimator, &mut media_engine)?;
     // The defaults but for the transport-wide feedback recorder, which congestion control added, and
@@ -963,14 +679,14 @@ async fn run(
     let mut connect_deadline = Some(started + config.connect_limit);
     let result = loop {
         let answer_deadline = exchange.answer_deadline();
-        if exchange.shared.connected.load(Ordering::Relaxed) {
+        if exchange.shared.send.connected.load(Ordering::Relaxed) {
             connect_deadline = None;
         }
         let command = tokio::select! {
             command = commands.recv() => command,
             _ = tokio::time::sleep_until(connect_deadline.unwrap_or_else(Instant::now)), if connect_deadline.is_some() => {
                 connect_deadline = None;
-                if !exchange.shared.connected.load(Ordering::Relaxed) {
+                if !exchange.shared.send.connected.load(Ordering::Relaxed) {
                     let counts = *crate::lock(&exchange.shared.candidates);
                     let reason = unreachable_reason(counts, config);
                     tracing::info!(%reason, ?counts, "no path to the other device");
@@ -985,9 +701,9 @@ async fn run(
                 continue;
             }
             _ = stats_tick.tick() => {
-                if exchange.shared.connected.load(Ordering::Relaxed) {
+                if exchange.shared.send.connected.load(Ordering::Relaxed) {
                     let report = pc.get_stats(std::time::Instant::now(), StatsSelector::None).await;
-                    let stats = counter.sample(&report, exchange.shared.send_estimate_kbps());
+                    let stats = counter.sample(&report, exchange.shared.send.send_estimate_kbps());
                     if let Some(rtt) = stats.rtt_ms {
                         exchange.shared.rtt_ms.store(rtt.ceil() as u32, Ordering::Relaxed);
                     }
@@ -1066,15 +782,15 @@ impl Exchange {
         };
         let video_pt = payload_type(video.get_parameters().await?, "answer without a video codec")?;
         let audio_pt = payload_type(audio.get_parameters().await?, "answer without an audio codec")?;
-        if self.shared.video_out.get().is_none() {
+        if self.shared.send.video_out.get().is_none() {
             tokio::spawn(watch_keyframe_requests(self.tracks.video.clone(), self.shared.clone()));
         }
-        let _ = self.shared.video_out.set(Outgoing {
+        let _ = self.shared.send.video_out.set(Outgoing {
             track: self.tracks.video.clone(),
             ssrc: self.tracks.video_ssrc,
             payload_type: video_pt,
         });
-        let _ = self.shared.audio_out.set(Outgoing {
+        let _ = self.shared.send.audio_out.set(Outgoing {
             track: self.tracks.audio.clone(),
             ssrc: self.tracks.audio_ssrc,
             payload_type: audio_pt,

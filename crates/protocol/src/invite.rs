@@ -116,7 +116,9 @@ mod tests {
     #[test]
     fn damaged_links_say_what_is_wrong() {
         let link = invite().to_string();
-        let cases: [(&str, fn(&InviteError) -> bool); 6] = [
+        // Each damaged link, and a check of the error it gives.
+        type Expected = fn(&InviteError) -> bool;
+        let cases: [(&str, Expected); 6] = [
             ("https://example.org", |e| *e == InviteError::NotAnInvite),
             ("dialtone://invite?token=abc", |e| *e == InviteError::Missing("server address")),
             ("dialtone://invite?server=ws%3A%2F%2Fh", |e| *e == InviteError::Missing("sign-in token")),

@@ -11,7 +11,7 @@ pub use analysis::dominant_frequency;
 pub use opus_codec::{OpusDecoder, OpusEncoder};
 pub use processing::{ProcessingError, VoiceProcessing};
 pub use speaker::{PlaybackSources, Speaker, mix};
-pub use stream::{AudioError, AudioSender, AudioSlot, AudioSource, MicrophoneConfig};
+pub use stream::{AudioError, AudioSender, AudioSlot, AudioSource};
 pub use tone::ToneSource;
 
 /// The sample rate of everything audio here.

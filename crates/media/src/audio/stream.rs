@@ -7,29 +7,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::opus_codec::{OpusDecoder, OpusEncoder, OpusError};
 use super::tone::ToneSource;
 use super::{FRAME_SAMPLES, SAMPLE_RATE, dominant_frequency};
+use crate::config::MicrophoneConfig;
 use crate::devices::sound::SoundInput;
 use crate::devices::{DeviceKind, DeviceNotify, DevicePick, Fallback};
 use crate::feed::Feed;
-use crate::link::LinkSender;
-
-/// The fake microphone's settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MicrophoneConfig {
-    /// The tone it plays, in Hz.
-    pub tone_hz: f32,
-    /// The Opus bitrate.
-    pub bitrate_bps: i32,
-}
-
-impl Default for MicrophoneConfig {
-    fn default() -> Self {
-        Self { tone_hz: 440.0, bitrate_bps: 32_000 }
-    }
-}
+use crate::send::LinkSender;
 
 /// How much recent audio a slot keeps for the tone analysis: 100 ms, what its 10 Hz steps need (a
 /// longer stretch would cost more and resolve nothing finer).
@@ -359,6 +346,34 @@ impl AudioSender {
     /// Replaces the links the audio goes to.
     pub fn set_targets(&self, targets: Vec<LinkSender>) {
         self.feed.set_targets(targets);
+    }
+}
+
+/// Feeds one incoming audio track through the jitter buffer into its slot.
+pub(crate) async fn receive_track(
+    track: Arc<dyn TrackRemote>,
+    slot: Arc<AudioSlot>,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut receiver = match AudioReceiver::new(slot) {
+        Ok(receiver) => receiver,
+        Err(error) => {
+            tracing::warn!(%error, "no audio decoder");
+            return;
+        }
+    };
+    loop {
+        let event = tokio::select! {
+            event = track.poll() => event,
+            _ = closed.wait_for(|closed| *closed) => None,
+        };
+        match event {
+            Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                receiver.packet(packet.header.sequence_number, packet.payload)
+            }
+            None | Some(TrackRemoteEvent::OnEnded) => break,
+            Some(_) => {}
+        }
     }
 }
 

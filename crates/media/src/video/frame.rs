@@ -14,6 +14,12 @@ pub struct I420Frame {
 }
 
 impl I420Frame {
+    /// The bytes a `width` x `height` frame's three planes take (chroma planes round their halves up).
+    pub fn len_for(width: u32, height: u32) -> usize {
+        let (width, height) = (width as usize, height as usize);
+        width * height + 2 * width.div_ceil(2) * height.div_ceil(2)
+    }
+
     /// A black frame; `width` and `height` are rounded down to even numbers.
     pub fn black(width: u32, height: u32) -> Self {
         let (width, height) = (width & !1, height & !1);

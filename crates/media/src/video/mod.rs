@@ -11,5 +11,5 @@ pub mod vp8;
 pub use frame::{I420Frame, RgbaFrame};
 pub use pattern::{Stamp, TestPattern, now_us, read_stamp};
 pub use reserve::{CodecReserve, release_free_memory, tune_allocator};
-pub use stream::{CameraConfig, DecodedFrame, FreezeCounter, VideoSender, VideoSlot, VideoSource, Wake};
+pub use stream::{DecodedFrame, FreezeCounter, VideoSender, VideoSlot, VideoSource, Wake};
 pub use vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};

@@ -2,65 +2,33 @@
 //! that reassembles, decodes and publishes frames, and the "latest frame" slot a UI reads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::frame::{I420Frame, RgbaFrame};
 use super::pattern::{Stamp, TestPattern, now_us, read_stamp};
 use super::rate::{RateAdapter, Rung};
+use super::reorder::{Released, ReorderBuffer};
 use super::reserve::CodecReserve;
 use super::vp8::{CodecError, EncodedFrame, Vp8Decoder, Vp8Encoder};
+use crate::config::CameraConfig;
 use crate::devices::camera::CameraInput;
 use crate::devices::{DeviceKind, DeviceNotify, DevicePick, Fallback};
 use crate::feed::Feed;
-use crate::link::LinkSender;
+use crate::keyframe;
+use crate::send::LinkSender;
 
 /// Called when something new is ready for a UI (a decoded frame).
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
-
-/// The fake camera's settings (and, later, the real camera's capture format).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CameraConfig {
-    /// Frame width.
-    pub width: u32,
-    /// Frame height.
-    pub height: u32,
-    /// Frames per second.
-    pub fps: u32,
-    /// Encoder target bitrate.
-    pub bitrate_kbps: u32,
-}
-
-impl Default for CameraConfig {
-    fn default() -> Self {
-        Self { width: 640, height: 360, fps: 30, bitrate_kbps: 800 }
-    }
-}
-
-impl std::str::FromStr for CameraConfig {
-    type Err = String;
-
-    /// Reads `WIDTHxHEIGHT@FPS` (at most 3840x2160@60); the bitrate follows from the pixel rate, roughly
-    /// what browsers spend: 2.5 Mbps at 720p30, 0.6 Mbps at 360p30.
-    fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("{text:?} is not a camera format like 640x360@30");
-        let (size, fps) = text.split_once('@').ok_or_else(bad)?;
-        let (width, height) = size.split_once('x').ok_or_else(bad)?;
-        let parse = |part: &str| part.parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(bad);
-        let (width, height, fps) = (parse(width)?, parse(height)?, parse(fps)?);
-        if width > 3840 || height > 2160 || fps > 60 {
-            return Err(format!("{text:?} is larger than 3840x2160@60"));
-        }
-        let bitrate_kbps = (u64::from(width) * u64::from(height) * u64::from(fps) / 11_000).clamp(150, 4_000) as u32;
-        Ok(Self { width, height, fps, bitrate_kbps })
-    }
-}
 
 /// One decoded picture and what is known about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -673,6 +641,111 @@ impl VideoSender {
     /// Replaces the links the video goes to.
     pub fn set_targets(&self, targets: Vec<LinkSender>) {
         self.feed.set_targets(targets);
+    }
+}
+
+/// How long the video receiver waits for a missing packet: a NACK goes out as soon as the gap shows,
+/// another each round trip while the retransmissions are lost too, and the last takes a round trip.
+fn retransmission_wait(rtt_ms: u32) -> Duration {
+    // Until the first measurement, the requester's guess of a round trip as on a long path.
+    let rtt = crate::nack::round_trip(rtt_ms, None);
+    let repeats = u32::from(crate::nack::REQUESTS_PER_PACKET - 1);
+    (crate::nack::repeat_after(rtt_ms, None) * repeats + rtt.mul_f32(1.2) + Duration::from_millis(20))
+        .clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+/// What woke the video receiver.
+enum VideoWake {
+    Track(TrackRemoteEvent),
+    /// Asked from outside (see `Link::request_keyframe`).
+    KeyframeAsked,
+    GapWaitedOut,
+    Closed,
+}
+
+/// What an incoming video track is received into.
+pub(crate) struct Incoming {
+    /// Where decoded frames are shown.
+    pub(crate) slot: Arc<VideoSlot>,
+    /// Where the decoder comes from.
+    pub(crate) codecs: CodecReserve,
+    /// The link's round trip in milliseconds (0 until measured): how long a gap waits for a retransmission.
+    pub(crate) rtt_ms: Arc<AtomicU32>,
+}
+
+/// Puts one incoming video track's packets in order (waiting for retransmissions), reassembles, decodes
+/// and publishes its frames; asks for keyframes when it must.
+pub(crate) async fn receive_track(
+    track: Arc<dyn TrackRemote>,
+    incoming: Incoming,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+    mut asked: mpsc::UnboundedReceiver<()>,
+) {
+    let mut receiver = match incoming.codecs.decoder().await {
+        Ok(decoder) => VideoReceiver::new(incoming.slot, decoder),
+        Err(error) => {
+            tracing::warn!(%error, "no video decoder");
+            return;
+        }
+    };
+    // The sender's SSRC, which a keyframe request names; the packets carry it for sure (the track's
+    // list can still be empty when the track is announced).
+    let mut media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    let mut pacing = keyframe::RequestPacing::default();
+    let mut order = ReorderBuffer::new(retransmission_wait(0));
+    loop {
+        let deadline = order.deadline().map(Instant::from_std);
+        let event = tokio::select! {
+            event = track.poll() => event.map_or(VideoWake::Closed, VideoWake::Track),
+            Some(()) = asked.recv() => VideoWake::KeyframeAsked,
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => VideoWake::GapWaitedOut,
+            _ = closed.wait_for(|closed| *closed) => VideoWake::Closed,
+        };
+        match event {
+            VideoWake::Track(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                media_ssrc = packet.header.ssrc;
+                order.set_hold(retransmission_wait(incoming.rtt_ms.load(Ordering::Relaxed)));
+                order.push(packet.header.sequence_number, packet, std::time::Instant::now());
+            }
+            // The packets behind the gap go on below.
+            VideoWake::GapWaitedOut => {}
+            VideoWake::KeyframeAsked => {
+                pacing.may_request(std::time::Instant::now());
+                send_keyframe_request(&track, media_ssrc).await;
+                continue;
+            }
+            VideoWake::Closed | VideoWake::Track(TrackRemoteEvent::OnEnded) => {
+                tracing::debug!(late_or_repeated = order.late(), "video track ended");
+                break;
+            }
+            VideoWake::Track(_) => continue,
+        }
+        let now = std::time::Instant::now();
+        while let Some(released) = order.pop(now) {
+            // After a gap given up, the next packet's number tells the receiver to break the frame there.
+            let packet = match released {
+                Released::Packet(packet) => packet,
+                Released::Lost(count) => {
+                    tracing::debug!(count, "video packets given up after waiting for a retransmission");
+                    continue;
+                }
+            };
+            match receiver.packet(packet.header.sequence_number, packet.header.marker, &packet.payload) {
+                ReceiveOutcome::Keyframe => pacing.keyframe_arrived(),
+                ReceiveOutcome::NeedKeyframe if pacing.may_request(now) => {
+                    tracing::debug!(media_ssrc, "asking for a keyframe");
+                    send_keyframe_request(&track, media_ssrc).await;
+                }
+                ReceiveOutcome::NeedKeyframe | ReceiveOutcome::Continue => {}
+            }
+        }
+    }
+}
+
+async fn send_keyframe_request(track: &Arc<dyn TrackRemote>, media_ssrc: u32) {
+    let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc };
+    if let Err(error) = track.write_rtcp(vec![Box::new(pli)]).await {
+        tracing::debug!(%error, "keyframe request");
     }
 }
 

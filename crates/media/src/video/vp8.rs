@@ -156,6 +156,15 @@ impl Vp8Encoder {
                 message: format!("frame is {}x{}, the encoder {}x{}", frame.width, frame.height, width, height),
             });
         }
+        // libvpx reads the whole picture from the pointer it is given: a short buffer would be read past
+        // its end.
+        let needed = I420Frame::len_for(width, height);
+        if frame.data.len() < needed {
+            return Err(CodecError {
+                operation: "encode",
+                message: format!("a {width}x{height} frame needs {needed} bytes, this one has {}", frame.data.len()),
+            });
+        }
         let flags = if keyframe { vpx::VPX_EFLAG_FORCE_KF as vpx::vpx_enc_frame_flags_t } else { 0 };
         let mut out = Vec::new();
         // SAFETY: the image wraps the frame's buffer, which libvpx only reads during this call; packets
@@ -248,10 +257,9 @@ impl Vp8Decoder {
         // SAFETY: the data outlives the call; the returned image belongs to the decoder and is converted
         // before the next libvpx call.
         unsafe {
-            check(
-                "decode",
-                vpx::vpx_codec_decode(&mut *self.ctx, data.as_ptr(), data.len() as u32, ptr::null_mut(), 0),
-            )?;
+            let length = u32::try_from(data.len())
+                .map_err(|_| CodecError::new("decode", format!("{} bytes is no video frame", data.len())))?;
+            check("decode", vpx::vpx_codec_decode(&mut *self.ctx, data.as_ptr(), length, ptr::null_mut(), 0))?;
             let mut iter: vpx::vpx_codec_iter_t = ptr::null();
             let mut picture = None;
             loop {
@@ -302,6 +310,19 @@ impl Drop for Vp8Decoder {
 mod tests {
     use super::*;
     use crate::video::pattern::{TestPattern, read_stamp};
+
+    #[test]
+    fn a_frame_shorter_than_its_size_is_refused_not_read_past_its_end() {
+        let mut encoder = Vp8Encoder::new(64, 48, 300).unwrap();
+        let whole = I420Frame::black(64, 48);
+        assert_eq!(whole.data.len(), I420Frame::len_for(64, 48));
+        assert!(encoder.encode(&whole, 33, true).is_ok());
+        let short = I420Frame { data: whole.data[..whole.data.len() - 1].to_vec(), ..whole.clone() };
+        let error = encoder.encode(&short, 33, false).unwrap_err();
+        assert!(error.to_string().contains("needs 4608 bytes, this one has 4607"), "{error}");
+        let empty = I420Frame { data: Vec::new(), ..whole };
+        assert!(encoder.encode(&empty, 33, false).is_err());
+    }
 
     #[test]
     fn frames_survive_encoding_and_decoding_with_their_stamps() {
