@@ -12,6 +12,7 @@
 pub mod api;
 pub mod backoff;
 pub mod call;
+mod core;
 mod links;
 mod runtime;
 pub mod server;

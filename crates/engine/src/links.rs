@@ -16,12 +16,13 @@ use std::time::Duration;
 
 use dialtone_media::{
     AudioSender, AudioSlot, AudioSource, CodecReserve, DeviceChoice, DeviceKind, DeviceNotify, Link, LinkEvent,
-    MediaConfig, Role, Speaker, VideoSender, VideoSlot, VideoSource, VoiceProcessing, Wake,
+    LinkState, MediaConfig, Role, Speaker, VideoSender, VideoSlot, VideoSource, VoiceProcessing, Wake,
 };
 use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceAddress, IceServer, MemberStatus, SignalPayload};
 use tokio::sync::mpsc;
 
 use crate::api::Event;
+use crate::core::{LinkFate, Received};
 
 /// The incoming streams of one kind in every call, by call and sending device: what a UI draws or plays.
 #[derive(Debug)]
@@ -462,13 +463,13 @@ impl Links {
 
     /// A link connected: it may fail and be made again as many times as before (a laptop that moves
     /// between networks several times in a call).
-    pub(crate) fn connected(&mut self, call: &CallId, peer: &DeviceAddress) {
+    fn connected(&mut self, call: &CallId, peer: &DeviceAddress) {
         self.retries.remove(&(call.clone(), peer.clone()));
     }
 
     /// Forgets a link that reported itself closed or failed. False when a newer connection to the same
     /// device replaced it: then the report is old news and the newer link stays.
-    pub(crate) fn forget(&mut self, call: &CallId, peer: &DeviceAddress, generation: u64) -> bool {
+    fn forget(&mut self, call: &CallId, peer: &DeviceAddress, generation: u64) -> bool {
         let key = (call.clone(), peer.clone());
         match self.links.get(&key) {
             Some(entry) if entry.generation != generation => false,
@@ -483,9 +484,32 @@ impl Links {
         }
     }
 
+    /// Settles a connection's change of state: a connected one resets its retries, a failed one is made
+    /// again (by this device, when it offered it and the call is still `live`), a closed or failed one is
+    /// forgotten unless a newer one replaced it.
+    pub(crate) fn settle(
+        &mut self,
+        call: &CallId,
+        peer: &DeviceAddress,
+        generation: u64,
+        state: LinkState,
+        live: bool,
+    ) -> LinkFate {
+        if state == LinkState::Connected {
+            self.connected(call, peer);
+        }
+        if state == LinkState::Failed && live && self.retry(call, peer, generation) {
+            return LinkFate::Retried;
+        }
+        if matches!(state, LinkState::Closed | LinkState::Failed) && !self.forget(call, peer, generation) {
+            return LinkFate::Replaced;
+        }
+        LinkFate::Current
+    }
+
     /// Makes a failed connection again when this device offered it and has retries left (the other
     /// side, on the new offer, replaces its own); true when it did.
-    pub(crate) fn retry(&mut self, call: &CallId, peer: &DeviceAddress, generation: u64) -> bool {
+    fn retry(&mut self, call: &CallId, peer: &DeviceAddress, generation: u64) -> bool {
         let key = (call.clone(), peer.clone());
         let ours = self.links.get(&key).is_some_and(|entry| entry.generation == generation && entry.offered);
         let tries = self.retries.entry(key.clone()).or_insert(0);
@@ -665,15 +689,4 @@ fn switch<Source, Error: std::fmt::Display>(
             false
         }
     }
-}
-
-/// What arrived from one other device so far.
-pub(crate) struct Received {
-    pub(crate) video_frames: u64,
-    pub(crate) video_dropped: u64,
-    pub(crate) video_freezes: u64,
-    pub(crate) video_frozen: Duration,
-    /// The latest picture's size.
-    pub(crate) video_size: (u32, u32),
-    pub(crate) audio_concealed: u64,
 }

@@ -440,9 +440,11 @@ async fn relay_only_calls_go_through_turn_with_credentials_the_server_hands_out(
     // Credentials made with another secret are refused by the relay: no connection, and after the
     // connect limit each side is told why; trying again tries again.
     let wrong = server_with(|config| config.hub.ice = coturn.ice("not-the-shared-secret")).await;
-    let quick = |config: &mut MediaConfig| config.connect_limit = Duration::from_millis(2_500);
-    let mut carol = relay_only_with(&wrong, "carol", "pc", quick).await;
-    let mut dave = relay_only_with(&wrong, "dave", "pc", quick).await;
+    // Carol's limit runs out first: the side that offered (dave) makes its connection again the moment
+    // it fails, and a new offer arriving first would replace carol's connection before she is told.
+    let limit = |ms| move |config: &mut MediaConfig| config.connect_limit = Duration::from_millis(ms);
+    let mut carol = relay_only_with(&wrong, "carol", "pc", limit(2_000)).await;
+    let mut dave = relay_only_with(&wrong, "dave", "pc", limit(2_500)).await;
     let call = carol.call(&["dave"], CallKind::Audio, false).await;
     dave.incoming(&call).await;
     dave.accept(&call, CallKind::Audio).await;

@@ -4,11 +4,13 @@
 //! messages to the hub task over a channel; the hub task feeds the hub, fires its timers, and routes its
 //! outputs back to the connections' outboxes.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 use dialtone_protocol::{
     ClientMessage, DeviceId, ErrorCode, Fingerprint, PROTOCOL_VERSION, ServerMessage, UserId, decode_client, encode,
@@ -128,6 +130,15 @@ enum ToHub {
     Disconnected { conn: ConnId },
 }
 
+impl ToHub {
+    /// The connection the input is about.
+    fn conn(&self) -> ConnId {
+        match self {
+            ToHub::Connected { conn, .. } | ToHub::Message { conn, .. } | ToHub::Disconnected { conn } => *conn,
+        }
+    }
+}
+
 enum Outbound {
     Text(Utf8Bytes),
     Close(CloseCode, &'static str),
@@ -200,21 +211,14 @@ async fn run_hub(config: Arc<ServerConfig>, mut inbox: mpsc::Receiver<ToHub>, mu
             _ = shutdown.changed() => break,
             input = inbox.recv() => {
                 let Some(input) = input else { break };
-                let now = Instant::now().into_std();
-                match input {
-                    ToHub::Connected { conn, user, device, name, outbox } => {
-                        outboxes.insert(conn, outbox);
-                        hub.connect(now, conn, user, device, name);
-                    }
-                    ToHub::Message { conn, seq, message } => hub.message(now, conn, seq, message),
-                    ToHub::Disconnected { conn } => {
-                        outboxes.remove(&conn);
-                        hub.disconnect(now, conn);
-                    }
-                }
+                feed(&mut hub, &mut outboxes, Instant::now().into_std(), input);
             }
             _ = tokio::time::sleep_until(next_timer.unwrap_or_else(Instant::now)), if next_timer.is_some() => {
-                hub.handle_timeout(Instant::now().into_std());
+                let now = Instant::now().into_std();
+                if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| hub.handle_timeout(now))) {
+                    // The hub takes a timer off before firing it, so this one will not fire again.
+                    tracing::error!(panic = panic_text(&*payload), "the hub panicked firing a timer; skipped it");
+                }
             }
         }
         deliver(&mut hub, &mut outboxes);
@@ -228,6 +232,46 @@ async fn run_hub(config: Arc<ServerConfig>, mut inbox: mpsc::Receiver<ToHub>, mu
         };
         let _ = outbox.try_send(Outbound::Text(encode(&goodbye).into()));
         let _ = outbox.try_send(Outbound::Close(CloseCode::Away, "server shutting down"));
+    }
+}
+
+/// Hands one input to the hub. A panic there is a bug in the hub, and the hub task is everyone's
+/// signaling: the panic is caught and logged, the input dropped, and only the connection it came from is
+/// closed, since what that client was told may no longer match the hub; it signs in again afresh.
+fn feed(hub: &mut Hub, outboxes: &mut HashMap<ConnId, mpsc::Sender<Outbound>>, now: StdInstant, input: ToHub) {
+    let conn = input.conn();
+    let handled = panic::catch_unwind(AssertUnwindSafe(|| match input {
+        ToHub::Connected { conn, user, device, name, outbox } => {
+            outboxes.insert(conn, outbox);
+            hub.connect(now, conn, user, device, name);
+        }
+        ToHub::Message { conn, seq, message } => {
+            // The tests' stand-in for a bug in the hub.
+            #[cfg(test)]
+            tests::panic_if_asked(&message);
+            hub.message(now, conn, seq, message);
+        }
+        ToHub::Disconnected { conn } => {
+            outboxes.remove(&conn);
+            hub.disconnect(now, conn);
+        }
+    }));
+    let Err(payload) = handled else { return };
+    tracing::error!(
+        conn,
+        panic = panic_text(&*payload),
+        "the hub panicked on an input; dropped it, closing its connection"
+    );
+    if let Some(outbox) = outboxes.remove(&conn) {
+        let _ = outbox.try_send(Outbound::Close(CloseCode::Error, "internal server error"));
+    }
+}
+
+/// What a panic said, when it said it with a string (as `panic!`, `expect` and indexing do).
+fn panic_text(payload: &(dyn Any + Send)) -> &str {
+    match payload.downcast_ref::<&str>() {
+        Some(text) => text,
+        None => payload.downcast_ref::<String>().map_or("a panic without a message", String::as_str),
     }
 }
 
@@ -491,6 +535,151 @@ fn sign_in(config: &ServerConfig, text: &str) -> Result<(UserId, DeviceId, Strin
                 _ => ErrorCode::InvalidToken,
             };
             Err(error_frame(frame.seq, code, error.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The hub task surviving a bug, over real sockets; the silence limit, over an in-memory stream with
+    //! tokio's paused clock.
+
+    use dialtone_protocol::{CallId, CallKind, ClientFrame, decode_server};
+    use tokio_tungstenite::WebSocketStream;
+
+    use super::*;
+    use crate::token::mint;
+
+    /// A ping with this nonce panics where the hub handles the message: the tests' stand-in for a bug in
+    /// the hub, which itself has no input that panics.
+    const PANICKING_NONCE: u64 = 0xDEAD;
+
+    pub(super) fn panic_if_asked(message: &ClientMessage) {
+        if matches!(message, ClientMessage::Ping { nonce: PANICKING_NONCE }) {
+            panic!("a bug in the hub, as the test asked");
+        }
+    }
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    fn secret() -> Secret {
+        Secret::from_bytes([5; 32])
+    }
+
+    fn config() -> ServerConfig {
+        ServerConfig::new("127.0.0.1:0".parse().expect("an address"), secret())
+    }
+
+    async fn send<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WebSocketStream<S>, message: ClientMessage) {
+        socket.send(Message::Text(encode(&ClientFrame { seq: None, message }).into())).await.unwrap();
+    }
+
+    /// The next server message; panics on close or timeout.
+    async fn next<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WebSocketStream<S>) -> ServerMessage {
+        loop {
+            match tokio::time::timeout(WAIT, socket.next()).await.expect("a message in time") {
+                Some(Ok(Message::Text(text))) => return decode_server(&text).unwrap(),
+                Some(Ok(Message::Close(frame))) => panic!("closed: {frame:?}"),
+                Some(Ok(_)) => continue,
+                other => panic!("connection ended: {other:?}"),
+            }
+        }
+    }
+
+    /// The close code the server ends the connection with; panics on anything else first.
+    async fn close_code<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WebSocketStream<S>) -> Option<CloseCode> {
+        match tokio::time::timeout(WAIT, socket.next()).await.expect("closed in time") {
+            Some(Ok(Message::Close(frame))) => frame.map(|f| f.code),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+
+    async fn sign_in<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WebSocketStream<S>, user: &str, device: &str) {
+        let (now, _) = unix_now();
+        let token = mint(&secret(), &UserId::new(user).unwrap(), user, now + 600).unwrap();
+        let device = DeviceId::new(device).unwrap();
+        send(socket, ClientMessage::Hello { version: PROTOCOL_VERSION, token, device }).await;
+        assert!(matches!(next(socket).await, ServerMessage::Welcome { .. }));
+    }
+
+    async fn signed_in(
+        server: &ServerHandle,
+        user: &str,
+        device: &str,
+    ) -> WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+        let mut socket = tokio_tungstenite::connect_async(server.url()).await.unwrap().0;
+        sign_in(&mut socket, user, device).await;
+        socket
+    }
+
+    /// A connection task and a hub task joined to a client by an in-memory stream: nothing waits on the
+    /// kernel, so a paused clock moves only when every task waits for time.
+    async fn signed_in_in_memory(config: ServerConfig) -> WebSocketStream<tokio::io::DuplexStream> {
+        let config = Arc::new(config);
+        let (hub_tx, hub_rx) = mpsc::channel(16);
+        let hub_config = config.clone();
+        tokio::spawn(async move {
+            // The hub stops when its shutdown sender goes: this one stays until the hub is done.
+            let (_shutdown, shutdown_rx) = watch::channel(false);
+            run_hub(hub_config, hub_rx, shutdown_rx).await;
+        });
+        let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+        let peer = "127.0.0.1:1".parse().expect("an address");
+        tokio::spawn(connection(server_end, peer, 1, config, hub_tx, false));
+        let (mut socket, _) = tokio_tungstenite::client_async("ws://dialtone.test/", client_end).await.unwrap();
+        sign_in(&mut socket, "alice", "laptop").await;
+        socket
+    }
+
+    async fn pong<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WebSocketStream<S>, nonce: u64) {
+        send(socket, ClientMessage::Ping { nonce }).await;
+        assert_eq!(next(socket).await, ServerMessage::Pong { nonce });
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_hub_closes_only_the_connection_whose_input_caused_it() {
+        let server = spawn(config()).await.unwrap();
+        let mut alice = signed_in(&server, "alice", "laptop").await;
+        let mut bob = signed_in(&server, "bob", "phone").await;
+        let mut mallory = signed_in(&server, "mallory", "pc").await;
+
+        send(&mut mallory, ClientMessage::Ping { nonce: PANICKING_NONCE }).await;
+        assert_eq!(close_code(&mut mallory).await, Some(CloseCode::Error));
+
+        // Signaling goes on for everyone else, and the closed client may sign in again.
+        pong(&mut alice, 1).await;
+        let invite = ClientMessage::Invite {
+            call: CallId::new("c1").unwrap(),
+            kind: CallKind::Audio,
+            users: vec![UserId::new("bob").unwrap()],
+            group: false,
+            ring_timeout_ms: None,
+        };
+        send(&mut alice, invite).await;
+        assert!(matches!(next(&mut bob).await, ServerMessage::Incoming { .. }));
+        let mut mallory = signed_in(&server, "mallory", "pc").await;
+        pong(&mut mallory, 2).await;
+        server.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_is_dropped_after_exactly_three_heartbeats_of_silence() {
+        // (case, when the client sends something after signing in)
+        let cases = [("silent throughout", None), ("pings once", Some(Duration::from_secs(40)))];
+        for (case, ping_after) in cases {
+            let config = config();
+            let silence_limit = config.hub.heartbeat * 3;
+            let mut client = signed_in_in_memory(config).await;
+            let mut last_heard = Instant::now();
+            if let Some(after) = ping_after {
+                tokio::time::sleep(after).await;
+                pong(&mut client, 1).await;
+                last_heard = Instant::now();
+            }
+            let early = tokio::time::timeout(silence_limit - Duration::from_millis(1), client.next()).await;
+            assert!(early.is_err(), "{case}: {early:?} before the limit");
+            assert_eq!(close_code(&mut client).await, Some(CloseCode::Away), "{case}");
+            assert_eq!(last_heard.elapsed(), silence_limit, "{case}");
         }
     }
 }
