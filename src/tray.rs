@@ -129,21 +129,35 @@ pub fn describe(state: TrayState) -> String {
 pub struct Tray {
     handle: ksni::Handle<DialtoneTray>,
     state: TrayState,
+    /// The state to show, read when an update runs: updates run on the runtime, perhaps out of order,
+    /// and each shows the newest state.
+    latest: Arc<std::sync::Mutex<TrayState>>,
+    /// Where updates run (the runtime the tray started on), so that asking never waits on D-Bus.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Tray {
     /// Registers the icon with the desktop's tray host; `on_action` gets every menu choice.
     pub async fn start(on_action: Arc<dyn Fn(TrayAction) + Send + Sync>) -> Result<Tray, ksni::Error> {
         let handle = DialtoneTray { state: TrayState::Idle, on_action }.spawn().await?;
-        Ok(Tray { handle, state: TrayState::Idle })
+        let latest = Arc::new(std::sync::Mutex::new(TrayState::Idle));
+        Ok(Tray { handle, state: TrayState::Idle, latest, runtime: tokio::runtime::Handle::current() })
     }
 
-    /// Shows `state` (a no-op when it is already shown).
-    pub async fn show(&mut self, state: TrayState) {
-        if state != self.state {
-            self.state = state;
-            self.handle.update(|tray| tray.state = state).await;
+    /// Shows `state` (a no-op when it is already shown) without waiting: the desktop is told in the
+    /// background, so a frame never waits on D-Bus.
+    pub fn show(&mut self, state: TrayState) {
+        if state == self.state {
+            return;
         }
+        self.state = state;
+        *self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = state;
+        let (handle, latest) = (self.handle.clone(), self.latest.clone());
+        self.runtime.spawn(async move {
+            handle
+                .update(move |tray| tray.state = *latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+                .await;
+        });
     }
 
     /// Removes the icon.

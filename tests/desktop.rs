@@ -184,23 +184,30 @@ async fn drive_the_tray(bus: &PrivateBus) {
     assert_eq!(items.get("Mute").map(|item| item.1), Some(false), "no call, nothing to mute: {items:?}");
     assert_eq!(items.get("Hang up").map(|item| item.1), Some(false), "{items:?}");
 
-    tray.show(TrayState::Ringing).await;
+    tray.show(TrayState::Ringing);
     until("ringing", || status(&host, &service), |s| s == "NeedsAttention").await;
     assert_eq!(tooltip(&host, &service).await, "Incoming call");
 
-    tray.show(TrayState::InCall { muted: false }).await;
+    tray.show(TrayState::InCall { muted: false });
     until("in a call", || status(&host, &service), |s| s == "Active").await;
     let items = menu(&host, &service).await;
     assert_eq!(items.get("Hang up").map(|item| item.1), Some(true), "{items:?}");
     click(&host, &service, items["Mute"].0).await;
     click(&host, &service, items["Hang up"].0).await;
-    tray.show(TrayState::InCall { muted: true }).await;
+    tray.show(TrayState::InCall { muted: true });
     until("the menu offers unmute", || menu(&host, &service), |items| items.contains_key("Unmute")).await;
     assert_eq!(tooltip(&host, &service).await, "In a call (muted)");
 
-    tray.show(TrayState::Missed(2)).await;
+    tray.show(TrayState::Missed(2));
     until("missed calls", || tooltip(&host, &service), |t| t == "2 missed calls").await;
     assert_eq!(status(&host, &service).await, "NeedsAttention");
+
+    // Changes in quick succession (the UI asks without waiting) end on the last one, whatever order
+    // the updates ran in.
+    for state in [TrayState::Ringing, TrayState::Idle, TrayState::InCall { muted: true }, TrayState::Missed(3)] {
+        tray.show(state);
+    }
+    until("the last change", || tooltip(&host, &service), |t| t == "3 missed calls").await;
 
     // A click on the icon itself shows the window; Quit quits.
     host.call_method(

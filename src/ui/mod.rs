@@ -868,7 +868,7 @@ impl App {
             }
         };
         if let Some(tray) = &mut self.tray {
-            self.session.block_on(tray.show(state));
+            tray.show(state);
         }
     }
 

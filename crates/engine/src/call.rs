@@ -484,4 +484,4 @@ impl Call {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

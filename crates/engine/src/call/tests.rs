@@ -5,11 +5,11 @@ use super::*;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const RING_LIMIT: Duration = Duration::from_secs(60);
 
-fn user(name: &str) -> UserId {
+pub(crate) fn user(name: &str) -> UserId {
     UserId::new(name).unwrap()
 }
 
-fn device(name: &str) -> DeviceId {
+pub(crate) fn device(name: &str) -> DeviceId {
     DeviceId::new(name).unwrap()
 }
 
@@ -17,7 +17,7 @@ fn this_call() -> CallId {
     CallId::new("c1").unwrap()
 }
 
-fn profile(name: &str) -> Profile {
+pub(crate) fn profile(name: &str) -> Profile {
     Profile { display_name: name.into(), avatar: None }
 }
 
@@ -34,7 +34,7 @@ fn secs(n: u64) -> Duration {
 }
 
 /// A member of `c1`; joined members are on their `laptop` (alice) or `phone` (everyone else).
-fn member(name: &str, status: MemberStatus) -> CallMember {
+pub(crate) fn member(name: &str, status: MemberStatus) -> CallMember {
     let joined = status == MemberStatus::Joined;
     let on = if name == "alice" { "laptop" } else { "phone" };
     CallMember {

@@ -3,41 +3,18 @@
 //! what becomes of media link events, and the loudest speaker.
 
 use super::*;
-use dialtone_protocol::{CallKind, CallMember, MediaState};
+use crate::call::tests::{device, member, profile, user};
+use dialtone_protocol::{CallKind, MediaState};
 use rand::SeedableRng;
 
 const GRACE: Duration = Duration::from_secs(20);
-
-fn user(name: &str) -> UserId {
-    UserId::new(name).unwrap()
-}
-
-fn device(name: &str) -> DeviceId {
-    DeviceId::new(name).unwrap()
-}
 
 fn call_id(name: &str) -> CallId {
     CallId::new(name).unwrap()
 }
 
-fn profile(name: &str) -> Profile {
-    Profile { display_name: name.into(), avatar: None }
-}
-
 fn peer(name: &str) -> DeviceAddress {
     DeviceAddress { user: user(name), device: device("phone") }
-}
-
-fn member(name: &str, status: MemberStatus) -> CallMember {
-    let joined = status == MemberStatus::Joined;
-    let on = if name == "alice" { "laptop" } else { "phone" };
-    CallMember {
-        user: user(name),
-        profile: profile(name),
-        status,
-        device: joined.then(|| device(on)),
-        media: joined.then(|| MediaState::for_kind(CallKind::Audio)),
-    }
 }
 
 /// A group audio call `id` alice (this device: her laptop) is in, with these others joined.
