@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use dialtone_engine::{ABSENT_ID, DeviceInfo, DeviceKind, DeviceList, Event, MediaLinkState};
-use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceId, EndReason, MediaState, MemberStatus, Profile, UserId};
+use dialtone_protocol::{CallId, CallInfo, CallKind, DeviceId, MediaState, MemberStatus, Profile, UserId};
 
 use crate::history::{self, Direction, Entry, Outcome};
 
@@ -259,121 +259,26 @@ impl Model {
         self.notices.iter().map(|n| n.until).min()
     }
 
-    /// The user placed a call (the engine's `OutgoingCall` confirms it).
-    pub fn placing(
-        &mut self,
-        call: CallId,
-        users: &[UserId],
-        kind: CallKind,
-        group: bool,
-        my_media: MediaState,
-        now_unix_ms: u64,
-    ) {
-        let participants = users.iter().map(|user| self.new_participant(user.clone())).collect();
-        self.call = Some(CurrentCall {
-            id: call,
-            kind,
-            group: group || users.len() > 1,
-            direction: Direction::Outgoing,
-            stage: Stage::Ringing,
-            participants,
-            my_media,
-            active_since: None,
-            started_unix_ms: now_unix_ms,
-            speaker: None,
-        });
-    }
-
-    /// The user answered a ringing call: it becomes the call on screen.
-    pub fn answering(&mut self, call: &CallId, my_media: MediaState) {
-        let Some(at) = self.incoming.iter().position(|i| &i.info.call == call) else {
-            return;
-        };
-        let incoming = self.incoming.remove(at);
-        let me = self.me.clone();
-        let participants = incoming
-            .info
-            .members
-            .iter()
-            .filter(|m| Some(&m.user) != me.as_ref())
-            .map(|m| self.member_participant(call, m))
-            .collect();
-        self.call = Some(CurrentCall {
-            id: call.clone(),
-            kind: incoming.info.kind,
-            group: incoming.info.group,
-            direction: Direction::Incoming,
-            stage: Stage::Connecting,
-            participants,
-            my_media,
-            active_since: None,
-            started_unix_ms: incoming.at_unix_ms,
-            speaker: None,
-        });
-    }
-
-    /// The user muted, unmuted, or turned the camera on or off.
-    pub fn set_my_media(&mut self, media: MediaState) {
-        if let Some(call) = &mut self.call {
-            call.my_media = media;
-            if media.camera_on {
-                call.kind = CallKind::Video;
-            }
-        }
-    }
-
-    fn new_participant(&self, user: UserId) -> Participant {
-        Participant {
-            profile: self.profile_of(&user),
-            user,
-            joined: false,
-            device: None,
-            media: MediaState::default(),
-            quality: None,
-            link: None,
-            unreachable: None,
-            packets: (0, 0),
-            freezes: 0,
-        }
-    }
-
-    /// The person asked to try again to reach those who could not be reached: the reasons go until the
-    /// next failure says them again.
-    pub fn retrying(&mut self) {
-        if let Some(call) = self.call.as_mut() {
-            for participant in &mut call.participants {
-                participant.unreachable = None;
-            }
-        }
-    }
-
-    /// A participant as the server describes a call member, with any connection made while it rang.
-    fn member_participant(&self, call: &CallId, member: &dialtone_protocol::CallMember) -> Participant {
-        let mut participant = self.new_participant(member.user.clone());
-        if !member.profile.display_name.is_empty() {
-            participant.profile = member.profile.clone();
-        }
-        participant.joined = member.status == MemberStatus::Joined;
-        participant.device = member.device.clone();
-        participant.media = member.media.unwrap_or_default();
-        participant.link = member
-            .device
-            .as_ref()
-            .and_then(|device| self.links.get(&(call.clone(), member.user.clone(), device.clone())).copied());
-        participant
-    }
-
-    fn remember(&mut self, info: &CallInfo) {
-        for member in &info.members {
-            if !member.profile.display_name.is_empty() {
-                self.profiles.insert(member.user.clone(), member.profile.clone());
-            }
-        }
-    }
-
-    /// Applies one engine event.
+    /// Applies one engine event: the connection, errors and devices here; calls (`calls.rs`), contacts
+    /// (`contacts.rs`) and how calls end (`outcomes.rs`) in their own files.
     pub fn apply(&mut self, event: Event, now: Instant, now_unix_ms: u64) {
         match event {
+            Event::Presence { .. } | Event::PresenceChanged { .. } | Event::MissedCalls { .. } => {
+                self.contacts_event(event)
+            }
+            Event::OutgoingCall { .. }
+            | Event::IncomingCall { .. }
+            | Event::Ringing { .. }
+            | Event::CallActive { .. }
+            | Event::ParticipantJoined { .. }
+            | Event::ParticipantLeft { .. }
+            | Event::MediaChanged { .. }
+            | Event::KindChanged { .. }
+            | Event::Merged { .. }
+            | Event::MediaLink { .. }
+            | Event::MediaStats { .. }
+            | Event::ActiveSpeaker { .. }
+            | Event::CallEnded { .. } => self.call_event(event, now, now_unix_ms),
             Event::Connecting { attempt, .. } => self.connection = Some(Connection::Connecting { attempt }),
             Event::SignedIn { user, profile, .. } => {
                 self.contacts.remove(&user);
@@ -386,184 +291,6 @@ impl Model {
                     Some(Connection::Reconnecting { reason, retry_at: now + Duration::from_millis(retry_in_ms) });
             }
             Event::Stopped { reason } => self.connection = Some(Connection::Stopped { reason }),
-            Event::Presence { users } => {
-                self.contacts.clear();
-                for entry in users {
-                    self.presence(entry);
-                }
-            }
-            Event::PresenceChanged { entry } => self.presence(entry),
-            Event::MissedCalls { calls } => {
-                for missed in calls {
-                    self.profiles.insert(missed.from.clone(), missed.from_profile.clone());
-                    self.finished.push(Entry {
-                        call: missed.call.to_string(),
-                        direction: Direction::Incoming,
-                        peers: vec![history::Peer { user: missed.from.to_string(), name: self.name_of(&missed.from) }],
-                        group: missed.group,
-                        video: missed.kind == CallKind::Video,
-                        at_unix_ms: missed.at_unix_ms,
-                        duration_ms: None,
-                        outcome: Outcome::Missed,
-                    });
-                }
-            }
-            Event::OutgoingCall { call, users, kind } => {
-                if self.call.as_ref().is_none_or(|c| c.id != call) {
-                    self.placing(call, &users, kind, users.len() > 1, MediaState::for_kind(kind), now_unix_ms);
-                }
-            }
-            Event::IncomingCall { call, from } => {
-                self.remember(&call);
-                self.incoming.retain(|i| i.info.call != call.call);
-                self.incoming.push(Incoming { info: call, from, at_unix_ms: now_unix_ms });
-            }
-            Event::Ringing { call, user, .. } => {
-                if let Some(current) = self.call.as_mut().filter(|c| c.id == call)
-                    && current.participant(&user).is_none()
-                {
-                    let participant = self.new_participant(user);
-                    if let Some(current) = &mut self.call {
-                        current.participants.push(participant);
-                    }
-                }
-            }
-            Event::CallActive { call } => {
-                self.remember(&call);
-                let me = self.me.clone();
-                if self.call.as_ref().is_none_or(|c| c.id != call.call) {
-                    // Joined from elsewhere (a rejoin): show it.
-                    self.call = Some(CurrentCall {
-                        id: call.call.clone(),
-                        kind: call.kind,
-                        group: call.group,
-                        direction: if me.as_ref() == Some(&call.initiator) {
-                            Direction::Outgoing
-                        } else {
-                            Direction::Incoming
-                        },
-                        stage: Stage::Active,
-                        participants: Vec::new(),
-                        my_media: MediaState::for_kind(call.kind),
-                        active_since: None,
-                        started_unix_ms: now_unix_ms,
-                        speaker: None,
-                    });
-                }
-                let fresh: Vec<Participant> = call
-                    .members
-                    .iter()
-                    .filter(|m| Some(&m.user) != me.as_ref())
-                    .map(|m| self.member_participant(&call.call, m))
-                    .collect();
-                if let Some(current) = &mut self.call {
-                    current.stage = Stage::Active;
-                    current.kind = call.kind;
-                    current.group = call.group;
-                    current.active_since.get_or_insert(now);
-                    for participant in fresh {
-                        match current.participant(&participant.user) {
-                            Some(existing) => {
-                                existing.joined = participant.joined;
-                                existing.device = participant.device;
-                                existing.media = participant.media;
-                                existing.link = participant.link.or(existing.link);
-                                if !participant.profile.display_name.is_empty() {
-                                    existing.profile = participant.profile;
-                                }
-                            }
-                            None => current.participants.push(participant),
-                        }
-                    }
-                }
-            }
-            Event::ParticipantJoined { call, user, device, media } => {
-                let participant = self.new_participant(user.clone());
-                let link = self.links.get(&(call.clone(), user.clone(), device.clone())).copied();
-                if let Some(current) = self.call.as_mut().filter(|c| c.id == call) {
-                    if current.participant(&user).is_none() {
-                        current.participants.push(participant);
-                    }
-                    if let Some(p) = current.participant(&user) {
-                        p.joined = true;
-                        p.device = Some(device);
-                        p.media = media;
-                        p.link = link;
-                    }
-                }
-            }
-            Event::ParticipantLeft { call, user, reason } => {
-                let name = self.name_of(&user);
-                let Some(current) = self.call.as_mut().filter(|c| c.id == call) else {
-                    return;
-                };
-                current.participants.retain(|p| p.user != user);
-                if current.speaker.as_ref() == Some(&user) {
-                    current.speaker = None;
-                }
-                if current.group {
-                    let text = match reason {
-                        EndReason::Declined | EndReason::DeclinedOnAnotherDevice => {
-                            format!("{name} declined")
-                        }
-                        EndReason::Busy => format!("{name} is busy"),
-                        EndReason::NoAnswer => format!("{name} did not answer"),
-                        EndReason::ConnectionLost => format!("{name} lost the connection"),
-                        _ => format!("{name} left"),
-                    };
-                    self.notify(text, now);
-                }
-            }
-            Event::MediaChanged { call, user, media } => {
-                if Some(&user) == self.me.as_ref() {
-                    self.set_my_media(media);
-                } else if let Some(p) = self.call.as_mut().filter(|c| c.id == call).and_then(|c| c.participant(&user)) {
-                    p.media = media;
-                }
-            }
-            Event::KindChanged { call, kind, .. } => {
-                if let Some(current) = self.call.as_mut().filter(|c| c.id == call) {
-                    current.kind = kind;
-                }
-            }
-            Event::Merged { call, into } => {
-                if let Some(current) = self.call.as_mut().filter(|c| c.id == call) {
-                    current.id = into.clone();
-                }
-                // Both called each other: the other's call is this one, so it is not ringing here.
-                self.incoming.retain(|i| i.info.call != into);
-            }
-            Event::MediaLink { call, peer, state, reason, .. } => {
-                self.links.insert((call.clone(), peer.user.clone(), peer.device.clone()), state);
-                if let Some(p) = self.call.as_mut().filter(|c| c.id == call).and_then(|c| c.participant(&peer.user))
-                    && p.device.as_ref().is_none_or(|d| d == &peer.device)
-                {
-                    p.link = Some(state);
-                    // Said until a connection comes up: the engine's own retries do not clear it.
-                    match (state, reason) {
-                        (MediaLinkState::Failed, Some(reason)) => p.unreachable = Some(reason),
-                        (MediaLinkState::Connected, _) => p.unreachable = None,
-                        _ => {}
-                    }
-                }
-            }
-            Event::MediaStats { call, peer, rtt_ms, packets_lost, packets_received, video_freezes, .. } => {
-                if let Some(p) = self.call.as_mut().filter(|c| c.id == call).and_then(|c| c.participant(&peer.user)) {
-                    let (lost_before, received_before) = p.packets;
-                    let lost = (packets_lost - lost_before).max(0) as f64;
-                    let received = packets_received.saturating_sub(received_before) as f64;
-                    let loss = if lost + received > 0.0 { lost / (lost + received) } else { 0.0 };
-                    p.quality = Some(Quality::grade(rtt_ms, loss, video_freezes.saturating_sub(p.freezes)));
-                    p.packets = (packets_lost, packets_received);
-                    p.freezes = video_freezes;
-                }
-            }
-            Event::ActiveSpeaker { call, user } => {
-                if let Some(current) = self.call.as_mut().filter(|c| c.id == call) {
-                    current.speaker = user;
-                }
-            }
-            Event::CallEnded { call, reason, duration_ms } => self.ended(call, reason, duration_ms, now),
             Event::Error { message, call, .. } => {
                 // Errors about a call that is on screen or ringing are worth saying; the rest go to the log.
                 let concerns_user = call.as_ref().is_some_and(|c| {
@@ -589,100 +316,11 @@ impl Model {
             }
         }
     }
-
-    fn presence(&mut self, entry: dialtone_protocol::PresenceEntry) {
-        if Some(&entry.user) == self.me.as_ref() {
-            self.my_profile = entry.profile;
-            return;
-        }
-        self.contacts.insert(
-            entry.user.clone(),
-            Contact { user: entry.user, profile: entry.profile, online: entry.online, in_call: entry.in_call },
-        );
-    }
-
-    fn ended(&mut self, call: CallId, reason: EndReason, duration_ms: Option<u64>, now: Instant) {
-        self.links.retain(|(c, _, _), _| c != &call);
-        if let Some(at) = self.incoming.iter().position(|i| i.info.call == call) {
-            let incoming = self.incoming.remove(at);
-            let outcome = match reason {
-                EndReason::AnsweredOnAnotherDevice => Outcome::AnsweredElsewhere,
-                EndReason::DeclinedOnAnotherDevice => Outcome::DeclinedElsewhere,
-                EndReason::Declined | EndReason::Busy => Outcome::Declined,
-                _ => Outcome::Missed,
-            };
-            match outcome {
-                Outcome::AnsweredElsewhere => self.notify("Answered on another device", now),
-                Outcome::DeclinedElsewhere => self.notify("Declined on another device", now),
-                Outcome::Missed => self.notify(format!("Missed call from {}", self.name_of(&incoming.from)), now),
-                _ => {}
-            }
-            let me = self.me.clone();
-            let peers = incoming
-                .info
-                .members
-                .iter()
-                .filter(|m| Some(&m.user) != me.as_ref())
-                .map(|m| history::Peer { user: m.user.to_string(), name: self.name_of(&m.user) })
-                .collect();
-            self.finished.push(Entry {
-                call: call.to_string(),
-                direction: Direction::Incoming,
-                peers,
-                group: incoming.info.group,
-                video: incoming.info.kind == CallKind::Video,
-                at_unix_ms: incoming.at_unix_ms,
-                duration_ms: None,
-                outcome,
-            });
-            return;
-        }
-        let Some(current) = self.call.take_if(|c| c.id == call) else {
-            return;
-        };
-        let answered = current.active_since.is_some() || duration_ms.is_some();
-        let outcome = match (current.direction, answered, reason) {
-            (_, true, _) => Outcome::Answered,
-            (Direction::Incoming, false, EndReason::AnsweredOnAnotherDevice) => Outcome::AnsweredElsewhere,
-            (Direction::Incoming, false, _) => Outcome::Failed,
-            (Direction::Outgoing, false, EndReason::Cancelled | EndReason::Hangup) => Outcome::Cancelled,
-            (Direction::Outgoing, false, EndReason::Declined | EndReason::DeclinedOnAnotherDevice) => Outcome::Rejected,
-            (Direction::Outgoing, false, EndReason::Busy) => Outcome::Busy,
-            (Direction::Outgoing, false, EndReason::NoAnswer) => Outcome::NoAnswer,
-            (Direction::Outgoing, false, _) => Outcome::Failed,
-        };
-        let who = current.participants.iter().map(|p| self.name_of(&p.user)).collect::<Vec<_>>().join(", ");
-        let text = match (outcome, reason) {
-            (Outcome::Answered, EndReason::RemoteHangup) => format!("{who} hung up"),
-            (Outcome::Answered, EndReason::ConnectionLost) => "Call dropped: the connection was lost".to_owned(),
-            (Outcome::Answered, EndReason::IdleTimeout) => "Call ended: everyone else left".to_owned(),
-            (Outcome::Answered | Outcome::Cancelled, _) => "Call ended".to_owned(),
-            (Outcome::Rejected, _) => format!("{who} declined"),
-            (Outcome::Busy, _) => format!("{who} is busy"),
-            (Outcome::NoAnswer, _) => format!("{who} did not answer"),
-            (Outcome::AnsweredElsewhere, _) => "Answered on another device".to_owned(),
-            _ => format!("Call failed ({})", reason.as_str().replace('_', " ")),
-        };
-        self.notify(text, now);
-        let duration_ms =
-            duration_ms.or_else(|| current.active_since.map(|at| now.duration_since(at).as_millis() as u64));
-        self.finished.push(Entry {
-            call: current.id.to_string(),
-            direction: current.direction,
-            peers: current
-                .participants
-                .iter()
-                .map(|p| history::Peer { user: p.user.to_string(), name: self.name_of(&p.user) })
-                .collect(),
-            group: current.group,
-            video: current.kind == CallKind::Video,
-            at_unix_ms: current.started_unix_ms,
-            duration_ms: if answered { duration_ms } else { None },
-            outcome,
-        });
-    }
 }
 
+mod calls;
+mod contacts;
+mod outcomes;
 #[cfg(test)]
 mod tests;
 

@@ -323,6 +323,7 @@ impl Session {
                 kind,
                 group: false,
                 ring_timeout: None,
+                media: None,
             });
         }
     }

@@ -149,7 +149,14 @@ impl Person {
             CallId::new(format!("test-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos())).unwrap();
         let users = users.iter().map(|u| UserId::new(*u).unwrap()).collect();
         self.engine
-            .send(Command::Call { call: Some(call.clone()), users, kind, group: false, ring_timeout: None })
+            .send(Command::Call {
+                call: Some(call.clone()),
+                users,
+                kind,
+                group: false,
+                ring_timeout: None,
+                media: None,
+            })
             .unwrap();
         call
     }

@@ -1,7 +1,7 @@
 //! Event sequences replayed with made-up instants.
 
 use super::*;
-use dialtone_protocol::{CallMember, DeviceAddress};
+use dialtone_protocol::{CallMember, DeviceAddress, EndReason};
 
 fn user(name: &str) -> UserId {
     UserId::new(name).unwrap()

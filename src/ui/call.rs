@@ -8,41 +8,11 @@ use dialtone_engine::{DeviceKind, MediaLinkState, VideoSlot};
 use dialtone_protocol::{CallKind, UserId};
 use egui::{Align2, Color32, CornerRadius, FontId, Rect, RichText, Sense, Ui, Vec2, pos2, vec2};
 
+use super::view_state::GridLayout;
 use super::widgets::{self, AvatarLook};
 use super::{Action, App, theme, video};
 use crate::model::{Connection, CurrentCall, Quality, Stage};
 use crate::settings::AvatarShape;
-
-/// How the group view arranges its tiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum GridLayout {
-    /// Everyone the same size.
-    #[default]
-    Grid,
-    /// The active speaker large, the others in a strip.
-    Spotlight,
-    /// Only the active speaker.
-    Single,
-}
-
-impl GridLayout {
-    /// The next layout (the layout button and shortcut cycle through them).
-    pub fn next(self) -> GridLayout {
-        match self {
-            GridLayout::Grid => GridLayout::Spotlight,
-            GridLayout::Spotlight => GridLayout::Single,
-            GridLayout::Single => GridLayout::Grid,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            GridLayout::Grid => "Grid",
-            GridLayout::Spotlight => "Spotlight",
-            GridLayout::Single => "Single",
-        }
-    }
-}
 
 /// Columns and rows for `count` tiles of `aspect` (width/height) in `area` so that tiles are as large
 /// as possible.
@@ -117,17 +87,17 @@ pub fn in_call(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
         if call.group {
             // Tiles start below the name and clock, which would otherwise cover the first tile's
             // corner; a single speaker fills the window as in a 1v1 call.
-            let top = if app.layout == GridLayout::Single { 8.0 } else { OVERLAY_BAND };
+            let top = if app.view.layout == GridLayout::Single { 8.0 } else { OVERLAY_BAND };
             grid(app, ui, Rect::from_min_max(area.min + vec2(8.0, top), area.max - vec2(8.0, 8.0)), tiles);
         } else {
-            one_to_one(app, ui, area, tiles);
+            one_to_one(app, ui, area, tiles, actions);
         }
         overlay(app, ui, area, &call);
         unreachable_banner(app, ui, area, &call, actions);
-        if app.invite.is_some() {
+        if app.view.invite.is_some() {
             invite_list(app, ui, &call, actions);
         }
-        if app.output_menu {
+        if app.view.output_menu {
             output_menu(app, ui, actions);
         }
     });
@@ -269,7 +239,7 @@ fn paint_tile(app: &mut App, ui: &Ui, rect: Rect, tile: &Tile, cover: bool) {
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &description));
 }
 
-fn one_to_one(app: &mut App, ui: &mut Ui, area: Rect, mut tiles: Vec<Tile>) {
+fn one_to_one(app: &mut App, ui: &mut Ui, area: Rect, mut tiles: Vec<Tile>, actions: &mut Vec<Action>) {
     let local = tiles.pop().filter(|t| t.me);
     let remote = tiles.into_iter().find(|t| !t.ringing);
     match &remote {
@@ -294,22 +264,24 @@ fn one_to_one(app: &mut App, ui: &mut Ui, area: Rect, mut tiles: Vec<Tile>) {
         }
     }
     if let Some(local) = local {
-        picture_in_picture(app, ui, area, &local);
+        picture_in_picture(app, ui, area, &local, actions);
     }
 }
 
 /// The draggable self view, in the bottom-right corner by default.
-fn picture_in_picture(app: &mut App, ui: &mut Ui, area: Rect, local: &Tile) {
+fn picture_in_picture(app: &mut App, ui: &mut Ui, area: Rect, local: &Tile, actions: &mut Vec<Action>) {
     let size = vec2((area.width() * 0.22).clamp(140.0, 320.0), 0.0);
     let size = vec2(size.x, size.x * 9.0 / 16.0);
     let home = area.right_bottom() - size - vec2(16.0, 16.0);
     let max_offset = home - area.left_top() - vec2(16.0, 16.0);
-    app.pip_offset = app.pip_offset.clamp(-max_offset, Vec2::ZERO);
-    let rect = Rect::from_min_size(home + app.pip_offset, size);
+    // Kept inside the window, also when the window shrank since it was placed.
+    let offset = app.view.pip_offset.clamp(-max_offset, Vec2::ZERO);
+    let rect = Rect::from_min_size(home + offset, size);
     let response = ui.interact(rect, ui.scope_id().with("self-view"), Sense::drag());
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Your camera"));
-    if response.dragged() {
-        app.pip_offset += response.drag_delta();
+    let moved = (offset + response.drag_delta()).clamp(-max_offset, Vec2::ZERO);
+    if moved != app.view.pip_offset {
+        actions.push(Action::MoveSelfView(moved));
     }
     ui.painter().rect_filled(rect.expand(2.0), CornerRadius::same(12), Color32::from_black_alpha(120));
     paint_tile(app, ui, rect, local, true);
@@ -318,7 +290,7 @@ fn picture_in_picture(app: &mut App, ui: &mut Ui, area: Rect, local: &Tile) {
 fn grid(app: &mut App, ui: &mut Ui, area: Rect, tiles: Vec<Tile>) {
     let focus =
         tiles.iter().position(|t| t.speaking).or_else(|| tiles.iter().position(|t| !t.me && !t.ringing)).unwrap_or(0);
-    match app.layout {
+    match app.view.layout {
         GridLayout::Grid => {
             for (rect, tile) in grid_rects(tiles.len(), area, 8.0, 16.0 / 9.0).into_iter().zip(&tiles) {
                 paint_tile(app, ui, rect, tile, true);
@@ -482,9 +454,10 @@ fn controls(app: &App, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action
             actions.push(Action::ToggleInvite);
         }
         if call.group {
-            let next = app.layout.next();
-            let label = format!("Layout: {} (switch to {})", app.layout.label(), next.label());
-            if widgets::round_button(ui, "⊞", &label, app.layout.label(), Color32::from_gray(0x45), true, "G").clicked()
+            let next = app.view.layout.next();
+            let label = format!("Layout: {} (switch to {})", app.view.layout.label(), next.label());
+            if widgets::round_button(ui, "⊞", &label, app.view.layout.label(), Color32::from_gray(0x45), true, "G")
+                .clicked()
             {
                 actions.push(Action::SetLayout(next));
             }
@@ -513,7 +486,7 @@ fn invite_list(app: &mut App, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec
         .open(&mut open)
         .show(ui.ctx(), |ui| {
             ui.set_min_width(260.0);
-            let Some(selected) = app.invite.as_mut() else { return };
+            let Some(selected) = app.view.invite.as_mut() else { return };
             if candidates.is_empty() {
                 ui.label(RichText::new("Everyone online is already here.").color(theme::MUTED_TEXT));
             }

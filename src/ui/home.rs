@@ -20,7 +20,7 @@ pub fn show(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     ui.scope_builder(egui::UiBuilder::new().max_rect(column), |ui| {
         tabs(app, ui, actions);
         ui.add_space(6.0);
-        match app.screen {
+        match app.view.screen {
             Screen::History => history(app, ui, actions),
             _ => contacts(app, ui, actions),
         }
@@ -73,15 +73,15 @@ fn tabs(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
         let missed = app.history.unseen_missed();
         let history_label = if missed > 0 { format!("History ({missed} missed)") } else { "History".to_owned() };
-        if ui.selectable_label(app.screen != Screen::History, "Contacts").clicked() {
+        if ui.selectable_label(app.view.screen != Screen::History, "Contacts").clicked() {
             actions.push(Action::Show(Screen::Contacts));
         }
-        if ui.selectable_label(app.screen == Screen::History, history_label).clicked() {
+        if ui.selectable_label(app.view.screen == Screen::History, history_label).clicked() {
             actions.push(Action::Show(Screen::History));
         }
-        if app.screen != Screen::History {
+        if app.view.screen != Screen::History {
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                let search = egui::TextEdit::singleline(&mut app.search).hint_text("Search").desired_width(200.0);
+                let search = egui::TextEdit::singleline(&mut app.view.search).hint_text("Search").desired_width(200.0);
                 let response = ui.add(search.id_salt("contact-search"));
                 response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::SearchInput, true, "Search contacts"));
             });
@@ -91,7 +91,7 @@ fn tabs(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
 
 fn contacts(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     let ctx = ui.ctx().clone();
-    let needle = app.search.trim().to_lowercase();
+    let needle = app.view.search.trim().to_lowercase();
     let matches =
         |name: &str, user: &str| needle.is_empty() || name.to_lowercase().contains(&needle) || user.contains(&needle);
     egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {

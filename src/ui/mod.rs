@@ -6,18 +6,21 @@
 //! loop, so an idle window costs nothing.
 
 mod call;
+mod desktop;
 mod help;
 mod home;
+mod repaint;
 mod ringing;
 mod settings_view;
 pub mod theme;
 pub mod tour;
 pub mod video;
+mod view_state;
 pub mod widgets;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dialtone_engine::{Command, DeviceChoice, DeviceKind};
@@ -26,12 +29,16 @@ use egui::{Color32, Key, TextureHandle};
 
 use crate::history::History;
 use crate::model::{Model, Stage};
-use crate::notification::{CallNotification, NotificationChoice};
 use crate::session::{Session, SessionConfig, SessionError, Wakers};
 use crate::settings::Settings;
 use crate::store;
 
-pub use call::{GridLayout, grid_shape};
+pub use call::grid_shape;
+use desktop::Desktop;
+pub use desktop::TrayRequest;
+pub use repaint::{FRAME_INTERVAL, PREVIEW_WAIT, Repaint};
+use view_state::ViewState;
+pub use view_state::{GridLayout, Screen};
 
 /// Every keyboard shortcut and what it does, as the help overlay lists them.
 pub fn help_shortcuts() -> &'static [(&'static str, &'static str)] {
@@ -104,18 +111,16 @@ pub enum Action {
     SwitchCamera,
     /// Open or close the speaker menu in a call.
     ToggleOutputMenu,
-}
-
-/// The screens outside calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Screen {
-    /// Contacts list.
-    #[default]
-    Contacts,
-    /// Call history.
-    History,
-    /// Settings.
-    Settings,
+    /// Put the self view of a 1v1 call here (an offset from its home corner).
+    MoveSelfView(egui::Vec2),
+    /// Change the settings (the settings panel, the first-run card); they are saved at once.
+    ChangeSettings(Box<Settings>),
+    /// Play the test sound on the speaker.
+    TestSound,
+    /// Tell the user something (a file that cannot be used, …).
+    Notify(String),
+    /// Show the main window again (from the ringing popup).
+    ShowWindow,
 }
 
 /// Where the user's files live.
@@ -147,56 +152,6 @@ impl Paths {
     }
 }
 
-/// Wakes the UI from the engine's threads; holds the egui context once the first frame ran, and when
-/// the last frame began.
-///
-/// Every frame is a full-window repaint, which without a GPU is the app's largest cost (BENCHMARKS.md),
-/// so wakes are paced: at most [`FRAME_INTERVAL`] apart however many streams land pictures, one frame
-/// per wake (egui answers a plain `request_repaint` with two), and the self view's pictures wait a
-/// little for a remote picture to ride along with.
-#[derive(Default)]
-pub struct Repaint(Mutex<Option<(egui::Context, Instant)>>);
-
-/// The shortest time between frames woken by the engine: the fastest camera rate (30 fps).
-pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
-/// How long a new self-view picture waits for a frame drawn anyway (a remote picture at 30 fps
-/// comes within 33 ms); with no remote video it is shown at this delay.
-pub const PREVIEW_WAIT: Duration = Duration::from_millis(40);
-
-impl Repaint {
-    /// Requests a repaint as soon as the pacing allows, if a window is there to repaint.
-    pub fn wake(&self) {
-        self.wake_within(Duration::ZERO);
-    }
-
-    /// Requests a repaint for a new self-view picture.
-    pub fn wake_for_preview(&self) {
-        self.wake_within(PREVIEW_WAIT);
-    }
-
-    fn wake_within(&self, wait: Duration) {
-        if let Ok(slot) = self.0.lock()
-            && let Some((ctx, last_frame)) = slot.as_ref()
-        {
-            ctx.request_repaint_after(repaint_delay(*last_frame, Instant::now(), wait));
-        }
-    }
-
-    /// Notes a frame beginning (and the context, the first time).
-    fn frame_begins(&self, ctx: &egui::Context) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some((ctx.clone(), Instant::now()));
-        }
-    }
-}
-
-/// How long from `now` a wake waits: `wait`, and at least until [`FRAME_INTERVAL`] after the last
-/// frame; never zero, which egui answers with two frames.
-fn repaint_delay(last_frame: Instant, now: Instant, wait: Duration) -> Duration {
-    let paced = (last_frame + FRAME_INTERVAL).saturating_duration_since(now);
-    wait.max(paced).max(Duration::from_millis(1))
-}
-
 /// The whole app.
 pub struct App {
     session: Session,
@@ -205,17 +160,13 @@ pub struct App {
     saved_settings: Settings,
     history: History,
     paths: Paths,
-    screen: Screen,
-    search: String,
-    layout: GridLayout,
+    /// What the views show and remember between frames (not saved).
+    view: ViewState,
+    /// The tray, notifications, sounds and the window.
+    desktop: Desktop,
     textures: video::VideoTextures,
     /// Avatar pictures by file path, loaded once.
     pictures: BTreeMap<PathBuf, Option<TextureHandle>>,
-    /// Where the self view sits in a 1v1 call, as an offset from its home corner.
-    pip_offset: egui::Vec2,
-    help_open: bool,
-    /// The invite list's selection, while it is open.
-    invite: Option<BTreeSet<UserId>>,
     repaint: Arc<Repaint>,
     preview_on: bool,
     started: Instant,
@@ -224,59 +175,14 @@ pub struct App {
     /// Frames drawn since the instant, for the paint rate in the log (`dialtone::paint` at debug).
     painted: (Instant, u32),
     themed: bool,
-    /// The draft of the first-run profile.
-    profile_draft: String,
-    /// Quit was chosen: closing really closes.
-    quitting: bool,
-    /// The picture file's path being typed in the settings.
-    pub(crate) picture_draft: Option<String>,
-    /// The invite link being pasted in the settings.
-    pub(crate) invite_draft: String,
-    /// The name of someone to invite onto this computer's server.
-    pub(crate) guest_name: String,
-    /// The last invitation made: whom for, and the link.
-    pub(crate) last_invite: Option<(String, String)>,
-    /// Text for the clipboard, copied at the next frame.
-    copy: Option<String>,
     /// Pictures asked of the server and not yet arrived.
     fetching: BTreeSet<String>,
-    /// Set when the app should start again once its window closes (signed in somewhere else).
-    restart: Arc<std::sync::atomic::AtomicBool>,
-    /// Media to announce once the server confirms an outgoing call (start muted, camera off).
-    pending_media: Option<(CallId, MediaState)>,
-    /// Ringtone, ringback and test sounds.
-    sounds: crate::sound::Sounds,
-    /// The settings panel plays the ringtone.
-    ringtone_preview: bool,
-    /// The tray icon, when the desktop has a tray host.
-    tray: Option<crate::tray::Tray>,
-    /// What the tray and desktop notifications ask for.
-    tray_actions: (std::sync::mpsc::Sender<TrayRequest>, std::sync::mpsc::Receiver<TrayRequest>),
-    /// The main window is hidden in the tray.
-    window_hidden: bool,
-    /// Missed calls after this time show on the tray icon (the user has not looked since).
-    missed_seen_unix_ms: u64,
-    /// The desktop notification up for a call ringing here, with that call.
-    notification: Option<(CallId, CallNotification)>,
     /// The screenshot tour, when running one.
     tour: Option<tour::Tour>,
     /// The devices of this run where the settings choose none (the system's, or the fake twins).
     default_devices: DeviceChoice,
-    /// The speaker menu of the call controls is open.
-    output_menu: bool,
     /// When the engine was last asked which devices there are.
     devices_listed_at: Option<Instant>,
-}
-
-/// A request from outside the window: the tray menu, or a desktop notification's buttons.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TrayRequest {
-    /// A tray menu entry.
-    Tray(crate::tray::TrayAction),
-    /// Accept a call from its notification.
-    Accept(CallId),
-    /// Decline a call from its notification.
-    Decline(CallId),
 }
 
 impl App {
@@ -307,43 +213,22 @@ impl App {
             session,
             model,
             saved_settings: settings.value.clone(),
-            profile_draft: settings.value.profile.display_name.clone(),
+            view: ViewState::new(settings.value.profile.display_name.clone()),
+            desktop: Desktop::new(sounds, Self::now_unix_ms()),
             settings: settings.value,
             history: history.value,
             paths,
-            screen: Screen::default(),
-            search: String::new(),
-            layout: GridLayout::default(),
             textures: video::VideoTextures::default(),
             pictures: BTreeMap::new(),
-            pip_offset: egui::Vec2::ZERO,
-            help_open: false,
-            invite: None,
             repaint,
             preview_on: false,
             started,
             first_frame_after: None,
             painted: (started, 0),
             themed: false,
-            pending_media: None,
-            quitting: false,
-            picture_draft: None,
-            invite_draft: String::new(),
-            guest_name: String::new(),
-            last_invite: None,
-            copy: None,
             fetching: BTreeSet::new(),
-            restart: Arc::default(),
-            sounds,
-            ringtone_preview: false,
-            tray: None,
-            tray_actions: std::sync::mpsc::channel(),
-            window_hidden: false,
-            missed_seen_unix_ms: Self::now_unix_ms(),
-            notification: None,
             tour: None,
             default_devices,
-            output_menu: false,
             devices_listed_at: None,
         })
     }
@@ -370,7 +255,7 @@ impl App {
 
     /// The screen shown outside calls.
     pub fn screen(&self) -> Screen {
-        self.screen
+        self.view.screen
     }
 
     fn now_unix_ms() -> u64 {
@@ -382,13 +267,6 @@ impl App {
         let now = Instant::now();
         while let Some(event) = self.session.next_event() {
             tracing::debug!(?event, "engine event");
-            if let dialtone_engine::Event::Ringing { call, .. }
-            | dialtone_engine::Event::CallActive { call: dialtone_protocol::CallInfo { call, .. } } = &event
-                && self.pending_media.as_ref().is_some_and(|(pending, _)| pending == call)
-                && let Some((call, media)) = self.pending_media.take()
-            {
-                self.session.send(Command::SetMedia { call, media });
-            }
             match &event {
                 // Signed in (again): the server may not have this user's picture yet.
                 dialtone_engine::Event::SignedIn { .. } => self.send_picture(now),
@@ -415,8 +293,8 @@ impl App {
             Ok(()) => {
                 self.settings = settings.clone();
                 self.saved_settings = settings;
-                self.restart.store(true, std::sync::atomic::Ordering::SeqCst);
-                self.quitting = true;
+                self.desktop.restart.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.desktop.quitting = true;
             }
             Err(error) => self.model.notify(format!("Settings could not be saved: {error}"), now),
         }
@@ -471,15 +349,11 @@ impl App {
                 if self.model.call.is_some() {
                     return self.model.notify("Hang up first to start another call", now);
                 }
-                let call = CallId::new(format!("c{:x}{:04x}", Self::now_unix_ms(), rand_suffix())).ok();
-                let Some(call) = call else { return };
-                let media = self.start_media(kind);
-                self.model.placing(call.clone(), &users, kind, group, media, Self::now_unix_ms());
-                if media != MediaState::for_kind(kind) {
-                    self.pending_media = Some((call.clone(), media));
-                }
-                self.session.send(Command::Call { call: Some(call), users, kind, group, ring_timeout: None });
-                self.screen = Screen::Contacts;
+                // The engine names the call and tells the server what this device sends; its
+                // `OutgoingCall` puts the call on screen.
+                let media = Some(self.start_media(kind));
+                self.session.send(Command::Call { call: None, users, kind, group, ring_timeout: None, media });
+                self.view.screen = Screen::Contacts;
             }
             Action::Accept { call, video } => {
                 if let Some(current) = self.model.call.as_ref().map(|c| c.id.clone()) {
@@ -509,9 +383,9 @@ impl App {
                     let mut settings = self.settings.clone();
                     invitation.apply_to(&mut settings);
                     self.restart_with(settings, now);
-                    if self.quitting {
+                    if self.desktop.quitting {
                         self.model.notify(format!("Signing in as {who}…"), now);
-                        self.invite_draft.clear();
+                        self.view.invite_draft.clear();
                     }
                 }
                 Err(problem) => self.model.notify(crate::model::capitalised(&problem.to_string()), now),
@@ -531,9 +405,9 @@ impl App {
                 let user = guest_user_id(&name, &taken);
                 match self.session.invite_link(&user, &name) {
                     Ok(link) => {
-                        self.copy = Some(link.clone());
-                        self.last_invite = Some((name, link));
-                        self.guest_name.clear();
+                        self.desktop.copy = Some(link.clone());
+                        self.view.last_invite = Some((name, link));
+                        self.view.guest_name.clear();
                     }
                     Err(error) => self.model.notify(crate::model::capitalised(&error.to_string()), now),
                 }
@@ -550,13 +424,13 @@ impl App {
                 {
                     self.session.send(Command::Invite { call: call.id.clone(), users });
                 }
-                self.invite = None;
+                self.view.invite = None;
             }
             Action::ToggleInvite => {
-                self.invite = if self.invite.is_some() { None } else { Some(BTreeSet::new()) };
+                self.view.invite = if self.view.invite.is_some() { None } else { Some(BTreeSet::new()) };
             }
-            Action::SetLayout(layout) => self.layout = layout,
-            Action::Show(screen) => self.screen = screen,
+            Action::SetLayout(layout) => self.view.layout = layout,
+            Action::Show(screen) => self.view.screen = screen,
             Action::HistorySeen => {
                 if self.history.mark_seen() {
                     self.save_history(now);
@@ -564,11 +438,11 @@ impl App {
                     self.repaint.wake();
                 }
             }
-            Action::ToggleHelp => self.help_open = !self.help_open,
+            Action::ToggleHelp => self.view.help_open = !self.view.help_open,
             Action::UseDevice { kind, id } => {
                 if kind == DeviceKind::Speaker {
                     // Ringtones and test sounds follow the speaker too.
-                    self.sounds = crate::sound::Sounds::on(id.as_deref());
+                    self.desktop.sounds = crate::sound::Sounds::on(id.as_deref());
                 }
                 self.settings.devices.set(kind, id);
                 self.session.send(Command::UseDevices(self.settings.devices.over(&self.default_devices)));
@@ -577,7 +451,20 @@ impl App {
                 Some(id) => self.perform(Action::UseDevice { kind: DeviceKind::Camera, id: Some(id) }),
                 None => self.model.notify("There is no other camera", now),
             },
-            Action::ToggleOutputMenu => self.output_menu = !self.output_menu,
+            Action::ToggleOutputMenu => self.view.output_menu = !self.view.output_menu,
+            Action::MoveSelfView(offset) => self.view.pip_offset = offset,
+            Action::ChangeSettings(settings) => {
+                // A new picture file is drawn afresh, not from the texture of the old one.
+                if settings.profile.avatar != self.settings.profile.avatar
+                    && let Some(path) = &settings.profile.avatar
+                {
+                    self.forget_picture(path);
+                }
+                self.settings = *settings;
+            }
+            Action::TestSound => self.desktop.sounds.test(self.settings.ringtone.volume),
+            Action::Notify(text) => self.model.notify(text, now),
+            Action::ShowWindow => self.desktop.show_window_soon = true,
         }
     }
 
@@ -595,7 +482,7 @@ impl App {
     /// Asks the engine which devices there are: at start, and every few seconds while a view lists
     /// them (so a device plugged in shows up).
     fn update_device_list(&mut self, now: Instant) {
-        let showing = self.screen == Screen::Settings || self.output_menu;
+        let showing = self.view.screen == Screen::Settings || self.view.output_menu;
         let due = match self.devices_listed_at {
             None => true,
             Some(at) => showing && now.duration_since(at) >= Duration::from_secs(3),
@@ -652,7 +539,7 @@ impl App {
                     (Key::V, Action::ToggleCamera),
                     (Key::I, Action::ToggleInvite),
                     (Key::H, Action::Hangup),
-                    (Key::G, Action::SetLayout(self.layout.next())),
+                    (Key::G, Action::SetLayout(self.view.layout.next())),
                     (Key::C, Action::SwitchCamera),
                     (Key::O, Action::ToggleOutputMenu),
                 ] {
@@ -662,13 +549,13 @@ impl App {
                 }
             }
             if pressed(Key::Escape) {
-                if self.help_open {
+                if self.view.help_open {
                     actions.push(Action::ToggleHelp);
-                } else if self.invite.is_some() {
+                } else if self.view.invite.is_some() {
                     actions.push(Action::ToggleInvite);
-                } else if self.output_menu {
+                } else if self.view.output_menu {
                     actions.push(Action::ToggleOutputMenu);
-                } else if self.screen == Screen::Settings {
+                } else if self.view.screen == Screen::Settings {
                     actions.push(Action::Show(Screen::Contacts));
                 }
             }
@@ -682,7 +569,7 @@ impl App {
             .call
             .as_ref()
             .is_some_and(|c| c.stage != Stage::Active && c.kind == CallKind::Video && c.my_media.camera_on);
-        let wanted = (self.screen == Screen::Settings && self.model.call.is_none()) || outgoing_video;
+        let wanted = (self.view.screen == Screen::Settings && self.model.call.is_none()) || outgoing_video;
         if wanted != self.preview_on {
             self.preview_on = wanted;
             self.session.send(Command::Preview { on: wanted });
@@ -745,24 +632,7 @@ impl App {
 
     /// Puts the icon in the desktop's tray; without a tray host the app runs without one.
     pub fn start_tray(&mut self) {
-        let request = self.request_sink();
-        match self
-            .session
-            .block_on(crate::tray::Tray::start(Arc::new(move |action| request(TrayRequest::Tray(action)))))
-        {
-            Ok(tray) => self.tray = Some(tray),
-            Err(error) => tracing::info!(%error, "no system tray"),
-        }
-    }
-
-    /// Passes a request from the tray or a notification to the next frame, and wakes the window for it.
-    fn request_sink(&self) -> impl Fn(TrayRequest) + Send + Sync + 'static {
-        let (sender, repaint) = (self.tray_actions.0.clone(), self.repaint.clone());
-        move |request| {
-            if sender.send(request).is_ok() {
-                repaint.wake();
-            }
-        }
+        self.desktop.start_tray(self.session.runtime(), self.repaint.clone());
     }
 
     /// Shows a notice (something that happened before the window opened).
@@ -778,12 +648,12 @@ impl App {
 
     /// The last invite link made in the settings.
     pub fn last_invite(&self) -> Option<&str> {
-        self.last_invite.as_ref().map(|(_, link)| link.as_str())
+        self.view.last_invite.as_ref().map(|(_, link)| link.as_str())
     }
 
     /// Set when the app asks to be started again after its window closes (it signed in elsewhere).
     pub fn restart_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
-        self.restart.clone()
+        self.desktop.restart.clone()
     }
 
     /// Measures the time to the first frame from `start` (the process's start) instead of from
@@ -800,37 +670,23 @@ impl App {
 
     /// Whether the tray icon is up.
     pub fn has_tray(&self) -> bool {
-        self.tray.is_some()
+        self.desktop.tray.is_some()
     }
 
     /// Hides the main window (to the tray) or shows it again.
     pub fn set_window_hidden(&mut self, ctx: &egui::Context, hidden: bool) {
-        self.window_hidden = hidden;
-        ctx.send_viewport_cmd(egui::ViewportCommand::Visible(!hidden));
-        if !hidden {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
-            ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
-            self.missed_seen_unix_ms = Self::now_unix_ms();
-        }
-    }
-
-    /// Whether the main window is out of sight (in the tray or minimised).
-    fn out_of_sight(&self, ctx: &egui::Context) -> bool {
-        self.window_hidden || ctx.input(|i| i.viewport().minimized.unwrap_or(false))
+        self.desktop.set_window_hidden(ctx, hidden, Self::now_unix_ms());
     }
 
     /// Requests from the tray and notifications.
     fn tray_requests(&mut self, ctx: &egui::Context, actions: &mut Vec<Action>) {
         use crate::tray::TrayAction;
-        while let Ok(request) = self.tray_actions.1.try_recv() {
+        while let Some(request) = self.desktop.next_request() {
             match request {
                 TrayRequest::Tray(TrayAction::Show) => self.set_window_hidden(ctx, false),
                 TrayRequest::Tray(TrayAction::ToggleMute) => actions.push(Action::ToggleMute),
                 TrayRequest::Tray(TrayAction::Hangup) => actions.push(Action::Hangup),
-                TrayRequest::Tray(TrayAction::Quit) => {
-                    self.quitting = true;
-                    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-                }
+                TrayRequest::Tray(TrayAction::Quit) => self.desktop.quit(ctx),
                 TrayRequest::Accept(call) => {
                     self.set_window_hidden(ctx, false);
                     let video =
@@ -845,9 +701,9 @@ impl App {
     /// Closing the window hides it in the tray when the setting says so and a tray is there.
     fn handle_close(&mut self, ctx: &egui::Context) {
         if ctx.input(|i| i.viewport().close_requested())
-            && !self.quitting
+            && !self.desktop.quitting
             && self.settings.window.close_to_tray
-            && self.tray.is_some()
+            && self.desktop.tray.is_some()
         {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
             self.set_window_hidden(ctx, true);
@@ -862,40 +718,21 @@ impl App {
         } else if let Some(call) = &self.model.call {
             TrayState::InCall { muted: call.my_media.audio_muted }
         } else {
-            match self.history.missed_since(self.missed_seen_unix_ms) {
+            match self.history.missed_since(self.desktop.missed_seen_unix_ms) {
                 0 => TrayState::Idle,
                 missed => TrayState::Missed(missed),
             }
         };
-        if let Some(tray) = &mut self.tray {
-            tray.show(state);
-        }
+        self.desktop.show_in_tray(state);
     }
 
-    /// A desktop notification with Accept and Decline for a call ringing while the window is away; one
-    /// per call, taken down once that call no longer rings here.
+    /// A desktop notification for a call ringing while the window is away (see `Desktop::notify`).
     fn notify_desktop(&mut self, incoming: Option<&crate::model::Incoming>) {
-        let still_ringing = |call: &CallId| self.model.incoming.iter().any(|i| &i.info.call == call);
-        if self.notification.as_ref().is_some_and(|(call, _)| !still_ringing(call)) {
-            self.notification = None;
-        }
-        let Some(incoming) = incoming else { return };
-        if self.notification.as_ref().is_some_and(|(call, _)| call == &incoming.info.call) {
-            return;
-        }
-        let call = incoming.info.call.clone();
-        let request = self.request_sink();
-        let answer_for = call.clone();
-        let shown = CallNotification::show(
-            self.session.runtime(),
-            &self.model.name_of(&incoming.from),
-            incoming.info.kind,
-            move |choice| match choice {
-                NotificationChoice::Accept => request(TrayRequest::Accept(answer_for)),
-                NotificationChoice::Decline => request(TrayRequest::Decline(answer_for)),
-            },
-        );
-        self.notification = Some((call, shown));
+        let caller = incoming.map(|i| self.model.name_of(&i.from));
+        let ringing = incoming.zip(caller.as_deref()).map(|(i, name)| (&i.info.call, name, i.info.kind));
+        let incoming_now = &self.model.incoming;
+        let still_ringing = |call: &CallId| incoming_now.iter().any(|i| &i.info.call == call);
+        self.desktop.notify(self.session.runtime(), self.repaint.clone(), ringing, still_ringing);
     }
 
     /// Counts a frame, and logs the paint rate every five seconds.
@@ -930,8 +767,7 @@ impl App {
             let (tour_actions, over) = tour::Tour::step(self);
             actions.extend(tour_actions);
             if over {
-                self.quitting = true;
-                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                self.desktop.quit(&ctx);
             }
             ctx.request_repaint_after(Duration::from_millis(50));
         }
@@ -939,10 +775,10 @@ impl App {
         let needs_profile = self.settings.profile.display_name.trim().is_empty();
         let incoming_here = self.model.incoming.first().cloned();
         egui::CentralPanel::no_frame().show(ui, |ui| {
-            if self.window_hidden {
+            if self.desktop.window_hidden {
                 // Nothing is seen; only the popup (below) is drawn.
             } else if needs_profile && self.model.call.is_none() && incoming_here.is_none() {
-                self.first_run(ui);
+                self.first_run(ui, &mut actions);
             } else if let Some(incoming) = incoming_here.as_ref().filter(|_| self.model.call.is_none()) {
                 ringing::incoming(self, ui, incoming, &mut actions);
             } else if self.model.call.as_ref().is_some_and(|c| c.stage == Stage::Ringing) {
@@ -952,34 +788,37 @@ impl App {
                 if let Some(incoming) = &incoming_here {
                     ringing::waiting_banner(self, ui, incoming, &mut actions);
                 }
-            } else if self.screen == Screen::Settings {
+            } else if self.view.screen == Screen::Settings {
                 settings_view::show(self, ui, &mut actions);
             } else {
                 home::show(self, ui, &mut actions);
             }
         });
         self.notices(&ctx);
-        let away = incoming_here.as_ref().filter(|_| self.out_of_sight(&ctx));
+        let away = incoming_here.as_ref().filter(|_| self.desktop.out_of_sight(&ctx));
         if let Some(incoming) = away {
             ringing::popup(self, &ctx, incoming, &mut actions);
         }
         self.notify_desktop(away);
-        if self.help_open {
+        if self.view.help_open {
             help::show(&ctx, &mut actions);
         }
         for action in actions {
             self.perform(action);
         }
-        if self.restart.load(std::sync::atomic::Ordering::SeqCst) {
+        if std::mem::take(&mut self.desktop.show_window_soon) {
+            self.set_window_hidden(&ctx, false);
+        }
+        if self.desktop.restarting() {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
-        if let Some(text) = self.copy.take() {
+        if let Some(text) = self.desktop.copy.take() {
             ctx.copy_text(text);
         }
         self.update_preview();
         self.update_device_list(Instant::now());
         if self.model.call.is_none() {
-            self.output_menu = false;
+            self.view.output_menu = false;
         }
         self.update_sounds();
         self.update_tray();
@@ -1013,14 +852,14 @@ impl App {
             Playing::Ringtone
         } else if self.model.call.as_ref().is_some_and(|c| c.stage == Stage::Ringing) {
             Playing::Ringback
-        } else if self.ringtone_preview && self.screen == Screen::Settings {
+        } else if self.view.ringtone_preview && self.view.screen == Screen::Settings {
             Playing::Ringtone
         } else {
-            self.ringtone_preview = false;
+            self.view.ringtone_preview = false;
             Playing::Nothing
         };
         let ringtone = &self.settings.ringtone;
-        self.sounds.set(wanted, ringtone.file.as_deref(), ringtone.volume);
+        self.desktop.sounds.set(wanted, ringtone.file.as_deref(), ringtone.volume);
     }
 
     fn save_settings_if_changed(&mut self) {
@@ -1052,21 +891,24 @@ impl App {
     }
 
     /// The first-run card: a display name before anything else.
-    fn first_run(&mut self, ui: &mut egui::Ui) {
+    fn first_run(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
         ui.vertical_centered(|ui| {
             ui.add_space((ui.available_height() * 0.25).max(20.0));
             ui.heading("Welcome to Dialtone");
             ui.add_space(6.0);
             ui.label(egui::RichText::new("Choose the name people see when you call them.").color(theme::MUTED_TEXT));
             ui.add_space(16.0);
-            let edit = egui::TextEdit::singleline(&mut self.profile_draft).hint_text("Your name").desired_width(280.0);
+            let edit =
+                egui::TextEdit::singleline(&mut self.view.profile_draft).hint_text("Your name").desired_width(280.0);
             let response = ui.add(edit.id_salt("first-run-name"));
             response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Your name"));
-            let ready = !self.profile_draft.trim().is_empty() && self.profile_draft.chars().count() <= 80;
+            let ready = !self.view.profile_draft.trim().is_empty() && self.view.profile_draft.chars().count() <= 80;
             ui.add_space(10.0);
             let enter = response.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
             if ui.add_enabled(ready, egui::Button::new("Continue").fill(theme::ACCENT)).clicked() || (ready && enter) {
-                self.settings.profile.display_name = self.profile_draft.trim().to_owned();
+                let mut settings = self.settings.clone();
+                settings.profile.display_name = self.view.profile_draft.trim().to_owned();
+                actions.push(Action::ChangeSettings(Box::new(settings)));
             }
             ui.add_space(8.0);
             ui.label(egui::RichText::new("A picture can be added later in Settings.").small().color(theme::MUTED_TEXT));
@@ -1103,9 +945,7 @@ impl App {
 
     /// Signs out and stops everything (also done on drop).
     pub fn shutdown(&mut self) {
-        if let Some(tray) = self.tray.take() {
-            tray.stop();
-        }
+        self.desktop.stop();
         self.session.shutdown();
     }
 }
@@ -1114,7 +954,7 @@ impl eframe::App for App {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         // While the window is hidden eframe runs only this; a call ringing then needs the full pass
         // for its popup window.
-        if self.window_hidden && (!self.model.incoming.is_empty() || self.session.has_events()) {
+        if self.desktop.window_hidden && (!self.model.incoming.is_empty() || self.session.has_events()) {
             ctx.send_viewport_cmd(egui::ViewportCommand::RequestPaintWhileHidden);
         }
     }
@@ -1130,14 +970,6 @@ impl eframe::App for App {
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.shutdown();
     }
-}
-
-/// A little randomness for call ids (they only need to be unique per user).
-fn rand_suffix() -> u16 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(Instant::now().elapsed().as_nanos() as u64);
-    hasher.finish() as u16
 }
 
 /// A user id for a person invited by name: the name in lower case, spaces as dots, other characters an
@@ -1175,20 +1007,5 @@ mod tests {
         assert_eq!(id("me"), "me-2", "never the host");
         assert_eq!(id("Zoë"), "zo");
         assert_eq!(id("张伟"), "guest");
-    }
-
-    #[test]
-    fn wakes_are_paced_to_one_frame_per_interval_and_never_ask_for_two() {
-        let frame = Instant::now();
-        // Right after a frame, a new remote picture waits for the interval's end.
-        let soon = repaint_delay(frame, frame + Duration::from_millis(10), Duration::ZERO);
-        assert_eq!(soon, FRAME_INTERVAL - Duration::from_millis(10));
-        // Long after one, it is drawn at once, but with a non-zero delay (egui draws twice for zero).
-        let later = repaint_delay(frame, frame + Duration::from_secs(1), Duration::ZERO);
-        assert_eq!(later, Duration::from_millis(1));
-        // A self-view picture waits for a remote one to ride along with, however long ago the frame was.
-        let preview = repaint_delay(frame, frame + Duration::from_secs(1), PREVIEW_WAIT);
-        assert_eq!(preview, PREVIEW_WAIT);
-        assert!(PREVIEW_WAIT > FRAME_INTERVAL, "a remote picture at 30 fps comes first");
     }
 }

@@ -239,7 +239,7 @@ pub fn popup(app: &mut App, ctx: &egui::Context, incoming: &Incoming, actions: &
         });
     if let Some(action) = chosen {
         if matches!(action, Action::Accept { .. }) {
-            app.set_window_hidden(ctx, false);
+            actions.push(Action::ShowWindow);
         }
         actions.push(action);
     }

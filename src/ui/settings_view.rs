@@ -7,7 +7,7 @@ use egui::{RichText, Ui};
 
 use super::home::header;
 use super::{Action, App, Screen, theme, video};
-use crate::settings::AvatarShape;
+use crate::settings::{AvatarShape, Settings};
 use crate::sound::Playing;
 use dialtone_engine::{DeviceKind, DevicePick};
 
@@ -27,13 +27,18 @@ pub fn show(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
             }
             ui.heading("Settings");
         });
+        // The panel edits a copy; a change becomes one action, performed (and saved) with the others.
+        let mut draft = app.settings.clone();
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
-            profile(app, ui);
+            profile(app, &mut draft, ui, actions);
             devices(app, ui, actions);
-            ringtone(app, ui);
-            calls(app, ui);
-            server(app, ui, actions);
+            ringtone(&mut draft, app, ui, actions);
+            calls(&mut draft, ui);
+            server(app, &mut draft, ui, actions);
         });
+        if draft != app.settings {
+            actions.push(Action::ChangeSettings(Box::new(draft)));
+        }
     });
 }
 
@@ -102,30 +107,29 @@ impl FieldWithButton<'_> {
     }
 }
 
-fn profile(app: &mut App, ui: &mut Ui) {
+fn profile(app: &mut App, draft: &mut Settings, ui: &mut Ui, actions: &mut Vec<Action>) {
     section(ui, "Profile", |ui| {
-        let mut name = app.settings.profile.display_name.clone();
+        let mut name = draft.profile.display_name.clone();
         let response = field(ui, "Display name", &mut name, "Your name");
         let name = name.trim_start().chars().take(80).collect::<String>();
         if response.changed() && !name.trim().is_empty() {
-            app.settings.profile.display_name = name;
+            draft.profile.display_name = name;
         }
         // What is typed is kept between frames until the field is left, then taken.
-        let saved = || app.settings.profile.avatar.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-        let mut picture = app.picture_draft.take().unwrap_or_else(saved);
+        let saved = || draft.profile.avatar.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let mut picture = app.view.picture_draft.take().unwrap_or_else(saved);
         let response = field(ui, "Picture file", &mut picture, "/path/to/picture.png (PNG, JPEG or WebP)");
         if response.has_focus() {
-            app.picture_draft = Some(picture.clone());
+            app.view.picture_draft = Some(picture.clone());
         }
         if response.lost_focus() || (response.changed() && picture.is_empty()) {
             let path = PathBuf::from(picture.trim());
             if picture.trim().is_empty() {
-                app.settings.profile.avatar = None;
+                draft.profile.avatar = None;
             } else if let Err(error) = crate::avatar::load_round(&path, 32) {
-                app.model.notify(error.to_string(), std::time::Instant::now());
+                actions.push(Action::Notify(error.to_string()));
             } else {
-                app.forget_picture(&path);
-                app.settings.profile.avatar = Some(path);
+                draft.profile.avatar = Some(path);
             }
         }
     });
@@ -191,13 +195,12 @@ fn devices(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
         ui.horizontal(|ui| {
             row_label(ui, "");
             if ui.button("Play test sound").clicked() {
-                let volume = app.settings.ringtone.volume;
-                app.sounds.test(volume);
+                actions.push(Action::TestSound);
             }
         });
-        let note = match &app.sounds.unavailable {
+        let note = match &app.desktop.sounds.unavailable {
             Some(problem) => Some(problem.as_str()),
-            None if app.sounds.silent_by_choice => Some("The silent speaker plays nothing, ringtones included"),
+            None if app.desktop.sounds.silent_by_choice => Some("The silent speaker plays nothing, ringtones included"),
             None => None,
         };
         if let Some(note) = note {
@@ -233,55 +236,56 @@ fn devices(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     });
 }
 
-fn ringtone(app: &mut App, ui: &mut Ui) {
+fn ringtone(draft: &mut Settings, app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     section(ui, "Ringtone", |ui| {
-        let mut file = app.settings.ringtone.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let mut file = draft.ringtone.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
         let response = field(ui, "Sound file", &mut file, "Built-in (or a WAV, Ogg or MP3 file)");
         if response.lost_focus() || (response.changed() && file.is_empty()) {
             let file = file.trim();
-            app.settings.ringtone.file = if file.is_empty() {
+            draft.ringtone.file = if file.is_empty() {
                 None
             } else if std::path::Path::new(file).is_file() {
                 Some(PathBuf::from(file))
             } else {
-                app.model.notify(format!("No sound file at {file}"), std::time::Instant::now());
-                app.settings.ringtone.file.clone()
+                actions.push(Action::Notify(format!("No sound file at {file}")));
+                draft.ringtone.file.clone()
             };
         }
         ui.horizontal(|ui| {
             row_label(ui, "Volume");
-            let slider = egui::Slider::new(&mut app.settings.ringtone.volume, 0.0..=1.0).show_value(false);
+            let slider = egui::Slider::new(&mut draft.ringtone.volume, 0.0..=1.0).show_value(false);
             let response = ui.add(slider);
             response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Slider, true, "Ringtone volume"));
-            let previewing = app.sounds.playing() == Playing::Ringtone;
+            let previewing = app.desktop.sounds.playing() == Playing::Ringtone;
             if ui.button(if previewing { "Stop" } else { "Play" }).clicked() {
-                app.ringtone_preview = !previewing;
+                app.view.ringtone_preview = !previewing;
             }
         });
     });
 }
 
-fn calls(app: &mut App, ui: &mut Ui) {
+fn calls(draft: &mut Settings, ui: &mut Ui) {
     section(ui, "Calls", |ui| {
-        ui.checkbox(&mut app.settings.calls.start_muted, "Start calls muted");
-        ui.checkbox(&mut app.settings.calls.start_camera_off, "Start video calls with the camera off");
+        ui.checkbox(&mut draft.calls.start_muted, "Start calls muted");
+        ui.checkbox(&mut draft.calls.start_camera_off, "Start video calls with the camera off");
         ui.horizontal(|ui| {
             ui.label(RichText::new("When a camera is off, show").color(theme::MUTED_TEXT));
-            egui::ComboBox::from_id_salt("avatar-shape")
-                .selected_text(app.settings.calls.avatar_shape.label())
-                .show_ui(ui, |ui| {
+            egui::ComboBox::from_id_salt("avatar-shape").selected_text(draft.calls.avatar_shape.label()).show_ui(
+                ui,
+                |ui| {
                     for shape in AvatarShape::ALL {
-                        ui.selectable_value(&mut app.settings.calls.avatar_shape, shape, shape.label());
+                        ui.selectable_value(&mut draft.calls.avatar_shape, shape, shape.label());
                     }
-                });
+                },
+            );
         });
-        ui.checkbox(&mut app.settings.calls.always_relay, "Always relay my calls")
+        ui.checkbox(&mut draft.calls.always_relay, "Always relay my calls")
             .on_hover_text("Calls go through the server's relay, so the people you call never learn your network address. It can add a little delay, and needs a relay on the server.");
-        ui.checkbox(&mut app.settings.window.close_to_tray, "Closing the window keeps Dialtone running in the tray");
+        ui.checkbox(&mut draft.window.close_to_tray, "Closing the window keeps Dialtone running in the tray");
     });
 }
 
-fn server(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+fn server(app: &mut App, draft: &mut Settings, ui: &mut Ui, actions: &mut Vec<Action>) {
     section(ui, "Server", |ui| {
         let hint = "Paste a dialtone://invite link someone sent you";
         let invite = FieldWithButton {
@@ -292,8 +296,8 @@ fn server(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
             enter_presses: true,
             greyed_until_typed: false,
         };
-        if invite.show(ui, &mut app.invite_draft) {
-            actions.push(Action::SignInWithInvite(app.invite_draft.trim().to_owned()));
+        if invite.show(ui, &mut app.view.invite_draft) {
+            actions.push(Action::SignInWithInvite(app.view.invite_draft.trim().to_owned()));
         }
         ui.add_space(6.0);
         if app.session.is_embedded() {
@@ -323,15 +327,10 @@ fn server(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
             });
         }
         ui.add_space(6.0);
-        field(ui, "Server URL", &mut app.settings.server.url, "Empty: run a server on this machine");
-        field(ui, "User", &mut app.settings.server.user, "Your user id on that server");
-        field(ui, "Token", &mut app.settings.server.token, "From the server's administrator");
-        field(
-            ui,
-            "Fingerprint",
-            &mut app.settings.server.fingerprint,
-            "For a self-signed server: the fingerprint it prints",
-        );
+        field(ui, "Server URL", &mut draft.server.url, "Empty: run a server on this machine");
+        field(ui, "User", &mut draft.server.user, "Your user id on that server");
+        field(ui, "Token", &mut draft.server.token, "From the server's administrator");
+        field(ui, "Fingerprint", &mut draft.server.fingerprint, "For a self-signed server: the fingerprint it prints");
         ui.label(
             RichText::new("Server changes take effect the next time Dialtone starts.").small().color(theme::MUTED_TEXT),
         );
@@ -349,10 +348,10 @@ fn invite_someone(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
         enter_presses: false,
         greyed_until_typed: true,
     };
-    if person.show(ui, &mut app.guest_name) {
-        actions.push(Action::MakeInvite(app.guest_name.trim().to_owned()));
+    if person.show(ui, &mut app.view.guest_name) {
+        actions.push(Action::MakeInvite(app.view.guest_name.trim().to_owned()));
     }
-    if let Some((name, link)) = &app.last_invite {
+    if let Some((name, link)) = &app.view.last_invite {
         ui.label(
             RichText::new(format!(
                 "Copied: send this link to {name} (it works for a week, on this network; it signs them in as {name}):"

@@ -170,6 +170,7 @@ async fn place(caller: &mut Member, callee: &mut Member, kind: CallKind) -> Resu
         kind,
         group: false,
         ring_timeout: None,
+        media: None,
     })?;
     match callee.wait("incoming call", |e| matches!(e, Event::IncomingCall { .. })).await? {
         Event::IncomingCall { call, .. } => Ok(call.call),
@@ -285,6 +286,7 @@ pub async fn run(args: CallArgs) -> Result<()> {
             kind: CallKind::Video,
             group: true,
             ring_timeout: None,
+            media: None,
         })?;
         let mut call = None;
         for member in &mut members[1..] {

@@ -261,8 +261,14 @@ async fn main() -> Result<()> {
     let deadline = cli.exit_after.map(|d| started + d);
     let mut exit_code = 0;
 
-    let call_command =
-        || Command::Call { call: None, users: callees.clone(), kind, group: cli.group, ring_timeout: cli.ring_timeout };
+    let call_command = || Command::Call {
+        call: None,
+        users: callees.clone(),
+        kind,
+        group: cli.group,
+        ring_timeout: cli.ring_timeout,
+        media: None,
+    };
 
     loop {
         // Place the next call once signed in and the previous one is over.

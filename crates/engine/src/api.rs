@@ -100,6 +100,9 @@ pub enum Command {
         group: bool,
         /// Ring for this long instead of the server's default.
         ring_timeout: Option<Duration>,
+        /// What to send from the start (muted, camera off); `None`: what the kind sends (sound, and
+        /// the camera for a video call). The server hears of it once it has the call.
+        media: Option<MediaState>,
     },
     /// Answer a ringing call (camera off for "audio only").
     Accept {
@@ -260,12 +263,16 @@ pub enum Event {
     },
     /// This device placed a call; the server is being asked.
     OutgoingCall {
-        /// The call.
+        /// The call (its id chosen by the engine unless the command gave one).
         call: CallId,
         /// Whom it calls.
         users: Vec<UserId>,
         /// Audio or video.
         kind: CallKind,
+        /// A group call.
+        group: bool,
+        /// What this device sends.
+        media: MediaState,
     },
     /// This device rings.
     IncomingCall {

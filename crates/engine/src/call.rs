@@ -67,6 +67,8 @@ pub struct Invitation {
     pub group: bool,
     /// Ring for this long instead of the server's default.
     pub ring_timeout: Option<Duration>,
+    /// What to send from the start; `None`: what the kind sends.
+    pub media: Option<MediaState>,
 }
 
 /// Who started the call.
@@ -138,9 +140,9 @@ impl Call {
         now: Instant,
         request_timeout: Duration,
     ) -> (Self, Vec<Effect>) {
-        let Invitation { users, kind, group, ring_timeout } = invitation;
+        let Invitation { users, kind, group, ring_timeout, media } = invitation;
         let (user, device, profile) = me;
-        let media = MediaState::for_kind(kind);
+        let media = media.unwrap_or(MediaState::for_kind(kind));
         let mut members = vec![CallMember {
             user: user.clone(),
             profile,
@@ -155,8 +157,8 @@ impl Call {
             device: None,
             media: None,
         }));
-        let info =
-            CallInfo { call: id.clone(), kind, group: group || users.len() > 1, initiator: user.clone(), members };
+        let group = group || users.len() > 1;
+        let info = CallInfo { call: id.clone(), kind, group, initiator: user.clone(), members };
         let call = Self {
             info,
             me: user,
@@ -175,9 +177,20 @@ impl Call {
                 group,
                 ring_timeout_ms: ring_timeout.map(|t| t.as_millis() as u64),
             }),
-            Effect::Emit(Event::OutgoingCall { call: id, users, kind }),
+            Effect::Emit(Event::OutgoingCall { call: id, users, kind, group, media }),
         ];
         (call, effects)
+    }
+
+    /// The server has the call this device placed, and assumes it sends what the kind sends: tells it
+    /// what it sends instead (started muted, or with the camera off).
+    fn announce(&mut self, placed: MediaState, server_has: Option<MediaState>) -> Option<Effect> {
+        self.media = placed;
+        if let Some(me) = self.info.members.iter_mut().find(|m| m.user == self.me) {
+            me.media = Some(placed);
+        }
+        (server_has != Some(placed))
+            .then(|| Effect::Send(ClientMessage::SetMedia { call: self.info.call.clone(), media: placed }))
     }
 
     /// A call ringing on this device. It rings until the server ends it, or at the latest after
@@ -359,19 +372,24 @@ impl Call {
                 Phase::Placing | Phase::Answering | Phase::Ringing | Phase::Active,
                 Input::Server(ServerMessage::CallState { call }),
             ) => {
+                let placed = (self.phase == Phase::Placing).then_some(self.media);
                 self.info = call;
                 if let Some(me) = self.info.member(&self.me) {
                     self.media = me.media.unwrap_or(self.media);
                 }
-                if self.phase == Phase::Placing {
+                let mut effects = Vec::new();
+                if let Some(placed) = placed {
                     self.phase = Phase::Ringing;
                     self.deadline = None;
+                    let server_has = self.info.member(&self.me).and_then(|me| me.media);
+                    effects.extend(self.announce(placed, server_has));
                 }
                 match self.phase {
-                    Phase::Answering => self.activate(now),
-                    Phase::Ringing if self.others_joined() => self.activate(now),
-                    _ => Vec::new(),
+                    Phase::Answering => effects.extend(self.activate(now)),
+                    Phase::Ringing if self.others_joined() => effects.extend(self.activate(now)),
+                    _ => {}
                 }
+                effects
             }
             (_, Input::Server(ServerMessage::Ringing { user, profile, devices, .. })) => {
                 self.upsert_member(&user, MemberStatus::Ringing, None, None);
@@ -383,6 +401,11 @@ impl Call {
             (phase, Input::Server(ServerMessage::Joined { user, device, media, .. })) => {
                 self.upsert_member(&user, MemberStatus::Joined, Some(device.clone()), Some(media));
                 let mut effects = Vec::new();
+                if phase == Phase::Placing {
+                    // Answered before the server's call state came: what this device sends is news to it.
+                    let server_has = MediaState::for_kind(self.info.kind);
+                    effects.extend(self.announce(self.media, Some(server_has)));
+                }
                 if matches!(phase, Phase::Placing | Phase::Ringing) {
                     effects.extend(self.activate(now));
                 }

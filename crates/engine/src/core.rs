@@ -268,7 +268,7 @@ impl Core {
             return self.error("not signed in yet", None);
         };
         match command {
-            Command::Call { call, users, kind, group, ring_timeout } => {
+            Command::Call { call, users, kind, group, ring_timeout, media } => {
                 if users.is_empty() {
                     return self.error("a call needs someone to call", None);
                 }
@@ -277,7 +277,7 @@ impl Core {
                     return self.feed(&existing, Input::Invite(users), now);
                 }
                 let id = call.unwrap_or_else(|| self.new_call_id());
-                let invitation = Invitation { users, kind, group, ring_timeout };
+                let invitation = Invitation { users, kind, group, ring_timeout, media };
                 let (call, effects) = Call::place(id.clone(), me, invitation, now, self.config.request_timeout);
                 self.calls.insert(id, call);
                 self.apply(effects);

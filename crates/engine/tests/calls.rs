@@ -131,6 +131,7 @@ async fn unanswered_calls_time_out_with_no_answer() {
         kind: CallKind::Audio,
         group: false,
         ring_timeout: Some(Duration::from_millis(100)),
+        media: None,
     });
     let Event::OutgoingCall { call, .. } = alice.expect("outgoing", |e| matches!(e, Event::OutgoingCall { .. })).await
     else {
@@ -223,6 +224,7 @@ async fn two_people_calling_each_other_end_up_in_one_call() {
         kind: CallKind::Video,
         group: false,
         ring_timeout: None,
+        media: None,
     });
     bob.send(Command::Call {
         call: None,
@@ -230,6 +232,7 @@ async fn two_people_calling_each_other_end_up_in_one_call() {
         kind: CallKind::Video,
         group: false,
         ring_timeout: None,
+        media: None,
     });
 
     let Event::CallActive { call: on_alice } = alice.expect("active", |e| matches!(e, Event::CallActive { .. })).await

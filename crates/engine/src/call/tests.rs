@@ -131,7 +131,7 @@ impl Start {
                 Call::place(
                     this_call(),
                     me,
-                    Invitation { users, kind: CallKind::Audio, group: false, ring_timeout: None },
+                    Invitation { users, kind: CallKind::Audio, group: false, ring_timeout: None, media: None },
                     t0,
                     REQUEST_TIMEOUT,
                 )
@@ -541,5 +541,58 @@ fn phase_predicates_for_every_phase() {
     cases.extend(EndReason::ALL.map(|reason| (Phase::Ended(reason), false, false, true)));
     for (phase, ringing, joined, over) in cases {
         assert_eq!((phase.is_ringing(), phase.is_joined(), phase.is_over()), (ringing, joined, over), "{phase:?}");
+    }
+}
+
+#[test]
+fn a_call_placed_muted_or_without_camera_tells_the_server_once_it_has_the_call() {
+    let video = MediaState::for_kind(CallKind::Video);
+    let muted = MediaState { audio_muted: true, ..video };
+    let dark = MediaState { camera_on: false, ..video };
+    // (what alice starts with, the server's first word on the call, what is sent then)
+    fn ringing() -> Input {
+        call_state(&[("alice", MemberStatus::Joined), ("bob", MemberStatus::Ringing)])
+    }
+    fn joined() -> Input {
+        let video = MediaState::for_kind(CallKind::Video);
+        server(ServerMessage::Joined { call: this_call(), user: user("bob"), device: device("phone"), media: video })
+    }
+    type FirstWord = fn() -> Input;
+    let cases: [(Option<MediaState>, FirstWord, &[&str]); 5] = [
+        (None, ringing, &[]),
+        (Some(video), ringing, &[]),
+        (Some(muted), ringing, &["send set_media"]),
+        (Some(dark), ringing, &["send set_media"]),
+        (Some(muted), joined, &["send set_media", "active", "participant_joined"]),
+    ];
+    for (media, first_word, expected) in cases {
+        let me = (user("alice"), device("laptop"), profile("alice"));
+        let invitation =
+            Invitation { users: vec![user("bob")], kind: CallKind::Video, group: false, ring_timeout: None, media };
+        let (mut call, effects) = Call::place(this_call(), me, invitation, Instant::now(), REQUEST_TIMEOUT);
+        let announced = effects.iter().find_map(|e| match e {
+            Effect::Emit(Event::OutgoingCall { media, .. }) => Some(*media),
+            _ => None,
+        });
+        assert_eq!(announced, Some(media.unwrap_or(video)), "{media:?}: the app hears what it sends");
+        let mut input = first_word();
+        // The server's call state says what it assumes alice sends: what the kind sends.
+        if let Input::Server(ServerMessage::CallState { call: info }) = &mut input {
+            info.kind = CallKind::Video;
+            for member in &mut info.members {
+                member.media = member.media.map(|_| video);
+            }
+        }
+        let effects = call.handle(input, Instant::now());
+        assert_eq!(summarize(&effects), expected, "{media:?}");
+        assert_eq!(call.media, media.unwrap_or(video), "{media:?}: kept, not the server's assumption");
+        // Said once: a later call state (the server now knows) sends nothing.
+        if let Some(placed) = media {
+            let mut later = info(&[("alice", MemberStatus::Joined), ("bob", MemberStatus::Ringing)]);
+            later.kind = CallKind::Video;
+            later.members[0].media = Some(placed);
+            let effects = call.handle(server(ServerMessage::CallState { call: later }), Instant::now());
+            assert!(!summarize(&effects).contains(&"send set_media".to_owned()), "{media:?}");
+        }
     }
 }

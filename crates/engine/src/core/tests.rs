@@ -183,7 +183,14 @@ fn commands_while_offline_end_calls_here_and_refuse_the_rest() {
         (Command::Hangup { call: call_id("c1") }, true, &["call_ended"]),
         (Command::SetMedia { call: call_id("c1"), media: muted }, true, &[]),
         (
-            Command::Call { call: None, users: bob.clone(), kind: CallKind::Audio, group: false, ring_timeout: None },
+            Command::Call {
+                call: None,
+                users: bob.clone(),
+                kind: CallKind::Audio,
+                group: false,
+                ring_timeout: None,
+                media: None,
+            },
             true,
             &["error"],
         ),
@@ -212,6 +219,7 @@ fn glare_merges_this_devices_call_into_the_other_one() {
         kind: CallKind::Audio,
         group: false,
         ring_timeout: None,
+        media: None,
     };
     bench.core.command(place, bench.at(1.0));
     assert_eq!(bench.send_names(), ["invite"]);
@@ -236,6 +244,7 @@ fn calling_with_a_live_calls_id_invites_more_people_into_it() {
         kind: CallKind::Audio,
         group: true,
         ring_timeout: None,
+        media: None,
     };
     bench.core.command(more, bench.at(1.0));
     let sends = bench.core.take_sends();
@@ -250,6 +259,7 @@ fn calling_with_a_live_calls_id_invites_more_people_into_it() {
         kind: CallKind::Audio,
         group: false,
         ring_timeout: None,
+        media: None,
     };
     bench.core.command(fresh, bench.at(2.0));
     let sends = bench.core.take_sends();

@@ -127,6 +127,7 @@ impl Client {
             kind,
             group,
             ring_timeout: None,
+            media: None,
         });
         match self.expect("outgoing call", |e| matches!(e, Event::OutgoingCall { .. })).await {
             Event::OutgoingCall { call, .. } => call,
