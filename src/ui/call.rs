@@ -8,9 +8,12 @@ use dialtone_engine::{DeviceKind, MediaLinkState, VideoSlot};
 use dialtone_protocol::{CallKind, UserId};
 use egui::{Align2, Color32, CornerRadius, FontId, Rect, RichText, Sense, Ui, Vec2, pos2, vec2};
 
+use super::action::Action;
+use super::context::View;
 use super::view_state::GridLayout;
 use super::widgets::{self, AvatarLook};
-use super::{Action, App, theme, video};
+use super::{theme, video};
+
 use crate::model::{Connection, CurrentCall, Quality, Stage};
 use crate::settings::AvatarShape;
 
@@ -73,7 +76,7 @@ struct Tile {
 }
 
 /// The call on screen, active or connecting.
-pub fn in_call(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+pub fn in_call(app: &mut View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     let Some(call) = app.model.call.clone() else { return };
     egui::Panel::bottom("controls")
         .frame(egui::Frame::new().fill(theme::SURFACE).inner_margin(egui::Margin::symmetric(12, 10)))
@@ -104,7 +107,7 @@ pub fn in_call(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
 }
 
 /// The speakers to play the call on.
-fn output_menu(app: &App, ui: &mut Ui, actions: &mut Vec<Action>) {
+fn output_menu(app: &View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     let mut open = true;
     egui::Window::new("Speaker")
         .collapsible(false)
@@ -125,7 +128,7 @@ fn output_menu(app: &App, ui: &mut Ui, actions: &mut Vec<Action>) {
     }
 }
 
-fn tiles(app: &mut App, ctx: &egui::Context, call: &CurrentCall) -> Vec<Tile> {
+fn tiles(app: &mut View<'_>, ctx: &egui::Context, call: &CurrentCall) -> Vec<Tile> {
     let streams = app.session.remote_video().streams(&call.id);
     let mut tiles = Vec::new();
     for participant in &call.participants {
@@ -167,7 +170,7 @@ fn tiles(app: &mut App, ctx: &egui::Context, call: &CurrentCall) -> Vec<Tile> {
 
 impl Tile {
     /// The latest picture to show, when the camera is on and a frame arrived.
-    fn picture(&self, app: &mut App, ctx: &egui::Context) -> Option<video::Picture> {
+    fn picture(&self, app: &mut View<'_>, ctx: &egui::Context) -> Option<video::Picture> {
         match (&self.video, self.camera_on) {
             (Some(slot), true) => app.textures.picture(ctx, &self.key, slot),
             _ => None,
@@ -192,7 +195,7 @@ impl Tile {
 
 /// Paints the tile's avatar in `area` in the shape the settings choose, `scale` of the area's short
 /// side (the whole area for "fill"); returns where it went.
-fn paint_avatar_in(app: &App, ui: &Ui, area: Rect, tile: &Tile, scale: f32) -> Rect {
+fn paint_avatar_in(app: &View<'_>, ui: &Ui, area: Rect, tile: &Tile, scale: f32) -> Rect {
     let shape = app.settings.calls.avatar_shape;
     let inner = if shape == AvatarShape::Fullscreen {
         area
@@ -204,7 +207,7 @@ fn paint_avatar_in(app: &App, ui: &Ui, area: Rect, tile: &Tile, scale: f32) -> R
 }
 
 /// Draws one tile: video (covering the tile) or the avatar, name, badges, speaker highlight.
-fn paint_tile(app: &mut App, ui: &Ui, rect: Rect, tile: &Tile, cover: bool) {
+fn paint_tile(app: &mut View<'_>, ui: &Ui, rect: Rect, tile: &Tile, cover: bool) {
     let corner = 12;
     ui.painter().rect_filled(rect, CornerRadius::same(corner), theme::RAISED);
     match tile.picture(app, ui.ctx()) {
@@ -239,7 +242,7 @@ fn paint_tile(app: &mut App, ui: &Ui, rect: Rect, tile: &Tile, cover: bool) {
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &description));
 }
 
-fn one_to_one(app: &mut App, ui: &mut Ui, area: Rect, mut tiles: Vec<Tile>, actions: &mut Vec<Action>) {
+fn one_to_one(app: &mut View<'_>, ui: &mut Ui, area: Rect, mut tiles: Vec<Tile>, actions: &mut Vec<Action>) {
     let local = tiles.pop().filter(|t| t.me);
     let remote = tiles.into_iter().find(|t| !t.ringing);
     match &remote {
@@ -269,7 +272,7 @@ fn one_to_one(app: &mut App, ui: &mut Ui, area: Rect, mut tiles: Vec<Tile>, acti
 }
 
 /// The draggable self view, in the bottom-right corner by default.
-fn picture_in_picture(app: &mut App, ui: &mut Ui, area: Rect, local: &Tile, actions: &mut Vec<Action>) {
+fn picture_in_picture(app: &mut View<'_>, ui: &mut Ui, area: Rect, local: &Tile, actions: &mut Vec<Action>) {
     let size = vec2((area.width() * 0.22).clamp(140.0, 320.0), 0.0);
     let size = vec2(size.x, size.x * 9.0 / 16.0);
     let home = area.right_bottom() - size - vec2(16.0, 16.0);
@@ -287,7 +290,7 @@ fn picture_in_picture(app: &mut App, ui: &mut Ui, area: Rect, local: &Tile, acti
     paint_tile(app, ui, rect, local, true);
 }
 
-fn grid(app: &mut App, ui: &mut Ui, area: Rect, tiles: Vec<Tile>) {
+fn grid(app: &mut View<'_>, ui: &mut Ui, area: Rect, tiles: Vec<Tile>) {
     let focus =
         tiles.iter().position(|t| t.speaking).or_else(|| tiles.iter().position(|t| !t.me && !t.ringing)).unwrap_or(0);
     match app.view.layout {
@@ -328,7 +331,7 @@ fn grid(app: &mut App, ui: &mut Ui, area: Rect, tiles: Vec<Tile>) {
 const OVERLAY_BAND: f32 = 72.0;
 
 /// Name, timer, quality and banners over the call.
-fn overlay(app: &App, ui: &mut Ui, area: Rect, call: &CurrentCall) {
+fn overlay(app: &View<'_>, ui: &mut Ui, area: Rect, call: &CurrentCall) {
     let names = call.participants.iter().filter(|p| p.joined).map(|p| app.model.name_of(&p.user)).collect::<Vec<_>>();
     let title = match (call.group, names.len()) {
         (false, _) | (true, 0..=2) => names.join(", "),
@@ -386,7 +389,7 @@ fn overlay(app: &App, ui: &mut Ui, area: Rect, call: &CurrentCall) {
 }
 
 /// Says who cannot be reached and why, with a way to try again.
-fn unreachable_banner(app: &App, ui: &mut Ui, area: Rect, call: &CurrentCall, actions: &mut Vec<Action>) {
+fn unreachable_banner(app: &View<'_>, ui: &mut Ui, area: Rect, call: &CurrentCall, actions: &mut Vec<Action>) {
     let Some((who, why)) = call.joined().find_map(|p| Some((app.model.name_of(&p.user), p.unreachable.clone()?)))
     else {
         return;
@@ -414,7 +417,7 @@ fn unreachable_banner(app: &App, ui: &mut Ui, area: Rect, call: &CurrentCall, ac
 }
 
 /// The controls bar.
-fn controls(app: &App, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action>) {
+fn controls(app: &View<'_>, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action>) {
     let video = call.kind == CallKind::Video;
     let count = 5 + usize::from(call.group) + usize::from(video);
     let width = count as f32 * 76.0;
@@ -469,7 +472,7 @@ fn controls(app: &App, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action
 }
 
 /// A list of online contacts not in the call, to invite.
-fn invite_list(app: &mut App, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action>) {
+fn invite_list(app: &mut View<'_>, ui: &mut Ui, call: &CurrentCall, actions: &mut Vec<Action>) {
     let in_call: Vec<&UserId> = call.participants.iter().map(|p| &p.user).collect();
     let candidates: Vec<(UserId, String)> = app
         .model

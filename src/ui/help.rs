@@ -2,7 +2,8 @@
 
 use egui::RichText;
 
-use super::{Action, theme};
+use super::action::Action;
+use super::theme;
 
 /// Every shortcut, as the overlay lists it.
 pub const SHORTCUTS: [(&str, &str); 13] = [

@@ -3,13 +3,17 @@
 use dialtone_protocol::{CallKind, UserId};
 use egui::{Align, Layout, RichText, Sense, Ui};
 
+use super::action::Action;
+use super::context::View;
+use super::theme;
+use super::view_state::Screen;
 use super::widgets::{self, AvatarLook};
-use super::{Action, App, Screen, theme};
+
 use crate::history::{Direction, Entry};
 use crate::model::Connection;
 
 /// The contacts or history screen with its header.
-pub fn show(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+pub fn show(app: &mut View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     header(app, ui, actions);
     let available = ui.available_rect_before_wrap();
     let width = (available.width() - 32.0).min(720.0);
@@ -28,7 +32,7 @@ pub fn show(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
 }
 
 /// This user, the connection state, and the settings and help buttons.
-pub fn header(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+pub fn header(app: &mut View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     let ctx = ui.ctx().clone();
     egui::Frame::new().fill(theme::SURFACE).inner_margin(egui::Margin::symmetric(18, 12)).show(ui, |ui| {
         ui.set_width(ui.available_width());
@@ -68,7 +72,7 @@ fn connection_text(connection: &Option<Connection>) -> (String, egui::Color32) {
     }
 }
 
-fn tabs(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+fn tabs(app: &mut View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     ui.add_space(12.0);
     ui.horizontal(|ui| {
         let missed = app.history.unseen_missed();
@@ -89,7 +93,7 @@ fn tabs(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     });
 }
 
-fn contacts(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+fn contacts(app: &mut View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     let ctx = ui.ctx().clone();
     let needle = app.view.search.trim().to_lowercase();
     let matches =
@@ -211,7 +215,7 @@ fn icon_button(ui: &mut Ui, icon: &str, label: &str, enabled: bool) -> egui::Res
     response.on_hover_text(label)
 }
 
-fn history(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+fn history(app: &mut View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     let ctx = ui.ctx().clone();
     if app.history.entries.is_empty() {
         ui.add_space(40.0);
@@ -221,7 +225,7 @@ fn history(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     if app.history.unseen_missed() > 0 {
         actions.push(Action::HistorySeen);
     }
-    let now_ms = App::now_unix_ms();
+    let now_ms = app.now_unix_ms;
     let entries: Vec<Entry> = app.history.entries.iter().take(200).cloned().collect();
     egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
         for entry in entries {

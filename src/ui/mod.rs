@@ -5,10 +5,13 @@
 //! engine's waker (events, decoded frames) plus timers for animations and the call clock, never a busy
 //! loop, so an idle window costs nothing.
 
+mod action;
 mod call;
+mod context;
 mod desktop;
 mod help;
 mod home;
+mod pictures;
 mod repaint;
 mod ringing;
 mod settings_view;
@@ -18,14 +21,14 @@ pub mod video;
 mod view_state;
 pub mod widgets;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dialtone_engine::{Command, DeviceChoice, DeviceKind};
 use dialtone_protocol::{CallId, CallKind, MediaState, UserId};
-use egui::{Color32, Key, TextureHandle};
+use egui::{Color32, Key};
 
 use crate::history::History;
 use crate::model::{Model, Stage};
@@ -33,9 +36,12 @@ use crate::session::{Session, SessionConfig, SessionError, Wakers};
 use crate::settings::Settings;
 use crate::store;
 
+pub use action::Action;
 pub use call::grid_shape;
+use context::View;
 use desktop::Desktop;
 pub use desktop::TrayRequest;
+use pictures::Pictures;
 pub use repaint::{FRAME_INTERVAL, PREVIEW_WAIT, Repaint};
 use view_state::ViewState;
 pub use view_state::{GridLayout, Screen};
@@ -43,84 +49,6 @@ pub use view_state::{GridLayout, Screen};
 /// Every keyboard shortcut and what it does, as the help overlay lists them.
 pub fn help_shortcuts() -> &'static [(&'static str, &'static str)] {
     &help::SHORTCUTS
-}
-
-/// Something a view asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// Call people.
-    Call {
-        /// Whom.
-        users: Vec<UserId>,
-        /// Audio or video.
-        kind: CallKind,
-        /// A group call.
-        group: bool,
-    },
-    /// Answer a ringing call, with the camera on or not.
-    Accept {
-        /// The call.
-        call: CallId,
-        /// Camera on.
-        video: bool,
-    },
-    /// Decline a ringing call.
-    Decline {
-        /// The call.
-        call: CallId,
-    },
-    /// Leave (or cancel) the call on screen.
-    Hangup,
-    /// Mute or unmute.
-    ToggleMute,
-    /// Camera off or on.
-    ToggleCamera,
-    /// Turn an audio call into a video call.
-    UpgradeToVideo,
-    /// Invite more people into the call on screen.
-    Invite(Vec<UserId>),
-    /// Try again to connect to the people of the call on screen who could not be reached.
-    RetryMedia,
-    /// Sign in with an invite link (then start again, signed in there).
-    SignInWithInvite(String),
-    /// Open this computer's server to the network, or close it again (then start again).
-    HostOnNetwork(bool),
-    /// Forget the server signed in to (its address, token and fingerprint) and start again with the one
-    /// on this computer.
-    SignOut,
-    /// Make an invite link for a new person with this name, and copy it.
-    MakeInvite(String),
-    /// Open or close the invite list.
-    ToggleInvite,
-    /// Change the grid layout.
-    SetLayout(GridLayout),
-    /// Go to a screen.
-    Show(Screen),
-    /// The history list was on screen: its missed calls are seen.
-    HistorySeen,
-    /// Open or close the keyboard help.
-    ToggleHelp,
-    /// Use a device from now on (none: this run's default), also in the call going on.
-    UseDevice {
-        /// Microphone, speaker or camera.
-        kind: DeviceKind,
-        /// The device's id.
-        id: Option<String>,
-    },
-    /// Use the next camera.
-    SwitchCamera,
-    /// Open or close the speaker menu in a call.
-    ToggleOutputMenu,
-    /// Put the self view of a 1v1 call here (an offset from its home corner).
-    MoveSelfView(egui::Vec2),
-    /// Change the settings (the settings panel, the first-run card); they are saved at once.
-    ChangeSettings(Box<Settings>),
-    /// Play the test sound on the speaker.
-    TestSound,
-    /// Tell the user something (a file that cannot be used, …).
-    Notify(String),
-    /// Show the main window again (from the ringing popup).
-    ShowWindow,
 }
 
 /// Where the user's files live.
@@ -165,8 +93,8 @@ pub struct App {
     /// The tray, notifications, sounds and the window.
     desktop: Desktop,
     textures: video::VideoTextures,
-    /// Avatar pictures by file path, loaded once.
-    pictures: BTreeMap<PathBuf, Option<TextureHandle>>,
+    /// Avatar pictures.
+    pictures: Pictures,
     repaint: Arc<Repaint>,
     preview_on: bool,
     started: Instant,
@@ -175,8 +103,6 @@ pub struct App {
     /// Frames drawn since the instant, for the paint rate in the log (`dialtone::paint` at debug).
     painted: (Instant, u32),
     themed: bool,
-    /// Pictures asked of the server and not yet arrived.
-    fetching: BTreeSet<String>,
     /// The screenshot tour, when running one.
     tour: Option<tour::Tour>,
     /// The devices of this run where the settings choose none (the system's, or the fake twins).
@@ -217,16 +143,15 @@ impl App {
             desktop: Desktop::new(sounds, Self::now_unix_ms()),
             settings: settings.value,
             history: history.value,
+            pictures: Pictures::in_folder(&paths.data),
             paths,
             textures: video::VideoTextures::default(),
-            pictures: BTreeMap::new(),
             repaint,
             preview_on: false,
             started,
             first_frame_after: None,
             painted: (started, 0),
             themed: false,
-            fetching: BTreeSet::new(),
             tour: None,
             default_devices,
             devices_listed_at: None,
@@ -270,7 +195,7 @@ impl App {
             match &event {
                 // Signed in (again): the server may not have this user's picture yet.
                 dialtone_engine::Event::SignedIn { .. } => self.send_picture(now),
-                dialtone_engine::Event::Picture { avatar, data, .. } => self.keep_picture(avatar, data),
+                dialtone_engine::Event::Picture { avatar, data, .. } => self.pictures.keep(avatar, data),
                 _ => {}
             }
             self.model.apply(event, now, Self::now_unix_ms());
@@ -313,26 +238,6 @@ impl App {
                 self.session.send(Command::SetPicture(None));
             }
         }
-    }
-
-    /// Where a picture fetched from the server is kept.
-    fn cached_picture(&self, avatar: &str) -> PathBuf {
-        self.paths.data.join("pictures").join(avatar.trim_start_matches("sha256:"))
-    }
-
-    /// Keeps a fetched picture in the cache, to be drawn from now on.
-    fn keep_picture(&mut self, avatar: &str, data: &[u8]) {
-        let path = self.cached_picture(avatar);
-        let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
-            let partial = path.with_extension("part");
-            std::fs::write(&partial, data)?;
-            std::fs::rename(&partial, &path)
-        });
-        if let Err(error) = written {
-            tracing::warn!(%error, "cannot keep a picture");
-        }
-        self.fetching.remove(avatar);
-        self.forget_picture(&path);
     }
 
     fn save_history(&mut self, now: Instant) {
@@ -447,7 +352,7 @@ impl App {
                 self.settings.devices.set(kind, id);
                 self.session.send(Command::UseDevices(self.settings.devices.over(&self.default_devices)));
             }
-            Action::SwitchCamera => match self.next_camera() {
+            Action::SwitchCamera => match context::next_camera(&self.model) {
                 Some(id) => self.perform(Action::UseDevice { kind: DeviceKind::Camera, id: Some(id) }),
                 None => self.model.notify("There is no other camera", now),
             },
@@ -458,7 +363,7 @@ impl App {
                 if settings.profile.avatar != self.settings.profile.avatar
                     && let Some(path) = &settings.profile.avatar
                 {
-                    self.forget_picture(path);
+                    self.pictures.forget(path);
                 }
                 self.settings = *settings;
             }
@@ -466,17 +371,6 @@ impl App {
             Action::Notify(text) => self.model.notify(text, now),
             Action::ShowWindow => self.desktop.show_window_soon = true,
         }
-    }
-
-    /// The camera after the one in use, if there is another.
-    pub fn next_camera(&self) -> Option<String> {
-        let cameras = &self.model.devices.cameras;
-        if cameras.len() < 2 {
-            return None;
-        }
-        let current = self.model.in_use.get(&DeviceKind::Camera).map(|(device, _)| device.id.as_str());
-        let at = cameras.iter().position(|c| Some(c.id.as_str()) == current).map_or(0, |i| i + 1);
-        Some(cameras[at % cameras.len()].id.clone())
     }
 
     /// Asks the engine which devices there are: at start, and every few seconds while a view lists
@@ -576,60 +470,6 @@ impl App {
         }
     }
 
-    /// The avatar look of a user: their picture (this user's from its file, others' fetched from the
-    /// server once and kept), else their initials.
-    fn avatar_look(&mut self, ctx: &egui::Context, user: &UserId) -> widgets::AvatarLook {
-        let me = self.model.me.as_ref() == Some(user);
-        let (name, picture_path) = if me {
-            (self.my_name(), self.settings.profile.avatar.clone())
-        } else {
-            let profile = self.model.profile_of(user);
-            let path = profile.avatar.filter(|avatar| dialtone_protocol::is_picture_ref(avatar)).map(|avatar| {
-                let path = self.cached_picture(&avatar);
-                if !path.exists() && self.fetching.insert(avatar.clone()) {
-                    self.session.send(Command::GetPicture { avatar });
-                }
-                path
-            });
-            (self.model.name_of(user), path.filter(|path| path.exists()))
-        };
-        let picture = picture_path.and_then(|path| self.picture(ctx, &path));
-        widgets::AvatarLook { user: user.to_string(), name, picture }
-    }
-
-    /// This user's display name.
-    fn my_name(&self) -> String {
-        let name = &self.settings.profile.display_name;
-        if !name.is_empty() {
-            return name.clone();
-        }
-        if !self.model.my_profile.display_name.is_empty() {
-            return self.model.my_profile.display_name.clone();
-        }
-        self.model.me.as_ref().map_or_else(|| "You".to_owned(), UserId::to_string)
-    }
-
-    fn picture(&mut self, ctx: &egui::Context, path: &std::path::Path) -> Option<egui::TextureId> {
-        self.pictures
-            .entry(path.to_owned())
-            .or_insert_with(|| match crate::avatar::load_round(path, 192) {
-                Ok(image) => {
-                    Some(ctx.load_texture(format!("avatar-{}", path.display()), image, egui::TextureOptions::LINEAR))
-                }
-                Err(error) => {
-                    tracing::info!(%error, "avatar picture");
-                    None
-                }
-            })
-            .as_ref()
-            .map(TextureHandle::id)
-    }
-
-    /// Forgets a loaded picture (the file changed).
-    fn forget_picture(&mut self, path: &PathBuf) {
-        self.pictures.remove(path);
-    }
-
     /// Puts the icon in the desktop's tray; without a tray host the app runs without one.
     pub fn start_tray(&mut self) {
         self.desktop.start_tray(self.session.runtime(), self.repaint.clone());
@@ -643,7 +483,7 @@ impl App {
     /// Whether `user`'s own picture (fetched from the server) has been drawn, rather than initials.
     pub fn shows_picture_of(&self, user: &UserId) -> bool {
         let avatar = self.model.profile_of(user).avatar.filter(|avatar| dialtone_protocol::is_picture_ref(avatar));
-        avatar.is_some_and(|avatar| self.pictures.get(&self.cached_picture(&avatar)).is_some_and(Option::is_some))
+        avatar.is_some_and(|avatar| self.pictures.shown(&self.pictures.cached(&avatar)))
     }
 
     /// The last invite link made in the settings.
@@ -747,6 +587,22 @@ impl App {
         }
     }
 
+    /// What the views see of the app for one frame.
+    fn view_context(&mut self) -> View<'_> {
+        View {
+            model: &self.model,
+            settings: &self.settings,
+            history: &self.history,
+            session: &self.session,
+            view: &mut self.view,
+            textures: &mut self.textures,
+            pictures: &mut self.pictures,
+            sounds: &self.desktop.sounds,
+            default_devices: &self.default_devices,
+            now_unix_ms: Self::now_unix_ms(),
+        }
+    }
+
     /// Draws one frame.
     pub fn frame(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
@@ -764,7 +620,10 @@ impl App {
         self.handle_close(&ctx);
         self.shortcuts(&ctx, &mut actions);
         if self.tour.is_some() {
-            let (tour_actions, over) = tour::Tour::step(self);
+            let (tour_actions, over) = match self.tour.as_mut() {
+                Some(tour) => tour.step(&self.model, &self.session),
+                None => (Vec::new(), false),
+            };
             actions.extend(tour_actions);
             if over {
                 self.desktop.quit(&ctx);
@@ -780,24 +639,25 @@ impl App {
             } else if needs_profile && self.model.call.is_none() && incoming_here.is_none() {
                 self.first_run(ui, &mut actions);
             } else if let Some(incoming) = incoming_here.as_ref().filter(|_| self.model.call.is_none()) {
-                ringing::incoming(self, ui, incoming, &mut actions);
+                ringing::incoming(&mut self.view_context(), ui, incoming, &mut actions);
             } else if self.model.call.as_ref().is_some_and(|c| c.stage == Stage::Ringing) {
-                ringing::outgoing(self, ui, &mut actions);
+                ringing::outgoing(&mut self.view_context(), ui, &mut actions);
             } else if self.model.call.is_some() {
-                call::in_call(self, ui, &mut actions);
+                let mut view = self.view_context();
+                call::in_call(&mut view, ui, &mut actions);
                 if let Some(incoming) = &incoming_here {
-                    ringing::waiting_banner(self, ui, incoming, &mut actions);
+                    ringing::waiting_banner(&mut view, ui, incoming, &mut actions);
                 }
             } else if self.view.screen == Screen::Settings {
-                settings_view::show(self, ui, &mut actions);
+                settings_view::show(&mut self.view_context(), ui, &mut actions);
             } else {
-                home::show(self, ui, &mut actions);
+                home::show(&mut self.view_context(), ui, &mut actions);
             }
         });
         self.notices(&ctx);
         let away = incoming_here.as_ref().filter(|_| self.desktop.out_of_sight(&ctx));
         if let Some(incoming) = away {
-            ringing::popup(self, &ctx, incoming, &mut actions);
+            ringing::popup(&mut self.view_context(), &ctx, incoming, &mut actions);
         }
         self.notify_desktop(away);
         if self.view.help_open {
@@ -811,6 +671,9 @@ impl App {
         }
         if self.desktop.restarting() {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        for avatar in self.pictures.take_wanted() {
+            self.session.send(Command::GetPicture { avatar });
         }
         if let Some(text) = self.desktop.copy.take() {
             ctx.copy_text(text);

@@ -5,13 +5,16 @@
 use dialtone_protocol::CallKind;
 use egui::{Align2, Color32, Rect, RichText, Ui, pos2, vec2};
 
+use super::action::Action;
+use super::context::View;
 use super::widgets::{self, AvatarLook};
-use super::{Action, App, theme, video};
+use super::{theme, video};
+
 use crate::model::{Incoming, Stage};
 use crate::settings::AvatarShape;
 
 /// Full-window view of a call ringing here.
-pub fn incoming(app: &mut App, ui: &mut Ui, incoming: &Incoming, actions: &mut Vec<Action>) {
+pub fn incoming(app: &mut View<'_>, ui: &mut Ui, incoming: &Incoming, actions: &mut Vec<Action>) {
     let ctx = ui.ctx().clone();
     let area = ui.available_rect_before_wrap();
     ui.painter().rect_filled(area, 0, theme::BACKGROUND);
@@ -91,7 +94,7 @@ pub fn incoming(app: &mut App, ui: &mut Ui, incoming: &Incoming, actions: &mut V
 }
 
 /// Full-window view of a call this user placed, until it is active.
-pub fn outgoing(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+pub fn outgoing(app: &mut View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     let ctx = ui.ctx().clone();
     let Some(call) = app.model.call.clone() else { return };
     let area = ui.available_rect_before_wrap();
@@ -160,7 +163,7 @@ fn titles(ui: &mut Ui, area: Rect, top: f32, title: &str, subtitle: &str) {
 }
 
 /// A strip across the top of a call: someone else calls.
-pub fn waiting_banner(app: &mut App, ui: &mut Ui, incoming: &Incoming, actions: &mut Vec<Action>) {
+pub fn waiting_banner(app: &mut View<'_>, ui: &mut Ui, incoming: &Incoming, actions: &mut Vec<Action>) {
     let name = app.model.name_of(&incoming.from);
     egui::Area::new(egui::Id::unique("waiting-call"))
         .anchor(Align2::CENTER_TOP, vec2(0.0, 12.0))
@@ -189,7 +192,7 @@ pub fn waiting_banner(app: &mut App, ui: &mut Ui, incoming: &Incoming, actions: 
 }
 
 /// The small always-on-top window for a call ringing while the main window is hidden or minimised.
-pub fn popup(app: &mut App, ctx: &egui::Context, incoming: &Incoming, actions: &mut Vec<Action>) {
+pub fn popup(app: &mut View<'_>, ctx: &egui::Context, incoming: &Incoming, actions: &mut Vec<Action>) {
     let name = app.model.name_of(&incoming.from);
     let caller = app.avatar_look(ctx, &incoming.from);
     let kind = if incoming.info.kind == CallKind::Video { "Incoming video call" } else { "Incoming audio call" };

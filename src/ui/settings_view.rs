@@ -5,14 +5,18 @@ use std::path::PathBuf;
 
 use egui::{RichText, Ui};
 
+use super::action::Action;
+use super::context::View;
 use super::home::header;
-use super::{Action, App, Screen, theme, video};
+use super::view_state::Screen;
+use super::{theme, video};
+
 use crate::settings::{AvatarShape, Settings};
 use crate::sound::Playing;
 use dialtone_engine::{DeviceKind, DevicePick};
 
 /// The settings screen.
-pub fn show(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+pub fn show(app: &mut View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     header(app, ui, actions);
     let available = ui.available_rect_before_wrap();
     let width = (available.width() - 32.0).min(640.0);
@@ -36,7 +40,7 @@ pub fn show(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
             calls(&mut draft, ui);
             server(app, &mut draft, ui, actions);
         });
-        if draft != app.settings {
+        if &draft != app.settings {
             actions.push(Action::ChangeSettings(Box::new(draft)));
         }
     });
@@ -107,7 +111,7 @@ impl FieldWithButton<'_> {
     }
 }
 
-fn profile(app: &mut App, draft: &mut Settings, ui: &mut Ui, actions: &mut Vec<Action>) {
+fn profile(app: &mut View<'_>, draft: &mut Settings, ui: &mut Ui, actions: &mut Vec<Action>) {
     section(ui, "Profile", |ui| {
         let mut name = draft.profile.display_name.clone();
         let response = field(ui, "Display name", &mut name, "Your name");
@@ -136,7 +140,7 @@ fn profile(app: &mut App, draft: &mut Settings, ui: &mut Ui, actions: &mut Vec<A
 }
 
 /// What can be picked for `kind`: this run's default first (none), then every device listed.
-pub(super) fn device_options(app: &App, kind: DeviceKind) -> Vec<(Option<String>, String)> {
+pub(super) fn device_options(app: &View<'_>, kind: DeviceKind) -> Vec<(Option<String>, String)> {
     let default = match app.default_devices.pick(kind) {
         DevicePick::Fake => format!("Default ({})", kind.fake().name),
         _ => "System default".to_owned(),
@@ -147,7 +151,7 @@ pub(super) fn device_options(app: &App, kind: DeviceKind) -> Vec<(Option<String>
 }
 
 /// A device picker row, with what is in use under it when that is a stand-in.
-fn device_row(app: &App, ui: &mut Ui, kind: DeviceKind, label: &str, actions: &mut Vec<Action>) {
+fn device_row(app: &View<'_>, ui: &mut Ui, kind: DeviceKind, label: &str, actions: &mut Vec<Action>) {
     let chosen = app.settings.devices.get(kind).cloned();
     let options = device_options(app, kind);
     let selected = options.iter().find(|(id, _)| *id == chosen).map(|(_, name)| name.clone()).unwrap_or_else(|| {
@@ -184,7 +188,7 @@ fn device_row(app: &App, ui: &mut Ui, kind: DeviceKind, label: &str, actions: &m
     }
 }
 
-fn devices(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+fn devices(app: &mut View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     section(ui, "Devices", |ui| {
         device_row(app, ui, DeviceKind::Microphone, "Microphone", actions);
         ui.horizontal(|ui| {
@@ -198,9 +202,9 @@ fn devices(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
                 actions.push(Action::TestSound);
             }
         });
-        let note = match &app.desktop.sounds.unavailable {
+        let note = match &app.sounds.unavailable {
             Some(problem) => Some(problem.as_str()),
-            None if app.desktop.sounds.silent_by_choice => Some("The silent speaker plays nothing, ringtones included"),
+            None if app.sounds.silent_by_choice => Some("The silent speaker plays nothing, ringtones included"),
             None => None,
         };
         if let Some(note) = note {
@@ -236,7 +240,7 @@ fn devices(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
     });
 }
 
-fn ringtone(draft: &mut Settings, app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+fn ringtone(draft: &mut Settings, app: &mut View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     section(ui, "Ringtone", |ui| {
         let mut file = draft.ringtone.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
         let response = field(ui, "Sound file", &mut file, "Built-in (or a WAV, Ogg or MP3 file)");
@@ -256,7 +260,7 @@ fn ringtone(draft: &mut Settings, app: &mut App, ui: &mut Ui, actions: &mut Vec<
             let slider = egui::Slider::new(&mut draft.ringtone.volume, 0.0..=1.0).show_value(false);
             let response = ui.add(slider);
             response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Slider, true, "Ringtone volume"));
-            let previewing = app.desktop.sounds.playing() == Playing::Ringtone;
+            let previewing = app.sounds.playing() == Playing::Ringtone;
             if ui.button(if previewing { "Stop" } else { "Play" }).clicked() {
                 app.view.ringtone_preview = !previewing;
             }
@@ -285,7 +289,7 @@ fn calls(draft: &mut Settings, ui: &mut Ui) {
     });
 }
 
-fn server(app: &mut App, draft: &mut Settings, ui: &mut Ui, actions: &mut Vec<Action>) {
+fn server(app: &mut View<'_>, draft: &mut Settings, ui: &mut Ui, actions: &mut Vec<Action>) {
     section(ui, "Server", |ui| {
         let hint = "Paste a dialtone://invite link someone sent you";
         let invite = FieldWithButton {
@@ -338,7 +342,7 @@ fn server(app: &mut App, draft: &mut Settings, ui: &mut Ui, actions: &mut Vec<Ac
 }
 
 /// A name for a new person and the button that makes (and copies) their invite link.
-fn invite_someone(app: &mut App, ui: &mut Ui, actions: &mut Vec<Action>) {
+fn invite_someone(app: &mut View<'_>, ui: &mut Ui, actions: &mut Vec<Action>) {
     let person = FieldWithButton {
         label: "Invite",
         hint: "Their name",

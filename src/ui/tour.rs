@@ -7,13 +7,16 @@ use std::time::{Duration, Instant};
 
 use dialtone_protocol::{CallKind, UserId};
 
-use super::{Action, App, GridLayout, Screen};
+use super::action::Action;
+use super::view_state::{GridLayout, Screen};
+use crate::model::Model;
+use crate::session::Session;
 
 /// One step: what to do, what to call the picture, and how long to wait before taking it.
 struct Step {
     name: &'static str,
     settle: Duration,
-    act: fn(&mut App) -> Vec<Action>,
+    act: fn(&Model, &Session) -> Vec<Action>,
 }
 
 fn users(names: &[&str]) -> Vec<UserId> {
@@ -21,36 +24,36 @@ fn users(names: &[&str]) -> Vec<UserId> {
 }
 
 /// A step that only hangs up, without a picture.
-const HANG_UP: Step = Step { name: "", settle: Duration::from_millis(700), act: |_| vec![Action::Hangup] };
+const HANG_UP: Step = Step { name: "", settle: Duration::from_millis(700), act: |_, _| vec![Action::Hangup] };
 
 const STEPS: [Step; 12] = [
-    Step { name: "contacts", settle: Duration::from_millis(2_500), act: |_| vec![Action::Show(Screen::Contacts)] },
-    Step { name: "settings", settle: Duration::from_millis(1_500), act: |_| vec![Action::Show(Screen::Settings)] },
+    Step { name: "contacts", settle: Duration::from_millis(2_500), act: |_, _| vec![Action::Show(Screen::Contacts)] },
+    Step { name: "settings", settle: Duration::from_millis(1_500), act: |_, _| vec![Action::Show(Screen::Settings)] },
     Step {
         name: "outgoing-ringing",
         settle: Duration::from_millis(600),
-        act: |_| {
+        act: |_, _| {
             vec![
                 Action::Show(Screen::Contacts),
                 Action::Call { users: users(&["echo"]), kind: CallKind::Video, group: false },
             ]
         },
     },
-    Step { name: "call-1v1-echo", settle: Duration::from_millis(3_000), act: |_| Vec::new() },
+    Step { name: "call-1v1-echo", settle: Duration::from_millis(3_000), act: |_, _| Vec::new() },
     HANG_UP,
     Step {
         name: "incoming-ringing",
         settle: Duration::from_millis(1_200),
-        act: |app| {
-            app.session.ring_me_from("ada", CallKind::Video);
+        act: |_, session| {
+            session.ring_me_from("ada", CallKind::Video);
             Vec::new()
         },
     },
     Step {
         name: "call-1v1-camera-off",
         settle: Duration::from_millis(2_500),
-        act: |app| {
-            let call = app.model.incoming.first().map(|i| i.info.call.clone());
+        act: |model, _| {
+            let call = model.incoming.first().map(|i| i.info.call.clone());
             call.map(|call| vec![Action::Accept { call, video: false }]).unwrap_or_default()
         },
     },
@@ -58,25 +61,25 @@ const STEPS: [Step; 12] = [
     Step {
         name: "group-grid",
         settle: Duration::from_millis(4_000),
-        act: |app| {
-            let group = app.model.groups.first().map(|g| g.members.clone()).unwrap_or_default();
+        act: |model, _| {
+            let group = model.groups.first().map(|g| g.members.clone()).unwrap_or_default();
             vec![Action::Call { users: group, kind: CallKind::Video, group: true }]
         },
     },
     Step {
         name: "group-spotlight",
         settle: Duration::from_millis(1_000),
-        act: |_| vec![Action::SetLayout(GridLayout::Spotlight)],
+        act: |_, _| vec![Action::SetLayout(GridLayout::Spotlight)],
     },
     Step {
         name: "help",
         settle: Duration::from_millis(800),
-        act: |_| vec![Action::SetLayout(GridLayout::Grid), Action::ToggleHelp],
+        act: |_, _| vec![Action::SetLayout(GridLayout::Grid), Action::ToggleHelp],
     },
     Step {
         name: "history",
         settle: Duration::from_millis(1_500),
-        act: |_| vec![Action::ToggleHelp, Action::Hangup, Action::Show(Screen::History)],
+        act: |_, _| vec![Action::ToggleHelp, Action::Hangup, Action::Show(Screen::History)],
     },
 ];
 
@@ -97,8 +100,8 @@ impl Tour {
     }
 
     /// Advances; returns actions to perform now, and whether the tour is over.
-    pub fn step(app: &mut App) -> (Vec<Action>, bool) {
-        let Some(tour) = app.tour.as_mut() else { return (Vec::new(), false) };
+    pub fn step(&mut self, model: &Model, session: &Session) -> (Vec<Action>, bool) {
+        let tour = self;
         let now = Instant::now();
         if let Some((picture_at, next_at)) = tour.due {
             if now >= picture_at && !tour.marked && tour.next > 0 && !STEPS[tour.next - 1].name.is_empty() {
@@ -121,7 +124,6 @@ impl Tour {
         let picture_at = now + step.settle;
         let shutter = if step.name.is_empty() { Duration::ZERO } else { Duration::from_millis(1_000) };
         tour.due = Some((picture_at, picture_at + shutter));
-        let act = step.act;
-        (act(app), false)
+        ((step.act)(model, session), false)
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use nokhwa::utils::{ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType};
 
-use super::{DeviceError, DeviceInfo, DeviceKind, DevicePick, Lost, lock};
+use super::info::{DeviceError, DeviceInfo, DeviceKind, DevicePick, Lost};
+use crate::lock;
 use crate::video::RgbaFrame;
 
 /// How long a camera may take to open before it counts as unusable.

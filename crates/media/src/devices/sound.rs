@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig, SupportedStreamConfig};
 
-use super::{DeviceError, DeviceInfo, DeviceKind, DevicePick, Lost, lock};
+use super::info::{DeviceError, DeviceInfo, DeviceKind, DevicePick, Lost};
 use crate::audio::{FRAME_SAMPLES, SAMPLE_RATE};
+use crate::lock;
 
 /// ALSA's "null" device is listed on every machine but is not a device a person would pick (and runs
 /// unpaced); it can still be picked by id, which tests do to drive this code without a sound card.
