@@ -380,9 +380,34 @@ impl Coturn {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("coturn's turnserver (Debian package coturn, in scripts/apt-packages.txt)");
-        // It answers once its listener is up.
-        std::thread::sleep(Duration::from_millis(300));
-        Coturn { child, url: format!("turn:127.0.0.1:{port}?transport=udp") }
+        let mut coturn = Coturn { child, url: format!("turn:127.0.0.1:{port}?transport=udp") };
+        coturn.wait_until_answering(port);
+        coturn
+    }
+
+    /// Asks for this machine's address (a STUN binding request, which needs no credentials) until coturn
+    /// answers: then its listener is up.
+    fn wait_until_answering(&mut self, port: u16) {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+        socket.set_read_timeout(Some(Duration::from_millis(50))).expect("a read timeout");
+        // Binding request, no attributes, the magic cookie, a transaction id.
+        let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        request.extend_from_slice(b"dialtone-rdy");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut answer = [0u8; 512];
+        loop {
+            let _ = socket.send_to(&request, ("127.0.0.1", port));
+            // A binding success response (0x0101) with our transaction id.
+            if let Ok(length) = socket.recv(&mut answer)
+                && length >= 20
+                && answer[..2] == [0x01, 0x01]
+                && answer[8..20] == request[8..20]
+            {
+                return;
+            }
+            let exited = self.child.try_wait().ok().flatten();
+            assert!(exited.is_none() && std::time::Instant::now() < deadline, "coturn never answered ({exited:?})");
+        }
     }
 
     fn ice(&self, secret: &str) -> dialtone_server::IceConfig {
