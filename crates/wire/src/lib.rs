@@ -45,6 +45,9 @@ pub struct Impairment {
     pub jitter: Duration,
     /// The share of frames lost at random, 0 to 1.
     pub loss: f64,
+    /// Random loss begins this long after the wire starts (a call set up on a clean path that then
+    /// turns lossy).
+    pub loss_from: Duration,
     /// Every frame is lost from `start` after the wire starts, for `length`.
     pub outage: Option<Outage>,
 }
@@ -121,7 +124,7 @@ impl Wire {
             way.counts.cut += 1;
             return;
         }
-        if impairment.loss > 0.0 && self.rng.random::<f64>() < impairment.loss {
+        if impairment.loss > 0.0 && since_start >= impairment.loss_from && self.rng.random::<f64>() < impairment.loss {
             way.counts.lost += 1;
             return;
         }
@@ -217,6 +220,9 @@ mod tests {
             assert!((got - expected).abs() <= tolerance, "loss {loss}: {got} arrived");
             assert_eq!(counts.lost as i64, 10_000 - got);
         }
+        let late = Impairment { loss: 1.0, loss_from: ms(3_000), ..Impairment::default() };
+        let (out, counts) = run(late, 5_000);
+        assert_eq!((out.len(), counts.lost), (3_000, 2_000), "loss only from 3 s on");
         let outage = Some(Outage { start: ms(2_000), length: ms(1_000) });
         let (out, counts) = run(Impairment { outage, ..Impairment::default() }, 5_000);
         assert_eq!(counts.cut, 1_000);

@@ -29,6 +29,9 @@ struct Cli {
     /// Percent of frames lost at random, each way.
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
+    /// Random loss begins this many milliseconds after the wire starts.
+    #[arg(long, default_value_t = 0)]
+    loss_from_ms: u64,
     /// Every frame lost for a while, each way: START+LENGTH in milliseconds from the wire's start
     /// (`10000+1000`: one second of nothing after ten).
     #[arg(long, value_parser = outage)]
@@ -60,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         delay: Duration::from_millis(cli.delay_ms),
         jitter: Duration::from_millis(cli.jitter_ms),
         loss: cli.loss / 100.0,
+        loss_from: Duration::from_millis(cli.loss_from_ms),
         outage: cli.outage,
     }
     .checked()?;
