@@ -9,9 +9,9 @@ pub use dialtone_protocol::IceServer;
 use crate::devices::DeviceChoice;
 use crate::loss::SimulatedLoss;
 
-/// How long a link may stay unconnected before it counts as failed, by default. ICE gives each candidate pair about
-/// 1.4 s of checks, and a relay's allocation takes a round trip or two more; 10 s leaves room for slow
-/// links and long round trips, and a person waiting on a silent call is told soon enough.
+/// How long a link may stay unconnected before it counts as failed, by default; each candidate pair is
+/// checked for as long. 10 s leaves room for slow links, long round trips and loss (a relay's allocation
+/// takes a round trip or two more), and a person waiting on a silent call is told soon enough.
 pub const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 
 /// How peer connections are made.
@@ -28,8 +28,8 @@ pub struct MediaConfig {
     pub relay_only: bool,
     /// Time between ICE connectivity checks. Connecting waits for about two of them (the check that
     /// succeeds, then the nomination), so the library's 200 ms default costs ~400 ms even on loopback;
-    /// 20 ms gave 45 ms offer to connected, 5 ms gives 15 ms (BENCHMARKS.md). Each pair still gets
-    /// 1.4 s of checks, as by default.
+    /// 20 ms gave 45 ms offer to connected, 5 ms gives 15 ms (BENCHMARKS.md). Each pair is checked for
+    /// the connect limit's 10 s however short the interval.
     pub ice_check_interval: Duration,
     /// How long a connection may take to come up before it counts as failed ([`CONNECT_LIMIT`]).
     pub connect_limit: Duration,

@@ -36,7 +36,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::audio;
 use crate::audio::stream::AudioSlot;
-use crate::config::{MediaConfig, every_interface};
+use crate::config::{CONNECT_LIMIT, MediaConfig, every_interface};
 use crate::congestion::CongestionControl;
 use crate::error::LinkError;
 use crate::keyframe::{self, KeyframeRequests};
@@ -492,10 +492,17 @@ async fn watch_keyframe_requests(track: Arc<TrackLocalStaticSample>, shared: Arc
     }
 }
 
-/// Checks per candidate pair: enough that a pair is given the library's default 1.4 s however short the
-/// interval, so a fast interval does not give up on slow networks.
+/// How long each candidate pair is checked before it counts as failed: the whole connect limit. The
+/// library's 1.4 s is too short across long, lossy paths: the other side's candidates come by signaling,
+/// whose TCP can be held up for seconds by loss, and a pair through two NATs only opens once both sides
+/// check it at the same time; across 300 ms round trips and 10 % loss, 5 tries in 14 never connected with
+/// 1.4 s, none in 16 with 10 s (BENCHMARKS.md, "A long, lossy path"). A pair that answers is taken at once,
+/// so paths that work connect as fast as before.
+const CHECKS_FOR: Duration = CONNECT_LIMIT;
+
+/// Checks per candidate pair: [`CHECKS_FOR`] at the check interval, however short it is.
 fn check_attempts(interval: Duration) -> u16 {
-    (Duration::from_millis(1_400).as_millis() / interval.as_millis().max(1)).clamp(7, 1_000) as u16
+    (CHECKS_FOR.as_millis() / interval.as_millis().max(1)).clamp(7, 2_000) as u16
 }
 
 /// What a link's audio costs on the wire besides the Opus payload: IP, UDP, RTP and SRTP headers on 50
