@@ -128,9 +128,8 @@ pub fn describe(state: TrayState) -> String {
 /// A running tray icon.
 pub struct Tray {
     handle: ksni::Handle<DialtoneTray>,
-    state: TrayState,
-    /// The state to show, read when an update runs: updates run on the runtime, perhaps out of order,
-    /// and each shows the newest state.
+    /// The state last asked for, read when an update runs: updates run on the runtime, perhaps out of
+    /// order, and each shows the newest state.
     latest: Arc<std::sync::Mutex<TrayState>>,
     /// Where updates run (the runtime the tray started on), so that asking never waits on D-Bus.
     runtime: tokio::runtime::Handle,
@@ -141,17 +140,18 @@ impl Tray {
     pub async fn start(on_action: Arc<dyn Fn(TrayAction) + Send + Sync>) -> Result<Tray, ksni::Error> {
         let handle = DialtoneTray { state: TrayState::Idle, on_action }.spawn().await?;
         let latest = Arc::new(std::sync::Mutex::new(TrayState::Idle));
-        Ok(Tray { handle, state: TrayState::Idle, latest, runtime: tokio::runtime::Handle::current() })
+        Ok(Tray { handle, latest, runtime: tokio::runtime::Handle::current() })
     }
 
     /// Shows `state` (a no-op when it is already shown) without waiting: the desktop is told in the
     /// background, so a frame never waits on D-Bus.
     pub fn show(&mut self, state: TrayState) {
-        if state == self.state {
+        let mut latest = self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *latest == state {
             return;
         }
-        self.state = state;
-        *self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = state;
+        *latest = state;
+        drop(latest);
         let (handle, latest) = (self.handle.clone(), self.latest.clone());
         self.runtime.spawn(async move {
             handle

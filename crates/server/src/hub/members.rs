@@ -7,7 +7,7 @@ use std::time::Instant;
 use dialtone_protocol::{CallId, DeviceId, EndReason, ErrorCode, MediaState, MissedCall, ServerMessage, UserId};
 
 use super::Hub;
-use super::state::{Member, Refusal, Status, Timer, profile_of, refuse};
+use super::state::{Member, Refusal, Status, Timer, profile_of, refuse, unknown_call};
 
 impl Hub {
     /// Refuses when the device is already in a call: it must hang up first.
@@ -46,7 +46,7 @@ impl Hub {
     ) -> Result<(), Refusal> {
         self.ensure_free(user, device)?;
         let Some(call) = self.calls.get_mut(call_id) else {
-            return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
+            return unknown_call(call_id);
         };
         let media = MediaState::for_kind(call.kind);
         call.members.push(Member { user: user.clone(), status: Status::Joined { device: device.clone(), media } });
@@ -62,7 +62,7 @@ impl Hub {
         call_id: &CallId,
     ) -> Result<(), Refusal> {
         let Some(call) = self.calls.get(call_id) else {
-            return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
+            return unknown_call(call_id);
         };
         if call.joined_device(user) != Some(device) {
             return refuse(ErrorCode::NotAllowed, format!("this device is not in call {call_id}"));

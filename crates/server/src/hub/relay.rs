@@ -6,7 +6,7 @@ use dialtone_protocol::{
 };
 
 use super::Hub;
-use super::state::{Member, Refusal, Status, refuse};
+use super::state::{Member, Refusal, Status, refuse, unknown_call};
 
 impl Hub {
     /// A joined device's microphone or camera changed; turning a camera on makes an audio call a video call.
@@ -18,7 +18,7 @@ impl Hub {
         media: MediaState,
     ) -> Result<(), Refusal> {
         let Some(call) = self.calls.get_mut(call_id) else {
-            return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
+            return unknown_call(call_id);
         };
         let Some(Member { status: Status::Joined { device: joined, media: current }, .. }) = call.member_mut(user)
         else {
@@ -48,7 +48,7 @@ impl Hub {
         payload: SignalPayload,
     ) -> Result<(), Refusal> {
         let Some(call) = self.calls.get(call_id) else {
-            return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
+            return unknown_call(call_id);
         };
         if !call.has_device(&from.user, &from.device) {
             return refuse(ErrorCode::NotAllowed, format!("this device is not in call {call_id}"));

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use dialtone_protocol::{CallId, DeviceId, EndReason, ErrorCode, MediaState, ServerMessage, UserId};
 
-use super::state::{Call, Member, Refusal, Status, Timer, User, profile_of, refuse};
+use super::state::{Call, Member, Refusal, Status, Timer, User, profile_of, refuse, unknown_call};
 use super::{Hub, HubConfig, Invitation, Output};
 
 impl Invitation {
@@ -123,7 +123,7 @@ impl Hub {
     ) -> Result<(), Refusal> {
         let invited_at_unix_ms = self.unix_ms(now);
         let Some(call) = self.calls.get_mut(call_id) else {
-            return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
+            return unknown_call(call_id);
         };
         let fresh: Vec<UserId> = invitees.into_iter().filter(|u| call.member(u).is_none()).collect();
         if fresh.is_empty() {
@@ -262,7 +262,7 @@ impl Hub {
         media: MediaState,
     ) -> Result<(), Refusal> {
         let Some(call) = self.calls.get(call_id) else {
-            return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
+            return unknown_call(call_id);
         };
         match call.member(user).map(|m| &m.status) {
             Some(Status::Ringing { devices, .. }) if devices.contains(device) => {}
@@ -274,7 +274,7 @@ impl Hub {
         self.stop_ringing(call_id, user, EndReason::AnsweredOnAnotherDevice, Some((device, None)));
         // Stopping the ringing leaves the call in place; the lookup cannot miss.
         let Some(call) = self.calls.get_mut(call_id) else {
-            return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
+            return unknown_call(call_id);
         };
         call.answered = true;
         if let Some(member) = call.member_mut(user) {
@@ -318,7 +318,7 @@ impl Hub {
         busy: bool,
     ) -> Result<(), Refusal> {
         let Some(call) = self.calls.get(call_id) else {
-            return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
+            return unknown_call(call_id);
         };
         match call.member(user).map(|m| &m.status) {
             Some(Status::Ringing { devices, .. }) if devices.contains(device) => {}
@@ -335,7 +335,7 @@ impl Hub {
 
     pub(super) fn cancel(&mut self, user: &UserId, device: &DeviceId, call_id: &CallId) -> Result<(), Refusal> {
         let Some(call) = self.calls.get(call_id) else {
-            return refuse(ErrorCode::UnknownCall, format!("no call {call_id}"));
+            return unknown_call(call_id);
         };
         if &call.initiator != user || call.joined_device(user) != Some(device) {
             return refuse(ErrorCode::NotAllowed, "only the device that started the call can cancel it");

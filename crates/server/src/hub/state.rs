@@ -231,3 +231,8 @@ pub(super) type Refusal = (ErrorCode, String);
 pub(super) fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, Refusal> {
     Err((code, message.into()))
 }
+
+/// Refuses a request about a call the hub does not know (never was, or already over).
+pub(super) fn unknown_call<T>(call_id: &CallId) -> Result<T, Refusal> {
+    refuse(ErrorCode::UnknownCall, format!("no call {call_id}"))
+}
