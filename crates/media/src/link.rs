@@ -517,8 +517,8 @@ fn audio_kbps(config: &MediaConfig) -> u32 {
     (config.microphone.bitrate_bps / 1000).max(0) as u32 + AUDIO_OVERHEAD_KBPS
 }
 
-/// What congestion control starts from and may reach: what the call's audio and video want (the
-/// estimate then only ever has to come down), capped by the configured limit.
+/// What congestion control may reach: what the call's audio and video want, capped by the configured
+/// limit.
 fn max_send_kbps(config: &MediaConfig) -> u32 {
     let wanted = config.camera.bitrate_kbps + audio_kbps(config);
     config.max_send_kbps.map_or(wanted, |cap| cap.min(wanted)).max(MIN_SEND_KBPS)
@@ -597,7 +597,7 @@ async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerC
     let mut media_engine = media_engine()?;
     let max_bps = f64::from(max_send_kbps(config)) * 1000.0;
     let estimator = CongestionControl::new(
-        max_bps,
+        crate::congestion::START_BPS,
         f64::from(MIN_SEND_KBPS) * 1000.0,
         max_bps,
         handler.shared.send.send_estimate.clone(),

@@ -1,0 +1,120 @@
+//! The loss half of congestion control, tolerant of loss that sending less would not cure.
+//!
+//! Wi-Fi, mobile links and long paths lose packets at random whatever the rate; NACK and FEC repair
+//! that, and backing off for it only starves the call (GCC's loss rule, "above 10 % lose half the excess
+//! rate", held a 300 ms path with ~10 % random loss at the estimate's floor). Loss that congestion causes
+//! comes on top of what the path loses anyway, and goes away when the sender slows down. So the loss of
+//! each second is compared with the path's own loss, the lowest second of the last
+//! [`INHERENT_OVER`] (but at most [`INHERENT_MAX`]): only loss clearly above it is congestion.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Loss is measured over windows of this much feedback ...
+const WINDOW: Duration = Duration::from_secs(1);
+/// ... holding at least this many packets (a quiet call's window is longer).
+const WINDOW_PACKETS: usize = 20;
+/// The path's own loss is the lowest window's over this many windows ...
+const INHERENT_OVER: usize = 10;
+/// ... but never more than this: a path that always loses more is losing to congestion too.
+const INHERENT_MAX: f64 = 0.15;
+/// Loss this far above the path's own is congestion.
+const EXCESS: f64 = 0.10;
+
+/// A window of loss that was congestion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Congestion {
+    /// The window's loss, 0.0 to 1.0.
+    pub(crate) loss: f64,
+    /// What the path loses anyway.
+    pub(crate) inherent: f64,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct LossWatch {
+    window_start: Option<Instant>,
+    lost: usize,
+    total: usize,
+    /// The loss of the last windows, newest last.
+    history: VecDeque<f64>,
+}
+
+impl LossWatch {
+    /// Counts one feedback batch in which `lost` of `total` packets did not arrive; at the end of a window,
+    /// says whether its loss was congestion.
+    pub(crate) fn add(&mut self, now: Instant, lost: usize, total: usize) -> Option<Congestion> {
+        let start = *self.window_start.get_or_insert(now);
+        self.lost += lost;
+        self.total += total;
+        if now.saturating_duration_since(start) < WINDOW || self.total < WINDOW_PACKETS {
+            return None;
+        }
+        let loss = self.lost as f64 / self.total as f64;
+        (self.window_start, self.lost, self.total) = (Some(now), 0, 0);
+        self.history.push_back(loss);
+        if self.history.len() > INHERENT_OVER {
+            self.history.pop_front();
+        }
+        let inherent = self.inherent();
+        (loss > inherent + EXCESS).then_some(Congestion { loss, inherent })
+    }
+
+    /// What the path loses anyway, as far as the last windows tell.
+    pub(crate) fn inherent(&self) -> f64 {
+        self.history.iter().copied().fold(INHERENT_MAX, f64::min)
+    }
+
+    /// The last window's loss.
+    pub(crate) fn last(&self) -> Option<f64> {
+        self.history.back().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `seconds` of feedback every 100 ms, 20 packets each, `lost(batch)` of them lost; returns the
+    /// windows judged congestion.
+    fn run(watch: &mut LossWatch, at: &mut Instant, seconds: u64, lost: impl Fn(u64) -> usize) -> Vec<Congestion> {
+        (0..seconds * 10)
+            .filter_map(|batch| {
+                *at += Duration::from_millis(100);
+                watch.add(*at, lost(batch), 20)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn steady_random_loss_is_not_congestion_even_at_twenty_percent() {
+        let mut at = Instant::now();
+        for share in [2, 4] {
+            let mut watch = LossWatch::default();
+            // 10 % and 20 %, unevenly spread: some windows lose more than others.
+            let congested =
+                run(&mut watch, &mut at, 30, |batch| share + (batch % 7 == 0) as usize * 2 - (batch % 5 == 0) as usize);
+            assert!(congested.is_empty(), "{}: {congested:?}", share * 5);
+        }
+    }
+
+    #[test]
+    fn loss_on_top_of_the_paths_own_is_congestion() {
+        let mut at = Instant::now();
+        let mut watch = LossWatch::default();
+        assert!(run(&mut watch, &mut at, 10, |_| 1).is_empty(), "5 % is the path's own");
+        let congested = run(&mut watch, &mut at, 3, |_| 5);
+        assert!(congested.len() >= 2, "25 % is 20 points over it: {congested:?}");
+        let last = congested.last().unwrap();
+        assert!((last.inherent - 0.05).abs() < 1e-9 && (last.loss - 0.25).abs() < 1e-9, "{last:?}");
+    }
+
+    #[test]
+    fn a_path_that_always_loses_much_is_congested_from_the_first_window() {
+        let mut at = Instant::now();
+        let mut watch = LossWatch::default();
+        let congested = run(&mut watch, &mut at, 3, |_| 8);
+        assert_eq!(congested.len(), 2, "40 % is more than any path's own, in every window: {congested:?}");
+        assert_eq!(watch.inherent(), INHERENT_MAX);
+    }
+}

@@ -1,0 +1,256 @@
+//! Congestion control on simulated paths, faster than real time: a sender that sends what the estimate
+//! allows (frames every 33 ms, paced), a bottleneck with a rate and a queue of at most 150 ms (as a token
+//! bucket shaper), random loss behind it, delay with jitter that keeps packets in order, and feedback
+//! every 50 ms that takes the way back.
+
+use std::collections::VecDeque;
+
+use super::*;
+use rtc::interceptor::PacketReport;
+
+/// One millisecond, the simulation's step.
+const TICK: Duration = Duration::from_millis(1);
+/// The shaper drops what would wait longer than this.
+const QUEUE_LIMIT: Duration = Duration::from_millis(150);
+const PACKET: usize = 1200;
+
+/// A path: its rate (which may change over time), one-way delay, jitter and random loss.
+struct Path {
+    rate_bps: Box<dyn Fn(Duration) -> f64>,
+    one_way: Duration,
+    jitter: Duration,
+    loss: f64,
+}
+
+/// What happened over a simulated call.
+#[derive(Default)]
+struct Run {
+    /// (time, estimate bps), every 100 ms.
+    estimates: Vec<(Duration, f64)>,
+    /// (time, bytes) of every packet that reached the receiver.
+    arrivals: Vec<(Duration, usize)>,
+    /// (time, how long the packet waited in the bottleneck's queue).
+    queueing: Vec<(Duration, Duration)>,
+}
+
+impl Run {
+    /// The estimate at `at` (the last sample before it).
+    fn estimate_at(&self, at: Duration) -> f64 {
+        self.estimates.iter().take_while(|(t, _)| *t <= at).last().map_or(0.0, |(_, bps)| *bps)
+    }
+
+    /// The first instant from `from` on at which `check` holds for the estimate.
+    fn first_estimate(&self, from: Duration, check: impl Fn(f64) -> bool) -> Option<Duration> {
+        self.estimates.iter().find(|(t, bps)| *t >= from && check(*bps)).map(|(t, _)| *t - from)
+    }
+
+    /// What reached the receiver between `from` and `to`, bits per second.
+    fn received_bps(&self, from: Duration, to: Duration) -> f64 {
+        let bytes: usize = self.arrivals.iter().filter(|(t, _)| (from..to).contains(t)).map(|(_, b)| b).sum();
+        bytes as f64 * 8.0 / (to - from).as_secs_f64()
+    }
+
+    /// The longest any packet waited in the queue between `from` and `to`.
+    fn worst_queueing(&self, from: Duration, to: Duration) -> Duration {
+        self.queueing.iter().filter(|(t, _)| (from..to).contains(t)).map(|(_, q)| *q).max().unwrap_or_default()
+    }
+}
+
+/// A seeded xorshift: the same loss and jitter every run.
+struct Random(u64);
+
+impl Random {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Simulates `seconds` of a call starting at [`START_BPS`], wanting at most `max_bps` (of which it
+/// sends `sends(estimate)`: all of it for a hard picture, less for an easy one) across `path`.
+fn simulate(path: &Path, seconds: u64, max_bps: f64, sends: impl Fn(f64) -> f64) -> (Run, CongestionControl) {
+    let epoch = Instant::now();
+    let published = Arc::new(AtomicU64::new(0));
+    let mut control = CongestionControl::new(START_BPS, 80_000.0, max_bps, published.clone());
+    let mut random = Random(0x2545_f491_4f6c_dd1d);
+    let mut run = Run::default();
+    // Sender: packets waiting for the pacer, and the pacer's budget in bytes.
+    let mut paced: VecDeque<usize> = VecDeque::new();
+    let mut pacer_budget = 0.0;
+    // Every packet sent: (departure, size); the index is its transport-wide sequence number.
+    let mut sent: Vec<(Duration, usize)> = Vec::new();
+    // Bottleneck queue: (sequence, entered), and the shaper's budget in bytes.
+    let mut queue: VecDeque<(usize, Duration)> = VecDeque::new();
+    let mut queued_bytes = 0usize;
+    let mut shaper_budget = 0.0;
+    // On the way: (sequence, arrival at the receiver), in order.
+    let mut flying: VecDeque<(usize, Duration)> = VecDeque::new();
+    let mut last_arrival = Duration::ZERO;
+    // Receiver: what arrived since the last feedback, and the next sequence not yet reported.
+    let mut arrived: Vec<Option<Duration>> = Vec::new();
+    let mut reported = 0usize;
+    // Feedback on the way back: (reaches the sender at, reports of sequences from..to).
+    let mut feedback: VecDeque<(Duration, usize, usize)> = VecDeque::new();
+
+    let mut now = Duration::ZERO;
+    while now < Duration::from_secs(seconds) {
+        let estimate = f64::from_bits(published.load(Ordering::Relaxed));
+        // A frame every 33 ms, in packets of at most 1200 bytes, and an audio packet every 20 ms.
+        if now.as_millis().is_multiple_of(33) {
+            let mut bytes = (sends(estimate).min(max_bps) / 30.0 / 8.0) as usize;
+            while bytes > 0 {
+                paced.push_back(bytes.min(PACKET));
+                bytes = bytes.saturating_sub(PACKET);
+            }
+        }
+        if now.as_millis().is_multiple_of(20) {
+            paced.push_front(100);
+        }
+        pacer_budget = (pacer_budget + control.target_bitrate() / 8.0 * TICK.as_secs_f64()).min(2.0 * PACKET as f64);
+        while let Some(&size) = paced.front()
+            && pacer_budget >= 0.0
+        {
+            paced.pop_front();
+            pacer_budget -= size as f64;
+            let sequence = sent.len();
+            sent.push((now, size));
+            let rate = (path.rate_bps)(now);
+            if queued_bytes as f64 * 8.0 / rate < QUEUE_LIMIT.as_secs_f64() {
+                queue.push_back((sequence, now));
+                queued_bytes += size;
+            }
+        }
+        // The bottleneck.
+        shaper_budget += (path.rate_bps)(now) / 8.0 * TICK.as_secs_f64();
+        while let Some(&(sequence, entered)) = queue.front()
+            && shaper_budget >= sent[sequence].1 as f64
+        {
+            queue.pop_front();
+            let size = sent[sequence].1;
+            queued_bytes -= size;
+            shaper_budget -= size as f64;
+            run.queueing.push((now, now - entered));
+            if random.unit() >= path.loss {
+                let jitter = path.jitter.mul_f64(random.unit());
+                let arrival = (now + path.one_way + jitter).max(last_arrival);
+                last_arrival = arrival;
+                flying.push_back((sequence, arrival));
+            }
+        }
+        if queue.is_empty() {
+            shaper_budget = shaper_budget.min(PACKET as f64);
+        }
+        // The receiver.
+        while let Some(&(sequence, arrival)) = flying.front()
+            && arrival <= now
+        {
+            flying.pop_front();
+            if arrived.len() <= sequence {
+                arrived.resize(sequence + 1, None);
+            }
+            arrived[sequence] = Some(arrival);
+            run.arrivals.push((arrival, sent[sequence].1));
+        }
+        if now.as_millis().is_multiple_of(50) && arrived.len() > reported {
+            feedback.push_back((now + path.one_way, reported, arrived.len()));
+            reported = arrived.len();
+        }
+        // Feedback reaching the sender.
+        while let Some(&(at, from, to)) = feedback.front()
+            && at <= now
+        {
+            feedback.pop_front();
+            let reports: Vec<PacketReport> = (from..to)
+                .map(|sequence| PacketReport {
+                    ssrc: 1,
+                    id: sequence as u64,
+                    rtp_sequence_number: sequence as u16,
+                    is_twcc: true,
+                    twcc_sequence_number: sequence as u16,
+                    size: sent[sequence].1,
+                    arrived: arrived[sequence].is_some(),
+                    departure: epoch + sent[sequence].0,
+                    arrival: arrived[sequence],
+                    ecn: Default::default(),
+                })
+                .collect();
+            control.on_reports(epoch + now, &reports);
+        }
+        if now.as_millis().is_multiple_of(100) {
+            run.estimates.push((now, f64::from_bits(published.load(Ordering::Relaxed))));
+        }
+        now += TICK;
+    }
+    (run, control)
+}
+
+fn secs(seconds: f64) -> Duration {
+    Duration::from_secs_f64(seconds)
+}
+
+fn steady(bps: f64) -> Box<dyn Fn(Duration) -> f64> {
+    Box::new(move |_| bps)
+}
+
+#[test]
+fn a_call_starts_gently_and_reaches_a_wide_paths_rate_within_seconds() {
+    let path = Path { rate_bps: steady(5_000_000.0), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
+    let (run, control) = simulate(&path, 10, 2_000_000.0, |estimate| estimate);
+    assert_eq!(run.estimate_at(Duration::ZERO), START_BPS);
+    let reached = run.first_estimate(Duration::ZERO, |bps| bps >= 1_700_000.0).expect("85 % of what it wants");
+    eprintln!("reached 1.7 Mbit/s in {reached:?}");
+    assert!(reached <= secs(5.0), "reached in {reached:?}");
+    assert_eq!(run.estimate_at(secs(9.9)), 2_000_000.0);
+    assert_eq!(control.limit(), Limit::Ramping, "nothing pushed back");
+}
+
+#[test]
+fn a_narrow_link_is_filled_without_a_standing_queue() {
+    let path = Path { rate_bps: steady(500_000.0), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
+    let (run, control) = simulate(&path, 30, 2_000_000.0, |estimate| estimate);
+    let used = run.received_bps(secs(10.0), secs(30.0)) / 500_000.0;
+    assert!(used >= 0.85, "used {:.0} % of the link", used * 100.0);
+    let queueing = run.worst_queueing(secs(10.0), secs(30.0));
+    eprintln!("500 kbit/s: {:.0} % used, queueing up to {queueing:?}", used * 100.0);
+    assert!(queueing < secs(0.1), "packets waited up to {queueing:?}");
+    assert_eq!(control.limit(), Limit::Bandwidth);
+}
+
+#[test]
+fn random_loss_on_a_long_path_is_not_taken_for_congestion() {
+    for loss in [0.10, 0.20] {
+        let path = Path { rate_bps: steady(5_000_000.0), one_way: secs(0.15), jitter: secs(0.015), loss };
+        let (run, _) = simulate(&path, 20, 1_500_000.0, |estimate| estimate);
+        let lowest =
+            run.estimates.iter().filter(|(t, _)| *t >= secs(8.0)).map(|(_, bps)| *bps).fold(f64::MAX, f64::min);
+        eprintln!("{:.0} % loss: lowest estimate {lowest:.0}", loss * 100.0);
+        assert!(lowest >= 1_200_000.0, "{:.0} % loss: the estimate fell to {lowest}", loss * 100.0);
+    }
+}
+
+#[test]
+fn a_link_that_narrows_mid_call_is_followed_down_within_two_seconds_and_back_up_within_ten() {
+    let rate = |at: Duration| if (secs(10.0)..secs(20.0)).contains(&at) { 300_000.0 } else { 2_500_000.0 };
+    let path = Path { rate_bps: Box::new(rate), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
+    let (run, _) = simulate(&path, 32, 2_000_000.0, |estimate| estimate);
+    assert!(run.estimate_at(secs(9.9)) >= 1_700_000.0, "before: {}", run.estimate_at(secs(9.9)));
+    let down = run.first_estimate(secs(10.0), |bps| bps <= 300_000.0).expect("follows it down");
+    assert!(down <= secs(2.0), "down after {down:?}");
+    let used = run.received_bps(secs(13.0), secs(20.0)) / 300_000.0;
+    assert!(used >= 0.8, "used {:.0} % of the narrow link", used * 100.0);
+    let up = run.first_estimate(secs(20.0), |bps| bps >= 1_700_000.0).expect("back up");
+    eprintln!("2.5 Mbit/s -> 300 kbit/s -> back: down after {down:?}, {:.0} % used, up after {up:?}", used * 100.0);
+    assert!(up <= secs(10.0), "back up after {up:?}");
+}
+
+#[test]
+fn a_call_that_sends_little_neither_raises_nor_lowers_the_estimate() {
+    let path = Path { rate_bps: steady(5_000_000.0), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
+    // An easy picture: 150 kbit/s whatever the estimate.
+    let (run, _) = simulate(&path, 10, 2_000_000.0, |_| 150_000.0);
+    let highest = run.estimates.iter().map(|(_, bps)| *bps).fold(0.0, f64::max);
+    assert!(highest <= 1.5 * 250_000.0 + 10_000.0, "rose to {highest} on ~250 kbit/s acknowledged");
+    assert!(run.estimate_at(secs(9.9)) >= START_BPS, "not lowered: {}", run.estimate_at(secs(9.9)));
+}
