@@ -27,7 +27,8 @@ pub(crate) struct RateControl {
     target: f64,
     min: f64,
     max: f64,
-    /// What the path delivered when it last pushed back; `None` before it has, and once outgrown.
+    /// What the path delivered when it last pushed back (or, for loss, the estimate it was cut to);
+    /// `None` before it has, and once outgrown.
     capacity: Option<f64>,
     last_update: Option<Instant>,
     last_decrease: Option<Instant>,
@@ -93,6 +94,20 @@ impl RateControl {
             return false;
         }
         self.target = lowered;
+        true
+    }
+
+    /// Loss beyond the path's own: the estimate keeps `keep` of itself, at most once a round trip.
+    /// Returns whether it fell.
+    pub(crate) fn cut(&mut self, now: Instant, keep: f64, rtt: Duration) -> bool {
+        self.elapsed(now);
+        let spacing = rtt.clamp(DECREASE_SPACING.0, DECREASE_SPACING.1);
+        if self.last_decrease.is_some_and(|last| now.saturating_duration_since(last) < spacing) {
+            return false;
+        }
+        self.last_decrease = Some(now);
+        self.target = (self.target * keep.clamp(0.0, 1.0)).clamp(self.min, self.max);
+        self.capacity = Some(self.target);
         true
     }
 

@@ -4,8 +4,11 @@
 //! that, and backing off for it only starves the call (GCC's loss rule, "above 10 % lose half the excess
 //! rate", held a 300 ms path with ~10 % random loss at the estimate's floor). Loss that congestion causes
 //! comes on top of what the path loses anyway, and goes away when the sender slows down. So the loss of
-//! each second is compared with the path's own loss, the lowest second of the last
-//! [`INHERENT_OVER`] (but at most [`INHERENT_MAX`]): only loss clearly above it is congestion.
+//! each second is compared with the path's own loss, read from the best second of the last
+//! [`INHERENT_OVER`] (but at most [`INHERENT_MAX`]): only loss clearly above it is congestion, and the
+//! answer is in proportion to the excess. A second's loss varies at random by a few points, so each
+//! second counts with the upper end of its uncertainty (two standard errors): the best of ten would
+//! otherwise read the path's own loss too low, and ordinary seconds would pass for congestion.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -14,10 +17,10 @@ use std::time::{Duration, Instant};
 const WINDOW: Duration = Duration::from_secs(1);
 /// ... holding at least this many packets (a quiet call's window is longer).
 const WINDOW_PACKETS: usize = 20;
-/// The path's own loss is the lowest window's over this many windows ...
+/// The path's own loss is the best window's over this many windows ...
 const INHERENT_OVER: usize = 10;
 /// ... but never more than this: a path that always loses more is losing to congestion too.
-const INHERENT_MAX: f64 = 0.15;
+const INHERENT_MAX: f64 = 0.20;
 /// Loss this far above the path's own is congestion.
 const EXCESS: f64 = 0.10;
 
@@ -30,14 +33,22 @@ pub(crate) struct Congestion {
     pub(crate) inherent: f64,
 }
 
+impl Congestion {
+    /// How much to keep of the rate: half the excess loss is given up, as the GCC draft does with all of
+    /// it.
+    pub(crate) fn keep(&self) -> f64 {
+        1.0 - 0.5 * (self.loss - self.inherent)
+    }
+}
+
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub(crate) struct LossWatch {
     window_start: Option<Instant>,
     lost: usize,
     total: usize,
-    /// The loss of the last windows, newest last.
-    history: VecDeque<f64>,
+    /// The last windows, newest last: their loss, and the lower and upper ends of its uncertainty.
+    history: VecDeque<(f64, f64, f64)>,
 }
 
 impl LossWatch {
@@ -51,8 +62,9 @@ impl LossWatch {
             return None;
         }
         let loss = self.lost as f64 / self.total as f64;
+        let uncertainty = 2.0 * (loss * (1.0 - loss) / self.total as f64).sqrt();
         (self.window_start, self.lost, self.total) = (Some(now), 0, 0);
-        self.history.push_back(loss);
+        self.history.push_back((loss, loss - uncertainty, loss + uncertainty));
         if self.history.len() > INHERENT_OVER {
             self.history.pop_front();
         }
@@ -62,12 +74,19 @@ impl LossWatch {
 
     /// What the path loses anyway, as far as the last windows tell.
     pub(crate) fn inherent(&self) -> f64 {
-        self.history.iter().copied().fold(INHERENT_MAX, f64::min)
+        self.history.iter().map(|(_, _, upper)| *upper).fold(INHERENT_MAX, f64::min)
+    }
+
+    /// Whether the last window's loss leaves room to send more: not clearly more than half the
+    /// congestion margin above the path's own (between that and congestion, the estimate holds, as the
+    /// GCC draft's loss half does between 2 and 10 %).
+    pub(crate) fn allows_increase(&self) -> bool {
+        self.history.back().is_none_or(|(_, lower, _)| *lower <= self.inherent() + EXCESS / 2.0)
     }
 
     /// The last window's loss.
     pub(crate) fn last(&self) -> Option<f64> {
-        self.history.back().copied()
+        self.history.back().map(|(loss, _, _)| *loss)
     }
 }
 
@@ -103,18 +122,22 @@ mod tests {
         let mut at = Instant::now();
         let mut watch = LossWatch::default();
         assert!(run(&mut watch, &mut at, 10, |_| 1).is_empty(), "5 % is the path's own");
+        assert!(watch.allows_increase());
         let congested = run(&mut watch, &mut at, 3, |_| 5);
         assert!(congested.len() >= 2, "25 % is 20 points over it: {congested:?}");
         let last = congested.last().unwrap();
-        assert!((last.inherent - 0.05).abs() < 1e-9 && (last.loss - 0.25).abs() < 1e-9, "{last:?}");
+        // 5 % of 200 packets, and two standard errors (3.1 points) above it.
+        assert!((last.inherent - 0.0808).abs() < 1e-3 && (last.loss - 0.25).abs() < 1e-9, "{last:?}");
+        assert!((last.keep() - 0.9154).abs() < 1e-3, "half the excess: {}", last.keep());
+        assert!(!watch.allows_increase());
     }
 
     #[test]
     fn a_path_that_always_loses_much_is_congested_from_the_first_window() {
         let mut at = Instant::now();
         let mut watch = LossWatch::default();
-        let congested = run(&mut watch, &mut at, 3, |_| 8);
-        assert_eq!(congested.len(), 2, "40 % is more than any path's own, in every window: {congested:?}");
+        let congested = run(&mut watch, &mut at, 5, |_| 8);
+        assert_eq!(congested.len(), 4, "40 % is more than any path's own, in every window: {congested:?}");
         assert_eq!(watch.inherent(), INHERENT_MAX);
     }
 }

@@ -10,13 +10,15 @@ use rtc::interceptor::PacketReport;
 
 /// One millisecond, the simulation's step.
 const TICK: Duration = Duration::from_millis(1);
-/// The shaper drops what would wait longer than this.
+/// A shaper's queue as `tc tbf ... latency 150ms` keeps it: what would wait longer is dropped.
 const QUEUE_LIMIT: Duration = Duration::from_millis(150);
 const PACKET: usize = 1200;
 
 /// A path: its rate (which may change over time), one-way delay, jitter and random loss.
 struct Path {
     rate_bps: Box<dyn Fn(Duration) -> f64>,
+    /// The longest a packet may wait in the bottleneck's queue.
+    queue: Duration,
     one_way: Duration,
     jitter: Duration,
     loss: f64,
@@ -31,6 +33,9 @@ struct Run {
     arrivals: Vec<(Duration, usize)>,
     /// (time, how long the packet waited in the bottleneck's queue).
     queueing: Vec<(Duration, Duration)>,
+    /// When each packet was sent, and when each that arrived was sent.
+    sent: Vec<Duration>,
+    delivered_sent: Vec<Duration>,
 }
 
 impl Run {
@@ -48,6 +53,13 @@ impl Run {
     fn received_bps(&self, from: Duration, to: Duration) -> f64 {
         let bytes: usize = self.arrivals.iter().filter(|(t, _)| (from..to).contains(t)).map(|(_, b)| b).sum();
         bytes as f64 * 8.0 / (to - from).as_secs_f64()
+    }
+
+    /// The share of packets sent between `from` and `to` that never arrived.
+    fn lost(&self, from: Duration, to: Duration) -> f64 {
+        let sent = self.sent.iter().filter(|t| (from..to).contains(*t)).count();
+        let arrived = self.delivered_sent.iter().filter(|t| (from..to).contains(*t)).count();
+        1.0 - arrived as f64 / sent.max(1) as f64
     }
 
     /// The longest any packet waited in the queue between `from` and `to`.
@@ -91,7 +103,9 @@ fn simulate(path: &Path, seconds: u64, max_bps: f64, sends: impl Fn(f64) -> f64)
     // Receiver: what arrived since the last feedback, and the next sequence not yet reported.
     let mut arrived: Vec<Option<Duration>> = Vec::new();
     let mut reported = 0usize;
-    // Feedback on the way back: (reaches the sender at, reports of sequences from..to).
+    // Feedback on the way back: (reaches the sender at, reports of sequences from..to), and the next
+    // sequence the sender has had no report of.
+    let mut acknowledged = 0usize;
     let mut feedback: VecDeque<(Duration, usize, usize)> = VecDeque::new();
 
     let mut now = Duration::ZERO;
@@ -116,8 +130,9 @@ fn simulate(path: &Path, seconds: u64, max_bps: f64, sends: impl Fn(f64) -> f64)
             pacer_budget -= size as f64;
             let sequence = sent.len();
             sent.push((now, size));
+            run.sent.push(now);
             let rate = (path.rate_bps)(now);
-            if queued_bytes as f64 * 8.0 / rate < QUEUE_LIMIT.as_secs_f64() {
+            if queued_bytes as f64 * 8.0 / rate < path.queue.as_secs_f64() {
                 queue.push_back((sequence, now));
                 queued_bytes += size;
             }
@@ -152,9 +167,13 @@ fn simulate(path: &Path, seconds: u64, max_bps: f64, sends: impl Fn(f64) -> f64)
             }
             arrived[sequence] = Some(arrival);
             run.arrivals.push((arrival, sent[sequence].1));
+            run.delivered_sent.push(sent[sequence].0);
         }
         if now.as_millis().is_multiple_of(50) && arrived.len() > reported {
-            feedback.push_back((now + path.one_way, reported, arrived.len()));
+            // Feedback crosses the same lossy path back.
+            if random.unit() >= path.loss {
+                feedback.push_back((now + path.one_way, reported, arrived.len()));
+            }
             reported = arrived.len();
         }
         // Feedback reaching the sender.
@@ -162,7 +181,9 @@ fn simulate(path: &Path, seconds: u64, max_bps: f64, sends: impl Fn(f64) -> f64)
             && at <= now
         {
             feedback.pop_front();
-            let reports: Vec<PacketReport> = (from..to)
+            // As the library's history does: what a lost feedback covered is reported with the next one,
+            // as not arrived.
+            let reports: Vec<PacketReport> = (acknowledged..to)
                 .map(|sequence| PacketReport {
                     ssrc: 1,
                     id: sequence as u64,
@@ -170,12 +191,13 @@ fn simulate(path: &Path, seconds: u64, max_bps: f64, sends: impl Fn(f64) -> f64)
                     is_twcc: true,
                     twcc_sequence_number: sequence as u16,
                     size: sent[sequence].1,
-                    arrived: arrived[sequence].is_some(),
+                    arrived: sequence >= from && arrived[sequence].is_some(),
                     departure: epoch + sent[sequence].0,
-                    arrival: arrived[sequence],
+                    arrival: arrived[sequence].filter(|_| sequence >= from),
                     ecn: Default::default(),
                 })
                 .collect();
+            acknowledged = to;
             control.on_reports(epoch + now, &reports);
         }
         if now.as_millis().is_multiple_of(100) {
@@ -196,7 +218,8 @@ fn steady(bps: f64) -> Box<dyn Fn(Duration) -> f64> {
 
 #[test]
 fn a_call_starts_gently_and_reaches_a_wide_paths_rate_within_seconds() {
-    let path = Path { rate_bps: steady(5_000_000.0), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
+    let path =
+        Path { queue: QUEUE_LIMIT, rate_bps: steady(5_000_000.0), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
     let (run, control) = simulate(&path, 10, 2_000_000.0, |estimate| estimate);
     assert_eq!(run.estimate_at(Duration::ZERO), START_BPS);
     let reached = run.first_estimate(Duration::ZERO, |bps| bps >= 1_700_000.0).expect("85 % of what it wants");
@@ -208,7 +231,8 @@ fn a_call_starts_gently_and_reaches_a_wide_paths_rate_within_seconds() {
 
 #[test]
 fn a_narrow_link_is_filled_without_a_standing_queue() {
-    let path = Path { rate_bps: steady(500_000.0), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
+    let path =
+        Path { queue: QUEUE_LIMIT, rate_bps: steady(500_000.0), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
     let (run, control) = simulate(&path, 30, 2_000_000.0, |estimate| estimate);
     let used = run.received_bps(secs(10.0), secs(30.0)) / 500_000.0;
     assert!(used >= 0.85, "used {:.0} % of the link", used * 100.0);
@@ -219,9 +243,29 @@ fn a_narrow_link_is_filled_without_a_standing_queue() {
 }
 
 #[test]
+fn a_policer_that_drops_instead_of_queueing_is_answered_by_the_loss_half() {
+    let path = Path {
+        queue: Duration::from_millis(30),
+        rate_bps: steady(500_000.0),
+        one_way: secs(0.02),
+        jitter: secs(0.0),
+        loss: 0.0,
+    };
+    let (run, control) = simulate(&path, 30, 2_000_000.0, |estimate| estimate);
+    let used = run.received_bps(secs(10.0), secs(30.0)) / 500_000.0;
+    let lost = run.lost(secs(10.0), secs(30.0));
+    eprintln!("a 500 kbit/s policer: {:.0} % used, {:.1} % lost", used * 100.0, lost * 100.0);
+    assert!(used >= 0.7, "used {:.0} % of the link", used * 100.0);
+    // A policer drops whatever exceeds it, so some loss is how the path is found.
+    assert!(lost <= 0.15, "lost {:.1} %", lost * 100.0);
+    assert_ne!(control.limit(), Limit::Ramping);
+}
+
+#[test]
 fn random_loss_on_a_long_path_is_not_taken_for_congestion() {
     for loss in [0.10, 0.20] {
-        let path = Path { rate_bps: steady(5_000_000.0), one_way: secs(0.15), jitter: secs(0.015), loss };
+        let path =
+            Path { queue: QUEUE_LIMIT, rate_bps: steady(5_000_000.0), one_way: secs(0.15), jitter: secs(0.015), loss };
         let (run, _) = simulate(&path, 20, 1_500_000.0, |estimate| estimate);
         let lowest =
             run.estimates.iter().filter(|(t, _)| *t >= secs(8.0)).map(|(_, bps)| *bps).fold(f64::MAX, f64::min);
@@ -233,7 +277,7 @@ fn random_loss_on_a_long_path_is_not_taken_for_congestion() {
 #[test]
 fn a_link_that_narrows_mid_call_is_followed_down_within_two_seconds_and_back_up_within_ten() {
     let rate = |at: Duration| if (secs(10.0)..secs(20.0)).contains(&at) { 300_000.0 } else { 2_500_000.0 };
-    let path = Path { rate_bps: Box::new(rate), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
+    let path = Path { queue: QUEUE_LIMIT, rate_bps: Box::new(rate), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
     let (run, _) = simulate(&path, 32, 2_000_000.0, |estimate| estimate);
     assert!(run.estimate_at(secs(9.9)) >= 1_700_000.0, "before: {}", run.estimate_at(secs(9.9)));
     let down = run.first_estimate(secs(10.0), |bps| bps <= 300_000.0).expect("follows it down");
@@ -247,7 +291,8 @@ fn a_link_that_narrows_mid_call_is_followed_down_within_two_seconds_and_back_up_
 
 #[test]
 fn a_call_that_sends_little_neither_raises_nor_lowers_the_estimate() {
-    let path = Path { rate_bps: steady(5_000_000.0), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
+    let path =
+        Path { queue: QUEUE_LIMIT, rate_bps: steady(5_000_000.0), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
     // An easy picture: 150 kbit/s whatever the estimate.
     let (run, _) = simulate(&path, 10, 2_000_000.0, |_| 150_000.0);
     let highest = run.estimates.iter().map(|(_, bps)| *bps).fold(0.0, f64::max);
