@@ -185,6 +185,8 @@ struct VideoSummary {
     first_frame_ms: Option<u64>,
     /// Gaps of more than 200 ms between frames once video was flowing.
     freezes: u32,
+    /// The longest gap between frames once video was flowing.
+    longest_gap_ms: u64,
     /// Capture to decode, from the test pattern's stamp, median of the frames seen.
     latency_ms_median: Option<f64>,
     #[serde(skip)]
@@ -396,6 +398,7 @@ async fn main() -> Result<()> {
                                     frames_decoded: 0,
                                     first_frame_ms: None,
                                     freezes: 0,
+                                    longest_gap_ms: 0,
                                     latency_ms_median: None,
                                     last_index: 0,
                                     last_at: None,
@@ -408,8 +411,12 @@ async fn main() -> Result<()> {
                             continue;
                         }
                         entry.first_frame_ms.get_or_insert(now.saturating_duration_since(*since).as_millis() as u64);
-                        if entry.last_at.is_some_and(|at| now - at > Duration::from_millis(200)) {
-                            entry.freezes += 1;
+                        if let Some(at) = entry.last_at {
+                            let gap = now - at;
+                            entry.longest_gap_ms = entry.longest_gap_ms.max(gap.as_millis() as u64);
+                            if gap > Duration::from_millis(200) {
+                                entry.freezes += 1;
+                            }
                         }
                         entry.last_at = Some(now);
                         entry.last_index = frame.index;
