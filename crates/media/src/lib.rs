@@ -39,6 +39,7 @@ pub mod link;
 mod loss;
 mod nack;
 mod pacer;
+mod repair;
 mod send;
 pub mod video;
 

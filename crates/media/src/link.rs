@@ -11,19 +11,17 @@ use std::time::Duration;
 
 use dialtone_protocol::SignalPayload;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{
-    CongestionControlBuilder, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder, TwccSenderBuilder,
-};
+use rtc::interceptor::{CongestionControlBuilder, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RTCRtpHeaderExtensionCapability, RtpCodecKind, TYPE_RTCP_FB_TRANSPORT_CC,
+    RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters, RtpCodecKind, TYPE_RTCP_FB_TRANSPORT_CC,
 };
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -43,6 +41,7 @@ use crate::keyframe::{self, KeyframeRequests};
 use crate::loss::LossInterceptor;
 use crate::nack::NackRequester;
 use crate::pacer::AudioFirstPacer;
+use crate::repair::{RTX_PAYLOAD_TYPE, TwccSenderWithRepair};
 use crate::send::{LinkSender, Outgoing, SendSide};
 use crate::video;
 use crate::video::reserve::CodecReserve;
@@ -553,11 +552,9 @@ fn mdns_mode(loopback_only: bool) -> MulticastDnsMode {
 }
 
 /// The codecs this app sends and receives, which every browser accepts: Opus with in-band FEC, and VP8
-/// with keyframe requests (PLI, FIR) and NACK. The library's defaults add codecs we cannot decode (a
-/// browser might pick one) and RTX: its generator of NACKs tracks only the main SSRC, so a packet
-/// repaired over RTX still counts as missing and is asked for again every interval until it leaves the
-/// log (on a narrow path these repeats built a standing queue). Without RTX a retransmission comes on
-/// the main SSRC and is counted as arrived.
+/// with keyframe requests (PLI, FIR) and NACK, retransmitted over RTX (see [`crate::repair`]; our own
+/// NACK requester counts a packet repaired over RTX as arrived, which the library's generator did not).
+/// The library's defaults add codecs we cannot decode (a browser might pick one).
 fn media_engine() -> Result<MediaEngine, LinkError> {
     let mut engine = MediaEngine::default();
     let feedback = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() };
@@ -568,6 +565,17 @@ fn media_engine() -> Result<MediaEngine, LinkError> {
         ..vp8
     };
     engine.register_codec(RTCRtpCodecParameters { rtp_codec: vp8, payload_type: 96 }, RtpCodecKind::Video)?;
+    let rtx = RTCRtpCodec {
+        mime_type: MIME_TYPE_RTX.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: "apt=96".to_owned(),
+        rtcp_feedback: vec![],
+    };
+    engine.register_codec(
+        RTCRtpCodecParameters { rtp_codec: rtx, payload_type: RTX_PAYLOAD_TYPE },
+        RtpCodecKind::Video,
+    )?;
     Ok(engine)
 }
 
@@ -597,7 +605,7 @@ fn congestion_control(
     Ok(registry
         .with(Slot::CongestionControl, CongestionControlBuilder::new(estimator).build())
         .with(Slot::Pacer, AudioFirstPacer::new())
-        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+        .with(Slot::TwccSender, TwccSenderWithRepair::new())
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
 }
 
@@ -909,8 +917,8 @@ impl Tracks {
         let (opus, vp8) = codecs();
         let (video_ssrc, audio_ssrc) = (random_ssrc(), random_ssrc());
         Ok(Self {
-            audio: Self::track(RtpCodecKind::Audio, opus, audio_ssrc)?,
-            video: Self::track(RtpCodecKind::Video, vp8, video_ssrc)?,
+            audio: Self::track(RtpCodecKind::Audio, opus, audio_ssrc, None)?,
+            video: Self::track(RtpCodecKind::Video, vp8, video_ssrc, Some(random_ssrc()))?,
             video_ssrc,
             audio_ssrc,
             video_sender: None,
@@ -918,10 +926,17 @@ impl Tracks {
         })
     }
 
-    fn track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> Result<Arc<TrackLocalStaticSample>, LinkError> {
+    /// A track sending on `ssrc`, with retransmissions on `repair_ssrc` (RTX) if given.
+    fn track(
+        kind: RtpCodecKind,
+        codec: RTCRtpCodec,
+        ssrc: u32,
+        repair_ssrc: Option<u32>,
+    ) -> Result<Arc<TrackLocalStaticSample>, LinkError> {
         let stream = "dialtone".to_owned();
+        let rtx = repair_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc });
         let encoding = RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), rtx, ..Default::default() },
             codec,
             ..Default::default()
         };

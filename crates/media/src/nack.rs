@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::repair::original_sequence_number;
 use rtc::interceptor::{AttributedPacket, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{TransportLayerNack, nack_pairs_from_sequence_numbers};
 use rtc::sansio::Protocol;
@@ -142,6 +143,8 @@ pub(crate) struct NackRequester {
     /// its round trip: early in a call, on a fast path, that is much sooner than a guess would be.
     observed: Option<Duration>,
     streams: HashMap<u32, Stream>,
+    /// RTX streams' SSRCs, and the SSRC of the stream each repairs.
+    repairs: HashMap<u32, u32>,
     inbound: VecDeque<TaggedPacket>,
     outbound: VecDeque<TaggedPacket>,
 }
@@ -149,7 +152,14 @@ pub(crate) struct NackRequester {
 impl NackRequester {
     /// Reads the round trip from `rtt_ms`, which the link keeps up to date.
     pub(crate) fn new(rtt_ms: Arc<AtomicU32>) -> Self {
-        Self { rtt_ms, observed: None, streams: HashMap::new(), inbound: VecDeque::new(), outbound: VecDeque::new() }
+        Self {
+            rtt_ms,
+            observed: None,
+            streams: HashMap::new(),
+            repairs: HashMap::new(),
+            inbound: VecDeque::new(),
+            outbound: VecDeque::new(),
+        }
     }
 
     fn request_due(&mut self, now: Instant) {
@@ -183,10 +193,19 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackRequester {
     queued_protocol!();
 
     fn handle_read(&mut self, message: TaggedPacket) -> Result<(), Error> {
-        if let Packet::Rtp(rtp) = &message.message.packet
-            && let Some(stream) = self.streams.get_mut(&rtp.header.ssrc)
+        // A retransmission over RTX stands for the packet whose number it carries (the library unwraps it
+        // after this chain); one without (a probe's padding) repairs nothing.
+        let arrival = match &message.message.packet {
+            Packet::Rtp(rtp) => match self.repairs.get(&rtp.header.ssrc) {
+                Some(&media) => original_sequence_number(&rtp.payload).map(|sequence| (media, sequence)),
+                None => Some((rtp.header.ssrc, rtp.header.sequence_number)),
+            },
+            _ => None,
+        };
+        if let Some((ssrc, sequence)) = arrival
+            && let Some(stream) = self.streams.get_mut(&ssrc)
         {
-            match stream.arrived(rtp.header.sequence_number, message.now) {
+            match stream.arrived(sequence, message.now) {
                 Arrival::Gap => self.request_due(message.now),
                 Arrival::Repaired(took) => {
                     self.observed = Some(self.observed.map_or(took, |observed| (observed * 7 + took) / 8));
@@ -218,11 +237,15 @@ impl Interceptor for NackRequester {
         // Generic NACK only ("nack pli" is a keyframe request).
         if info.rtcp_feedback.iter().any(|feedback| feedback.typ == "nack" && feedback.parameter.is_empty()) {
             self.streams.insert(info.ssrc, Stream::default());
+            if let Some(repair) = info.ssrc_rtx {
+                self.repairs.insert(repair, info.ssrc);
+            }
         }
     }
 
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
         self.streams.remove(&info.ssrc);
+        self.repairs.retain(|_, media| *media != info.ssrc);
     }
 
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
@@ -238,17 +261,29 @@ mod tests {
 
     const VIDEO: u32 = 7;
 
+    /// The RTX stream repairing [`VIDEO`].
+    const REPAIR: u32 = 8;
+
     fn requester(rtt_ms: u32) -> NackRequester {
         let mut requester = NackRequester::new(Arc::new(AtomicU32::new(rtt_ms)));
         let feedback = RTCPFeedback { typ: "nack".to_owned(), parameter: String::new() };
-        requester.bind_remote_stream(&StreamInfo { ssrc: VIDEO, rtcp_feedback: vec![feedback], ..Default::default() });
+        requester.bind_remote_stream(&StreamInfo {
+            ssrc: VIDEO,
+            ssrc_rtx: Some(REPAIR),
+            rtcp_feedback: vec![feedback],
+            ..Default::default()
+        });
         requester
     }
 
     fn arrive(requester: &mut NackRequester, ssrc: u32, sequence_number: u16, now: Instant) {
+        arrive_with(requester, ssrc, sequence_number, Vec::new(), now);
+    }
+
+    fn arrive_with(requester: &mut NackRequester, ssrc: u32, sequence_number: u16, payload: Vec<u8>, now: Instant) {
         let rtp = rtp::Packet {
             header: rtp::header::Header { ssrc, sequence_number, ..Default::default() },
-            ..Default::default()
+            payload: payload.into(),
         };
         let packet = TaggedPacket {
             now,
@@ -294,6 +329,22 @@ mod tests {
             }
         }
         sent
+    }
+
+    #[test]
+    fn a_packet_repaired_over_rtx_counts_as_arrived_and_a_probe_repairs_nothing() {
+        let start = Instant::now();
+        let mut requester = requester(40);
+        arrive(&mut requester, VIDEO, 100, start);
+        arrive(&mut requester, VIDEO, 103, start);
+        assert_eq!(asked(&mut requester), vec![101, 102]);
+        // 101 comes over RTX (its number first in the payload, the RTX stream's own sequence number in the
+        // header); a padding-only RTX probe carries no number.
+        arrive_with(&mut requester, REPAIR, 7, vec![0, 101, 0x9d, 0x01], start + Duration::from_millis(41));
+        arrive_with(&mut requester, REPAIR, 8, vec![], start + Duration::from_millis(42));
+        let repeats = run_until(&mut requester, start + Duration::from_secs(2));
+        assert!(repeats.iter().all(|(_, asked)| asked == &vec![102]), "only 102 again: {repeats:?}");
+        assert_eq!(repeats.len(), 2);
     }
 
     #[test]

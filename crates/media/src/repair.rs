@@ -1,0 +1,163 @@
+//! Retransmissions on a stream of their own (RTX, RFC 4588), counted by congestion control.
+//!
+//! A retransmission on the media stream itself repeats a sequence number the receiver's SRTP has seen
+//! or has moved past: a second copy is dropped as a replay, and a packet more than 64 behind the newest
+//! is dropped as too old (at 2 Mbit/s that is a quarter of a second of video, less than a long path's
+//! round trip). RTX packets have sequence numbers of their own. The library sends them and takes them
+//! apart on arrival, but numbers only the media streams it was told of for transport-wide feedback, so
+//! retransmissions and probes would be invisible to congestion control: [`TwccSenderWithRepair`] tells
+//! it of each RTX stream too.
+
+use std::time::Instant;
+
+use rtc::interceptor::{Interceptor, StreamInfo, TaggedPacket, TwccSenderBuilder, TwccSenderInterceptor};
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error;
+
+/// The RTX payload type, repairing VP8's 96 (`apt=96`), as browsers number them.
+pub(crate) const RTX_PAYLOAD_TYPE: u8 = 97;
+
+/// The original sequence number an RTX packet carries in its first two bytes; `None` for a packet with
+/// none (padding).
+pub(crate) fn original_sequence_number(payload: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]))
+}
+
+/// The library's transport-wide sequence numbering, extended to each stream's RTX stream.
+pub(crate) struct TwccSenderWithRepair(TwccSenderInterceptor);
+
+impl TwccSenderWithRepair {
+    pub(crate) fn new() -> Self {
+        Self(TwccSenderBuilder::new().build())
+    }
+
+    /// The RTX stream of `info`, described as a stream of its own with the same header extensions.
+    fn repair_stream(info: &StreamInfo) -> Option<StreamInfo> {
+        let ssrc = info.ssrc_rtx?;
+        Some(StreamInfo { ssrc, payload_type: info.payload_type_rtx?, ssrc_rtx: None, ..info.clone() })
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for TwccSenderWithRepair {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, message: TaggedPacket) -> Result<(), Error> {
+        self.0.handle_read(message)
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.0.poll_read()
+    }
+
+    fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Error> {
+        self.0.handle_write(message)
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.0.poll_write()
+    }
+
+    fn handle_event(&mut self, event: ()) -> Result<(), Error> {
+        self.0.handle_event(event)
+    }
+
+    fn poll_event(&mut self) -> Option<()> {
+        self.0.poll_event()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        self.0.handle_timeout(now)
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        self.0.poll_timeout()
+    }
+
+    fn close(&mut self) -> Result<(), Error> {
+        self.0.close()
+    }
+}
+
+impl Interceptor for TwccSenderWithRepair {
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        self.0.bind_local_stream(info);
+        if let Some(repair) = Self::repair_stream(info) {
+            self.0.bind_local_stream(&repair);
+        }
+    }
+
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.0.unbind_local_stream(info);
+        if let Some(repair) = Self::repair_stream(info) {
+            self.0.unbind_local_stream(&repair);
+        }
+    }
+
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        self.0.bind_remote_stream(info);
+    }
+
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.0.unbind_remote_stream(info);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rtc::interceptor::{AttributedPacket, Packet, RTPHeaderExtension};
+    use rtc::rtp;
+    use rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
+    use rtc::shared::TransportContext;
+    use rtc::shared::marshal::Unmarshal;
+
+    use super::*;
+
+    const VIDEO: u32 = 10;
+    const REPAIR: u32 = 11;
+    const EXTENSION_ID: u8 = 5;
+
+    fn sent(sender: &mut TwccSenderWithRepair, ssrc: u32) -> Option<u16> {
+        let rtp = rtp::Packet { header: rtp::header::Header { ssrc, ..Default::default() }, ..Default::default() };
+        let packet = TaggedPacket {
+            now: Instant::now(),
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtp(rtp)),
+        };
+        sender.handle_write(packet).unwrap();
+        let Packet::Rtp(rtp) = sender.poll_write().expect("passed on").message.packet else { panic!("RTP") };
+        let extension = rtp.header.get_extension(EXTENSION_ID)?;
+        Some(TransportCcExtension::unmarshal(&mut extension.as_ref()).ok()?.transport_sequence)
+    }
+
+    #[test]
+    fn retransmissions_are_numbered_for_transport_wide_feedback_like_the_media() {
+        let mut sender = TwccSenderWithRepair::new();
+        let info = StreamInfo {
+            ssrc: VIDEO,
+            ssrc_rtx: Some(REPAIR),
+            payload_type: 96,
+            payload_type_rtx: Some(RTX_PAYLOAD_TYPE),
+            rtp_header_extensions: vec![RTPHeaderExtension {
+                uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+                id: u16::from(EXTENSION_ID),
+            }],
+            ..Default::default()
+        };
+        sender.bind_local_stream(&info);
+        let (first, repair, next) = (sent(&mut sender, VIDEO), sent(&mut sender, REPAIR), sent(&mut sender, VIDEO));
+        assert_eq!((first, repair, next), (Some(first.unwrap()), first.map(|n| n + 1), first.map(|n| n + 2)));
+        assert_eq!(sent(&mut sender, 99), None, "a stream never bound is left alone");
+        sender.unbind_local_stream(&info);
+        assert_eq!(sent(&mut sender, REPAIR), None);
+    }
+
+    #[test]
+    fn the_original_sequence_number_leads_the_payload() {
+        assert_eq!(original_sequence_number(&[0x12, 0x34, 0xaa]), Some(0x1234));
+        assert_eq!(original_sequence_number(&[0x12]), None);
+    }
+}
