@@ -458,7 +458,7 @@ fn start_demo(
         camera: if contact.mirror {
             media.camera
         } else {
-            CameraConfig { width: 320, height: 180, fps: 15, bitrate_kbps: 300 }
+            CameraConfig { width: 320, height: 180, fps: 15, bitrate_kbps: 300, detailed: false }
         },
         ..media.clone()
     });

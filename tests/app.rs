@@ -15,7 +15,8 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-const SMALL_CAMERA: CameraConfig = CameraConfig { width: 320, height: 180, fps: 15, bitrate_kbps: 300 };
+const SMALL_CAMERA: CameraConfig =
+    CameraConfig { width: 320, height: 180, fps: 15, bitrate_kbps: 300, detailed: false };
 
 /// An app signed in as "me" with its own embedded server, its files in a fresh folder.
 struct TestApp {

@@ -75,7 +75,8 @@ struct Cli {
     /// the video received from each peer.
     #[arg(long)]
     media: bool,
-    /// The test-pattern camera's format, WIDTHxHEIGHT@FPS.
+    /// The test-pattern camera's format, WIDTHxHEIGHT@FPS; WIDTHxHEIGHT@FPS+detail adds fine detail that
+    /// changes every frame, so that the encoder spends its whole bitrate, as on a camera's picture.
     #[arg(long, default_value = "640x360@30", value_parser = str::parse::<CameraConfig>)]
     camera: CameraConfig,
     /// The tone the fake microphone plays, in Hz (with --media).

@@ -118,14 +118,18 @@ fn a_signaling_reset_mid_call_reconnects_and_ends_nothing() {
 const LOSSY_WIRE: &str = "--delay-ms 75 --jitter-ms 15 --loss 5";
 /// The call across it: it connects in 2-4 s, then the loss has seconds to show.
 const LOSSY_CALL: Duration = Duration::from_secs(16);
+/// No gap between the frames received may last this long (issue 18: no freeze over 1 s at 10 % loss).
+const LOSSY_LONGEST_GAP_MS: u64 = 1_000;
 
 /// Across a long, lossy path the call connects (each candidate pair is checked for the whole connect limit:
 /// with the library's 1.4 s, a third of such calls never connected) and both sides hear each other's tone:
 /// in-band FEC rebuilds lost audio (some frames are recovered, proving the loss reached the call) and few are
-/// concealed; video keeps coming (issue 18 is to make it smooth: today congestion control reads random loss
-/// as congestion and holds video at its floor). The measured round trip proves the wire is in the path.
+/// concealed; the picture never stops for a second (congestion control does not take random loss for
+/// congestion, and lost video is sent again over RTX in time). The measured round trip proves the wire is in
+/// the path.
 #[test]
-fn a_call_across_a_long_lossy_path_connects_and_keeps_its_sound() {
+fn a_call_across_a_long_lossy_path_connects_and_keeps_its_sound_and_picture() {
+    let _turn = quality_turn();
     let lab = Lab::up_with(&["--wire-a", LOSSY_WIRE, "--wire-b", LOSSY_WIRE]);
     let call = lab.call_with(LOSSY_CALL, |_| {});
     call.check(Route::Any);
@@ -144,6 +148,13 @@ fn a_call_across_a_long_lossy_path_connects_and_keeps_its_sound() {
         if recovered == 0 {
             problems.push(format!("{} rebuilt no audio frame from {peer}: the loss never reached the call", bot.user));
         }
+        // Each lost video packet is asked for twice at once and again each round trip, over RTX: the picture
+        // never stops for a second (measured 0.4-0.8 s at the longest).
+        let video = summary["video"].as_array().and_then(|v| v.iter().find(|e| e["peer"] == peer).cloned());
+        let longest_gap = video.as_ref().and_then(|v| v["longest_gap_ms"].as_u64());
+        if longest_gap.is_none_or(|gap| gap >= LOSSY_LONGEST_GAP_MS) {
+            problems.push(format!("{}'s picture of {peer} stopped for {longest_gap:?} ms at once", bot.user));
+        }
         let rtts: Vec<f64> = bot
             .events()
             .iter()
@@ -155,9 +166,173 @@ fn a_call_across_a_long_lossy_path_connects_and_keeps_its_sound() {
                 .push(format!("{}'s round trips to {peer} were {rtts:?} ms: the wire is not in the path", bot.user));
         }
         eprintln!(
-            "{}: {}: of {decoded} audio frames {recovered} rebuilt, {concealed} concealed; round trips {rtts:?} ms",
+            "{}: {}: of {decoded} audio frames {recovered} rebuilt, {concealed} concealed; longest gap between \
+             frames {longest_gap:?} ms; round trips {rtts:?} ms",
             lab.prefix, bot.user
         );
+    }
+    if !problems.is_empty() {
+        call.fail(&problems.join("\n"));
+    }
+}
+
+/// The calls whose quality is measured (the lossy path, the narrow uplinks) take this in turn: two of them
+/// at once on two cores, with debug builds encoding 720p, measure the machine rather than the network.
+static QUALITY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// One quality-measuring call at a time (see [`QUALITY`]); a test that failed holding it leaves it usable.
+fn quality_turn() -> std::sync::MutexGuard<'static, ()> {
+    QUALITY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Alice's camera in the calls across a narrow uplink: 720p (it wants ~2.5 Mbit/s) with fine detail that
+/// changes every frame, so that the encoder spends what it is given, as on a camera's picture (the plain
+/// test pattern needs a fraction of it and could not show whether the link is filled).
+const WIDE_CAMERA: &str = "1280x720@30+detail";
+/// A home uplink as narrow as a DSL line's or a busy hotspot's, from before the call starts ...
+const NARROW_UPLINK: &str = "500kbit";
+const NARROW_KBPS: f64 = 500.0;
+/// ... of which the call must use at least this share once it has had this long to find it, as the bucket
+/// counts what it let through (headers and all). Measured 84-96 % (BENCHMARKS.md, "Call quality on real
+/// links"); the share asked for leaves room for a debug build on a busy machine ...
+const NARROW_USED: f64 = 0.80;
+const NARROW_SETTLED: Duration = Duration::from_secs(10);
+/// ... with no gap between the frames received longer than this.
+const NARROW_LONGEST_GAP_MS: u64 = 500;
+const NARROW_CALL: Duration = Duration::from_secs(20);
+
+/// A call over an uplink capped at 500 kbit/s from the start: the estimate starts at 300 kbit/s (which any
+/// link carries) rather than at what the camera wants, so the picture never freezes while the call finds
+/// the link, and once found the link is filled (libwebrtc's behaviour; before issue 18 the call started at
+/// 1.1 Mbit/s, froze for 5.4 s in its first 8 s and then used half the link).
+#[test]
+fn a_narrow_uplink_is_found_from_a_gentle_start_and_filled_without_a_freeze() {
+    let _turn = quality_turn();
+    let lab = Lab::up(false);
+    lab.shape("home-a", NARROW_UPLINK);
+    let mut counted = None;
+    let call = lab.call_sending(WIDE_CAMERA, NARROW_CALL, |call| {
+        let Some((active_at, _)) = call.alice.as_ref().unwrap().events_at("call_active").into_iter().next() else {
+            call.fail("alice's call did not become active");
+        };
+        sleep_until(active_at + NARROW_SETTLED);
+        let from = (Instant::now(), call.lab.bucket_bytes("home-a"));
+        // Until a second before alice hangs up.
+        sleep_until(active_at + NARROW_CALL - Duration::from_secs(1));
+        counted = Some((from, (Instant::now(), call.lab.bucket_bytes("home-a"))));
+    });
+    call.check(Route::Any);
+    let (alice, bob) = (call.alice.as_ref().unwrap(), call.bob.as_ref().unwrap());
+    let Some((active_at, _)) = alice.events_at("call_active").into_iter().next() else {
+        call.fail("alice's call did not become active");
+    };
+    let figures = |name: &str| -> Vec<f64> {
+        alice
+            .events_at("media_stats")
+            .into_iter()
+            .filter(|(at, e)| *at >= active_at + NARROW_SETTLED && device_name(&e["peer"]) == "bob/phone")
+            .filter_map(|(_, e)| e[name].as_f64())
+            .collect()
+    };
+    let sent = figures("send_kbps");
+    let ((from_at, from_bytes), (to_at, to_bytes)) = counted.expect("the bucket was read");
+    let used = (to_bytes - from_bytes) as f64 * 8.0 / 1000.0 / (to_at - from_at).as_secs_f64() / NARROW_KBPS;
+    let video =
+        bob.summary().and_then(|s| s["video"].as_array()?.iter().find(|v| v["peer"] == "alice/laptop").cloned());
+    let longest_gap = video.as_ref().and_then(|v| v["longest_gap_ms"].as_u64());
+    eprintln!(
+        "{}: over {NARROW_UPLINK}: {:.0} % of the link used from {NARROW_SETTLED:?} on (alice sent {sent:?} kbps, \
+         estimates {:?}); bob's video from her: {video:?}",
+        lab.prefix,
+        used * 100.0,
+        figures("send_estimate_kbps"),
+    );
+    let mut problems = Vec::new();
+    if used < NARROW_USED {
+        problems.push(format!("alice used {:.0} % of her {NARROW_UPLINK} uplink: sent {sent:?} kbps", used * 100.0));
+    }
+    if longest_gap.is_none_or(|gap| gap > NARROW_LONGEST_GAP_MS) {
+        problems.push(format!("bob's picture of alice stopped for {longest_gap:?} ms at once"));
+    }
+    if !problems.is_empty() {
+        call.fail(&problems.join("\n"));
+    }
+}
+
+/// An uplink of 2 Mbit/s that narrows to 300 kbit/s this long after the call becomes active ...
+const NARROWS_AFTER: Duration = Duration::from_secs(10);
+/// ... and widens again this long after that ...
+const WIDENS_AFTER: Duration = Duration::from_secs(8);
+/// ... in a call this long.
+const STEP_CALL: Duration = Duration::from_secs(30);
+/// The estimate must be at the narrow rate at the first figures taken this long after it narrowed (the
+/// figures come every 2 s, so within 2-4 s: the simulated path in `dialtone-media`'s congestion tests
+/// times it exactly), within the swing it has on any link (it climbs back near the link's rate and falls
+/// again) ...
+const STEP_DOWN_WITHIN: Duration = Duration::from_secs(2);
+const STEP_NARROW_KBPS: f64 = 300.0;
+const STEP_SWING: f64 = 1.15;
+/// ... and back at this share of what it was before within this long of the widening.
+const STEP_BACK_SHARE: f64 = 0.85;
+const STEP_BACK_WITHIN: Duration = Duration::from_secs(10);
+
+/// A link that narrows mid-call (2 Mbit/s, then 300 kbit/s, then 2 Mbit/s again): congestion control
+/// follows it down within seconds and back up once it widens, and the call goes on throughout.
+#[test]
+fn an_uplink_that_narrows_mid_call_is_followed_down_and_back_up() {
+    let _turn = quality_turn();
+    let lab = Lab::up(false);
+    lab.shape("home-a", "2mbit");
+    let mut steps = None;
+    let call = lab.call_sending(WIDE_CAMERA, STEP_CALL, |call| {
+        let Some((active_at, _)) = call.alice.as_ref().unwrap().events_at("call_active").into_iter().next() else {
+            call.fail("alice's call did not become active");
+        };
+        sleep_until(active_at + NARROWS_AFTER);
+        call.lab.shape("home-a", "300kbit");
+        let narrowed_at = Instant::now();
+        sleep_until(narrowed_at + WIDENS_AFTER);
+        call.lab.shape("home-a", "2mbit");
+        steps = Some((narrowed_at, Instant::now()));
+    });
+    call.check(Route::Any);
+    let (narrowed_at, widened_at) = steps.expect("the link narrowed and widened");
+    let estimates: Vec<(Instant, f64)> = call
+        .alice
+        .as_ref()
+        .unwrap()
+        .events_at("media_stats")
+        .into_iter()
+        .filter(|(_, e)| device_name(&e["peer"]) == "bob/phone")
+        .filter_map(|(at, e)| Some((at, e["send_estimate_kbps"].as_f64()?)))
+        .collect();
+    let before = estimates.iter().take_while(|(at, _)| *at < narrowed_at).last().map(|(_, kbps)| *kbps);
+    let down = estimates.iter().find(|(at, _)| *at >= narrowed_at + STEP_DOWN_WITHIN).map(|(_, kbps)| *kbps);
+    let back = estimates
+        .iter()
+        .filter(|(at, _)| (widened_at..widened_at + STEP_BACK_WITHIN).contains(at))
+        .find(|(_, kbps)| before.is_some_and(|before| *kbps >= before * STEP_BACK_SHARE))
+        .map(|(at, _)| *at - widened_at);
+    let relative = |at: &Instant| match at.checked_duration_since(narrowed_at) {
+        Some(after) => after.as_secs_f64(),
+        None => -narrowed_at.duration_since(*at).as_secs_f64(),
+    };
+    eprintln!(
+        "{}: estimates (s from the narrowing, kbps): {:?}; before {before:?}, after {STEP_DOWN_WITHIN:?} {down:?}, \
+         back after {back:?}",
+        lab.prefix,
+        estimates.iter().map(|(at, kbps)| (relative(at).round(), kbps.round())).collect::<Vec<_>>()
+    );
+    let mut problems = Vec::new();
+    if before.is_none_or(|before| before < 2.0 * STEP_NARROW_KBPS) {
+        problems.push(format!("the estimate was {before:?} kbps before the link narrowed: it never grew"));
+    }
+    if down.is_none_or(|down| down > STEP_NARROW_KBPS * STEP_SWING) {
+        problems.push(format!("{STEP_DOWN_WITHIN:?} after the link narrowed the estimate was {down:?} kbps"));
+    }
+    if back.is_none() {
+        problems
+            .push(format!("the estimate was not back at {STEP_BACK_SHARE} of {before:?} within {STEP_BACK_WITHIN:?}"));
     }
     if !problems.is_empty() {
         call.fail(&problems.join("\n"));
@@ -341,6 +516,11 @@ impl Lab {
     /// Alice in home A calls Bob in home B: a video call, hung up `hangup` after it becomes active;
     /// `during` runs once alice's call is active (or could not become so).
     fn call_with(&self, hangup: Duration, during: impl FnOnce(&mut Call<'_>)) -> Call<'_> {
+        self.call_sending(CAMERA, hangup, during)
+    }
+
+    /// [`Self::call_with`], alice's camera sending `alice_camera` (`WxH@FPS`).
+    fn call_sending(&self, alice_camera: &str, hangup: Duration, during: impl FnOnce(&mut Call<'_>)) -> Call<'_> {
         let started = Instant::now();
         let tone = |hz: f64| hz.to_string();
         let (bob_tone, alice_tone) = (tone(BOB_TONE), tone(ALICE_TONE));
@@ -355,7 +535,7 @@ impl Lab {
             call.fail("bob did not sign in");
         }
         let hangup_arg = format!("{}s", hangup.as_secs());
-        let alice_args = ["--device", "laptop", "--call", "bob", "--video", "--media", "--camera", CAMERA];
+        let alice_args = ["--device", "laptop", "--call", "bob", "--video", "--media", "--camera", alice_camera];
         let alice = self.bot(
             "alice",
             "HOME_A_NS",
@@ -380,6 +560,27 @@ impl Lab {
         }
         eprintln!("{}: the call took {:.1} s", self.prefix, started.elapsed().as_secs_f64());
         call
+    }
+
+    /// Caps a home's uplink at `rate` (`netlab shape`: a token bucket queueing up to 150 ms), or lifts the
+    /// cap (`off`).
+    fn shape(&self, home: &str, rate: &str) {
+        let output = Command::new(netlab()).args(["shape", &self.prefix, home, rate]).output().expect("running netlab");
+        assert!(output.status.success(), "netlab shape {home} {rate}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// What a home's uplink bucket (`shape`) has let through so far, in bytes, as tc counts it.
+    fn bucket_bytes(&self, home: &str) -> u64 {
+        let namespace = self.var(if home == "home-a" { "HOME_A_NS" } else { "HOME_B_NS" });
+        let output = Command::new("ip")
+            .args(["netns", "exec", namespace, "tc", "-s", "qdisc", "show", "dev", "eth0"])
+            .output()
+            .expect("running tc");
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.split_once("Sent ")
+            .and_then(|(_, rest)| rest.split_once(' '))
+            .and_then(|(bytes, _)| bytes.parse().ok())
+            .unwrap_or_else(|| panic!("no byte count from tc for {home}: {text}"))
     }
 
     /// Cuts home A's TCP to the signaling server (with resets or silently), or restores it.

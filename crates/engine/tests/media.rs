@@ -192,7 +192,13 @@ async fn a_group_of_four_in_mesh_sees_every_other_member() {
         let mut config = engine_config(&server.url(), name, "pc");
         // Small frames: four members encode and decode twelve streams on two cores.
         config.media = Some(MediaConfig {
-            camera: dialtone_engine::CameraConfig { width: 256, height: 144, fps: 15, bitrate_kbps: 200 },
+            camera: dialtone_engine::CameraConfig {
+                width: 256,
+                height: 144,
+                fps: 15,
+                bitrate_kbps: 200,
+                detailed: false,
+            },
             ..MediaConfig::default()
         });
         config

@@ -94,22 +94,31 @@ pub struct CameraConfig {
     pub fps: u32,
     /// Encoder target bitrate.
     pub bitrate_kbps: u32,
+    /// Whether the test pattern carries fine detail that changes every frame, as a camera's sensor noise
+    /// does: a plain pattern is cheap to encode and sends far less than its bitrate, so it cannot show
+    /// whether a call fills the link it has.
+    pub detailed: bool,
 }
 
 impl Default for CameraConfig {
     fn default() -> Self {
-        Self { width: 640, height: 360, fps: 30, bitrate_kbps: 800 }
+        Self { width: 640, height: 360, fps: 30, bitrate_kbps: 800, detailed: false }
     }
 }
 
 impl std::str::FromStr for CameraConfig {
     type Err = String;
 
-    /// Reads `WIDTHxHEIGHT@FPS` (at most 3840x2160@60); the bitrate follows from the pixel rate, roughly
-    /// what browsers spend: 2.5 Mbps at 720p30, 0.6 Mbps at 360p30.
+    /// Reads `WIDTHxHEIGHT@FPS` (at most 3840x2160@60), with `+detail` for a [`Self::detailed`] pattern;
+    /// the bitrate follows from the pixel rate, roughly what browsers spend: 2.5 Mbps at 720p30, 0.6 Mbps
+    /// at 360p30.
     fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("{text:?} is not a camera format like 640x360@30");
-        let (size, fps) = text.split_once('@').ok_or_else(bad)?;
+        let bad = || format!("{text:?} is not a camera format like 640x360@30 or 640x360@30+detail");
+        let (format, detailed) = match text.strip_suffix("+detail") {
+            Some(format) => (format, true),
+            None => (text, false),
+        };
+        let (size, fps) = format.split_once('@').ok_or_else(bad)?;
         let (width, height) = size.split_once('x').ok_or_else(bad)?;
         let parse = |part: &str| part.parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(bad);
         let (width, height, fps) = (parse(width)?, parse(height)?, parse(fps)?);
@@ -117,7 +126,7 @@ impl std::str::FromStr for CameraConfig {
             return Err(format!("{text:?} is larger than 3840x2160@60"));
         }
         let bitrate_kbps = (u64::from(width) * u64::from(height) * u64::from(fps) / 11_000).clamp(150, 4_000) as u32;
-        Ok(Self { width, height, fps, bitrate_kbps })
+        Ok(Self { width, height, fps, bitrate_kbps, detailed })
     }
 }
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use dialtone_protocol::SignalPayload;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{CongestionControlBuilder, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder};
+use rtc::interceptor::{
+    CongestionControlBuilder, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder, TwccSenderBuilder,
+};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers,
@@ -40,8 +42,8 @@ use crate::error::LinkError;
 use crate::keyframe::{self, KeyframeRequests};
 use crate::loss::LossInterceptor;
 use crate::nack::NackRequester;
-use crate::pacer::AudioFirstPacer;
-use crate::repair::{RTX_PAYLOAD_TYPE, TwccSenderWithRepair};
+use crate::pacer::{AudioFirstPacer, ProbeOrders};
+use crate::repair::{RTX_PAYLOAD_TYPE, WithRepairStreams};
 use crate::send::{LinkSender, Outgoing, SendSide};
 use crate::video;
 use crate::video::reserve::CodecReserve;
@@ -594,6 +596,7 @@ fn retransmission(registry: Registry, rtt_ms: Arc<AtomicU32>) -> Registry {
 fn congestion_control(
     registry: Registry,
     estimator: CongestionControl,
+    orders: ProbeOrders,
     media_engine: &mut MediaEngine,
 ) -> Result<Registry, LinkError> {
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
@@ -603,22 +606,24 @@ fn congestion_control(
         media_engine.register_header_extension(extension, kind, None)?;
     }
     Ok(registry
-        .with(Slot::CongestionControl, CongestionControlBuilder::new(estimator).build())
-        .with(Slot::Pacer, AudioFirstPacer::new())
-        .with(Slot::TwccSender, TwccSenderWithRepair::new())
+        .with(Slot::CongestionControl, WithRepairStreams(CongestionControlBuilder::new(estimator).build()))
+        .with(Slot::Pacer, AudioFirstPacer::new(orders))
+        .with(Slot::TwccSender, WithRepairStreams(TwccSenderBuilder::new().build()))
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
 }
 
 async fn build(config: &MediaConfig, handler: Arc<Handler>) -> Result<impl PeerConnection, LinkError> {
     let mut media_engine = media_engine()?;
     let max_bps = f64::from(max_send_kbps(config)) * 1000.0;
+    let orders = ProbeOrders::default();
     let estimator = CongestionControl::new(
         crate::congestion::START_BPS,
         f64::from(MIN_SEND_KBPS) * 1000.0,
         max_bps,
         handler.shared.send.send_estimate.clone(),
+        orders.clone(),
     );
-    let registry = congestion_control(Registry::new(), estimator, &mut media_engine)?;
+    let registry = congestion_control(Registry::new(), estimator, orders, &mut media_engine)?;
     // The defaults but for the transport-wide feedback recorder, which congestion control added, and
     // NACK, configured here (see `retransmission`).
     configure_simulcast_extension_headers(&mut media_engine)?;

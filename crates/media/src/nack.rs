@@ -26,7 +26,7 @@ use crate::video::reorder::SequenceExtender;
 /// so they are sent only for what really did not come.
 pub(crate) const REQUESTS_PER_PACKET: u8 = 3;
 /// Each request is sent this many times (see `request_due`).
-const COPIES: usize = 2;
+const COPIES: usize = 3;
 /// A round trip to assume until the link has measured one (as on a long path, so repeats are not early).
 const UNMEASURED_RTT: Duration = Duration::from_millis(100);
 /// Added to the round trip before asking again: the sender's pacing and the receiver's scheduling.
@@ -40,13 +40,14 @@ const MAX_AGE: Duration = Duration::from_secs(1);
 /// is informational and a receive-only link has none of its own.
 const FEEDBACK_SENDER_SSRC: u32 = 0;
 
-/// The round trip to plan with: the link's measurement in milliseconds (0 until measured) and,
-/// meanwhile, how long retransmissions have taken to come, else a guess.
+/// The round trip to plan with: the link's measurement in milliseconds (0 until measured) or how long
+/// retransmissions have taken to come, whichever is longer (a queue on the path delays them beyond what
+/// ICE measured, and asking again before they could come doubles them), else a guess.
 pub(crate) fn round_trip(rtt_ms: u32, observed: Option<Duration>) -> Duration {
     match (rtt_ms, observed) {
         (0, Some(observed)) => observed,
         (0, None) => UNMEASURED_RTT,
-        (ms, _) => Duration::from_millis(u64::from(ms)),
+        (ms, observed) => Duration::from_millis(u64::from(ms)).max(observed.unwrap_or_default()),
     }
 }
 
@@ -174,10 +175,12 @@ impl NackRequester {
                 media_ssrc,
                 nacks: nack_pairs_from_sequence_numbers(&due),
             };
-            // Twice, in two packets: a NACK is as likely to be lost as the packet it asks for, and the
-            // sender answers each copy, so the retransmission is doubled too. On a path that loses 10 %
-            // each way, one try in five failed with single copies (a round trip more of frozen picture,
-            // 340 ms on a long path); with two, about one in thirty.
+            // Three times, in three packets: a NACK is as likely to be lost as the packet it asks for,
+            // and the sender answers each copy, so the retransmission goes three times too. On a path that
+            // loses 10 % each way, one try in five failed with single copies (a round trip more of frozen
+            // picture, 340 ms on a long path), one in thirty with two (a call of 16 s then still waited
+            // three round trips, over a second, for some packet in one run of twelve), one in two hundred
+            // with three. Retransmissions are held to a share of the estimate by the pacer.
             for _ in 0..COPIES {
                 self.outbound.push_back(TaggedPacket {
                     now,
@@ -363,7 +366,8 @@ mod tests {
         arrive(&mut requester, VIDEO, 103, later + Duration::from_millis(41));
         let repeats = run_until(&mut requester, start + Duration::from_secs(2));
         let again = |ms| (later + Duration::from_millis(ms), vec![102]);
-        assert_eq!(repeats, vec![again(50), again(100)]);
+        // The second repeat waits for the 41 ms 103's retransmission took, longer than the 40 ms measured.
+        assert_eq!(repeats, vec![again(50), again(101)]);
         assert_eq!(requester.poll_timeout(), None, "nothing left to do");
     }
 

@@ -5,12 +5,19 @@
 //! second) and reaches the receiver after its playout time, where it is as good as lost. As in
 //! libwebrtc, audio goes out at once and video is paced: audio's bits are still charged to the budget,
 //! so the video behind it makes room. RTCP is not paced either (feedback is only useful while fresh).
+//!
+//! It also sends congestion control's probes ([`ProbeOrder`]): copies of recent video over RTX, on top of
+//! the media, while the video queue is empty. Every RTX packet leaves numbered by it, the NACK
+//! responder's retransmissions and the probes alike, so that the two share one sequence of numbers.
 
-use std::collections::{HashSet, VecDeque};
-use std::time::Instant;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use rtc::interceptor::{Attribute, Interceptor, Pacer, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, AttributedPacket, Interceptor, Pacer, Packet, StreamInfo, TaggedPacket};
+use rtc::rtp;
 use rtc::sansio::Protocol;
+use rtc::shared::TransportContext;
 use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize;
 
@@ -21,11 +28,64 @@ const QUEUE_LIMIT: usize = 4096;
 /// What the pacer starts at before congestion control's first estimate arrives.
 const FIRST_BITRATE_BPS: f64 = 1_000_000.0;
 
+/// Retransmissions may take this share of the pacing rate (with the pacer at 2.5 times the estimate,
+/// half the estimate) ...
+const RETRANSMISSION_SHARE: f64 = 0.2;
+/// ... gathering at most this many bits while there are none; beyond it they are dropped. On a path that
+/// congestion made lossy, unbounded retransmissions (each asked for twice, and again when lost) sent
+/// nearly twice the narrow link's rate and kept it lossy.
+const RETRANSMISSION_BURST_BITS: f64 = 8.0 * 1_200.0 * 8.0;
+/// How many recent video packets are kept to be copied in probes.
+const RECENT_FOR_PROBES: usize = 64;
+/// While probing, the pacer wakes this often to send the next copy.
+const PROBE_TICK: Duration = Duration::from_millis(2);
+/// The most probe bits that may gather between two sends (a few packets), so that a late wake-up does not
+/// send a burst.
+const PROBE_BURST_BITS: f64 = 4.0 * 1_200.0 * 8.0;
+
+/// Congestion control's request for probing traffic: this many bits per second on top of the media, until
+/// the instant given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ProbeOrder {
+    pub(crate) until: Instant,
+    pub(crate) extra_bps: f64,
+}
+
+/// Where congestion control leaves its probe order for the pacer (both sit in one link's chain).
+pub(crate) type ProbeOrders = Arc<Mutex<Option<ProbeOrder>>>;
+
+/// A video stream's RTX stream.
+#[derive(Debug, Clone, Copy)]
+struct Repair {
+    ssrc: u32,
+    payload_type: u8,
+    next_sequence: u16,
+}
+
 /// See the module documentation. It takes the place of the library's pacer (`Slot::Pacer`).
 pub(crate) struct AudioFirstPacer {
     bucket: Pacer,
     /// The local audio streams' SSRCs, from the streams bound to the chain.
     audio: HashSet<u32>,
+    /// Each video stream's RTX stream, by the video stream's SSRC ...
+    repairs: HashMap<u32, Repair>,
+    /// ... and the video stream of each RTX stream, by the RTX stream's SSRC.
+    repaired: HashMap<u32, u32>,
+    /// The last video packets sent, to copy in probes, and which to copy next.
+    recent: VecDeque<(TransportContext, rtp::Packet)>,
+    next_copy: usize,
+    orders: ProbeOrders,
+    /// Probe bits that may be sent, and when they were last added to.
+    probe_bits: f64,
+    probe_refilled: Option<Instant>,
+    /// The pacing rate, and the retransmission bits that may be sent and when they were last added to.
+    pacing_bps: f64,
+    retransmission_bits: f64,
+    retransmission_refilled: Option<Instant>,
+    /// Retransmissions dropped for want of budget, for the log.
+    retransmissions_dropped: u64,
+    /// The latest instant the pacer was given (a wake-up's, a packet's).
+    last_seen: Option<Instant>,
     /// Video waiting for the budget, in order.
     video: VecDeque<TaggedPacket>,
     /// Ready to go on towards the wire: audio, RTCP and the video the budget released.
@@ -34,10 +94,23 @@ pub(crate) struct AudioFirstPacer {
 }
 
 impl AudioFirstPacer {
-    pub(crate) fn new() -> Self {
+    /// A pacer that reads congestion control's probe orders from `orders`.
+    pub(crate) fn new(orders: ProbeOrders) -> Self {
         Self {
             bucket: Pacer::new(FIRST_BITRATE_BPS),
             audio: HashSet::new(),
+            repairs: HashMap::new(),
+            repaired: HashMap::new(),
+            recent: VecDeque::with_capacity(RECENT_FOR_PROBES),
+            next_copy: 0,
+            orders,
+            probe_bits: 0.0,
+            probe_refilled: None,
+            pacing_bps: FIRST_BITRATE_BPS,
+            retransmission_bits: RETRANSMISSION_BURST_BITS,
+            retransmission_refilled: None,
+            retransmissions_dropped: 0,
+            last_seen: None,
             video: VecDeque::new(),
             outbound: VecDeque::new(),
             inbound: VecDeque::new(),
@@ -48,6 +121,83 @@ impl AudioFirstPacer {
         match &packet.message.packet {
             Packet::Rtp(rtp) => (rtp.marshal_size() * 8) as f64,
             _ => 0.0,
+        }
+    }
+
+    /// Whether a retransmission fits the retransmissions' budget (charging it if so).
+    fn retransmission_allowed(&mut self, packet: &TaggedPacket) -> bool {
+        let last = self.retransmission_refilled.replace(packet.now);
+        let elapsed = last.map_or(Duration::ZERO, |last| packet.now.saturating_duration_since(last));
+        self.retransmission_bits = (self.retransmission_bits
+            + self.pacing_bps * RETRANSMISSION_SHARE * elapsed.as_secs_f64())
+        .min(RETRANSMISSION_BURST_BITS);
+        let bits = Self::bits_of(packet);
+        if self.retransmission_bits < bits {
+            return false;
+        }
+        self.retransmission_bits -= bits;
+        true
+    }
+
+    /// A video packet leaves: an RTX packet gets the next number of its stream; a video packet with an RTX
+    /// stream is kept for probes.
+    fn leaving(&mut self, mut packet: TaggedPacket, now: Instant) {
+        if let Packet::Rtp(rtp) = &mut packet.message.packet {
+            if let Some(video) = self.repaired.get(&rtp.header.ssrc)
+                && let Some(repair) = self.repairs.get_mut(video)
+            {
+                rtp.header.sequence_number = repair.next_sequence;
+                repair.next_sequence = repair.next_sequence.wrapping_add(1);
+            } else if self.repairs.contains_key(&rtp.header.ssrc) {
+                if self.recent.len() == RECENT_FOR_PROBES {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back((packet.transport, rtp.clone()));
+            }
+        }
+        // What is wire-side of here (the send history congestion control reads) must see when the packet
+        // left, not when it was queued, or the queueing is charged to the network.
+        packet.now = now;
+        self.outbound.push_back(packet);
+    }
+
+    /// Sends what the probe order allows since the last call, while no video waits.
+    fn probe(&mut self, now: Instant) {
+        let order = *crate::lock(&self.orders);
+        let last = self.probe_refilled.replace(now);
+        let Some(order) = order.filter(|order| now < order.until) else {
+            self.probe_bits = 0.0;
+            return;
+        };
+        tracing::trace!(recent = self.recent.len(), queued = self.video.len(), bits = self.probe_bits, "probe tick");
+        let elapsed = last.map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
+        self.probe_bits = (self.probe_bits + order.extra_bps * elapsed.as_secs_f64()).min(PROBE_BURST_BITS);
+        while !self.recent.is_empty() && self.video.is_empty() {
+            let (transport, original) = &self.recent[self.next_copy % self.recent.len()];
+            let Some(repair) = self.repairs.get_mut(&original.header.ssrc) else { break };
+            let bits = ((original.marshal_size() + 2) * 8) as f64;
+            if self.probe_bits < bits {
+                break;
+            }
+            self.probe_bits -= bits;
+            self.next_copy = self.next_copy.wrapping_add(1);
+            let mut payload = Vec::with_capacity(original.payload.len() + 2);
+            payload.extend_from_slice(&original.header.sequence_number.to_be_bytes());
+            payload.extend_from_slice(&original.payload);
+            let header = rtp::header::Header {
+                ssrc: repair.ssrc,
+                payload_type: repair.payload_type,
+                sequence_number: repair.next_sequence,
+                padding: false,
+                ..original.header.clone()
+            };
+            repair.next_sequence = repair.next_sequence.wrapping_add(1);
+            let copy = rtp::Packet { header, payload: payload.into() };
+            self.outbound.push_back(TaggedPacket {
+                now,
+                transport: *transport,
+                message: AttributedPacket::new(Packet::Rtp(copy)),
+            });
         }
     }
 }
@@ -61,12 +211,14 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for AudioFirstPacer {
             message.message.get(&Attribute::TargetBitrateChanged { bits_per_second: 0.0 })
         {
             self.bucket.set_target_bitrate(*bits_per_second);
+            self.pacing_bps = *bits_per_second;
         }
         self.inbound.push_back(message);
         Ok(())
     }
 
     fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Error> {
+        self.last_seen = Some(self.last_seen.map_or(message.now, |last| last.max(message.now)));
         let Packet::Rtp(rtp) = &message.message.packet else {
             self.outbound.push_back(message); // RTCP
             return Ok(());
@@ -76,6 +228,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for AudioFirstPacer {
         if audio {
             self.bucket.consume(Self::bits_of(&message));
             self.outbound.push_back(message);
+        } else if self.repaired.contains_key(&rtp.header.ssrc) && !self.retransmission_allowed(&message) {
+            self.retransmissions_dropped += 1;
+            if self.retransmissions_dropped.is_power_of_two() {
+                tracing::debug!(dropped = self.retransmissions_dropped, "retransmissions over their budget dropped");
+            }
         } else if self.video.len() < QUEUE_LIMIT {
             self.video.push_back(message);
         }
@@ -89,19 +246,25 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for AudioFirstPacer {
             if !self.bucket.can_release(bits) {
                 break;
             }
-            let mut packet = self.video.pop_front().expect("front just checked");
+            let packet = self.video.pop_front().expect("front just checked");
             self.bucket.consume(bits);
-            // What is wire-side of here (the send history congestion control reads) must see when the
-            // packet left, not when it was queued, or the queueing is charged to the network.
-            packet.now = now;
-            self.outbound.push_back(packet);
+            self.leaving(packet, now);
         }
+        self.probe(now);
+        self.last_seen = Some(now);
         Ok(())
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
-        let head = self.video.front()?;
-        self.bucket.releasable_at(Self::bits_of(head))
+        let media = self.video.front().and_then(|head| self.bucket.releasable_at(Self::bits_of(head)));
+        // A probe order runs: wake every few milliseconds to send its next copies.
+        let ordered =
+            crate::lock(&self.orders).is_some_and(|order| self.last_seen.is_some_and(|last| last < order.until));
+        let probe = self.last_seen.map(|last| last + PROBE_TICK).filter(|_| ordered);
+        match (media, probe) {
+            (Some(media), Some(probe)) => Some(media.min(probe)),
+            (media, probe) => media.or(probe),
+        }
     }
 }
 
@@ -110,10 +273,18 @@ impl Interceptor for AudioFirstPacer {
         if info.mime_type.to_ascii_lowercase().starts_with("audio/") {
             self.audio.insert(info.ssrc);
         }
+        if let (Some(ssrc), Some(payload_type)) = (info.ssrc_rtx, info.payload_type_rtx) {
+            self.repairs.insert(info.ssrc, Repair { ssrc, payload_type, next_sequence: ssrc as u16 });
+            self.repaired.insert(ssrc, info.ssrc);
+        }
     }
 
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.audio.remove(&info.ssrc);
+        if let Some(repair) = self.repairs.remove(&info.ssrc) {
+            self.repaired.remove(&repair.ssrc);
+            self.recent.retain(|(_, packet)| packet.header.ssrc != info.ssrc);
+        }
     }
 
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
@@ -156,7 +327,7 @@ mod tests {
         const AUDIO: u32 = 1;
         const VIDEO: u32 = 2;
         let start = Instant::now();
-        let mut pacer = AudioFirstPacer::new();
+        let mut pacer = AudioFirstPacer::new(ProbeOrders::default());
         pacer.bucket.set_target_bitrate(200_000.0);
         pacer.bind_local_stream(&stream(AUDIO, "audio/opus"));
         pacer.bind_local_stream(&stream(VIDEO, "video/VP8"));
@@ -188,7 +359,7 @@ mod tests {
     #[test]
     fn audio_counts_against_the_budget_and_rtcp_is_never_held() {
         let start = Instant::now();
-        let mut pacer = AudioFirstPacer::new();
+        let mut pacer = AudioFirstPacer::new(ProbeOrders::default());
         pacer.bucket.set_target_bitrate(100_000.0);
         pacer.bind_local_stream(&stream(1, "audio/opus"));
         let full = pacer.bucket.budget_bits();
@@ -207,5 +378,53 @@ mod tests {
         pacer.unbind_local_stream(&stream(1, "audio/opus"));
         pacer.handle_write(packet(1, 1, 988, start)).unwrap();
         assert!(drain(&mut pacer).is_empty());
+    }
+
+    #[test]
+    fn a_probe_sends_copies_of_recent_video_over_rtx_numbered_with_the_retransmissions() {
+        const VIDEO: u32 = 2;
+        const REPAIR: u32 = 3;
+        let start = Instant::now();
+        let orders = ProbeOrders::default();
+        let mut pacer = AudioFirstPacer::new(orders.clone());
+        pacer.bucket.set_target_bitrate(10_000_000.0);
+        pacer.bind_local_stream(&StreamInfo {
+            ssrc: VIDEO,
+            ssrc_rtx: Some(REPAIR),
+            payload_type_rtx: Some(97),
+            mime_type: "video/VP8".to_owned(),
+            ..Default::default()
+        });
+        for sequence in 0..4 {
+            pacer.handle_write(packet(VIDEO, sequence, 1_000, start)).unwrap();
+        }
+        // A retransmission from the NACK responder, numbered by it.
+        pacer.handle_write(packet(REPAIR, 500, 1_002, start)).unwrap();
+        pacer.handle_timeout(start).unwrap();
+        let media = drain(&mut pacer);
+        let retransmission = media.iter().find(|(ssrc, _)| *ssrc == REPAIR).expect("the retransmission").1;
+        assert_eq!(pacer.poll_timeout(), None, "nothing to do without an order");
+
+        // 800 kbit/s for 100 ms: ten copies of about 1 000 bytes.
+        *crate::lock(&orders) = Some(ProbeOrder { until: start + Duration::from_millis(100), extra_bps: 800_000.0 });
+        let mut copies = Vec::new();
+        let mut now = start;
+        while let Some(next) = pacer.poll_timeout() {
+            now = next;
+            pacer.handle_timeout(now).unwrap();
+            copies.extend(std::iter::from_fn(|| pacer.poll_write()).map(|p| match p.message.packet {
+                Packet::Rtp(rtp) => rtp,
+                _ => panic!("RTP only"),
+            }));
+        }
+        assert!(now >= start + Duration::from_millis(100), "probed until the order ran out");
+        assert!((9..=11).contains(&copies.len()), "{} copies", copies.len());
+        for (n, copy) in copies.iter().enumerate() {
+            assert_eq!((copy.header.ssrc, copy.header.payload_type), (REPAIR, 97));
+            assert_eq!(copy.header.sequence_number, retransmission.wrapping_add(1 + n as u16), "one sequence");
+            let original = u16::from_be_bytes([copy.payload[0], copy.payload[1]]);
+            assert_eq!(original, n as u16 % 4, "copies of the recent video in turn");
+            assert_eq!(copy.payload.len(), 1_002);
+        }
     }
 }

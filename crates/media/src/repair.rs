@@ -4,13 +4,13 @@
 //! or has moved past: a second copy is dropped as a replay, and a packet more than 64 behind the newest
 //! is dropped as too old (at 2 Mbit/s that is a quarter of a second of video, less than a long path's
 //! round trip). RTX packets have sequence numbers of their own. The library sends them and takes them
-//! apart on arrival, but numbers only the media streams it was told of for transport-wide feedback, so
-//! retransmissions and probes would be invisible to congestion control: [`TwccSenderWithRepair`] tells
-//! it of each RTX stream too.
+//! apart on arrival, but its transport-wide numbering and its congestion control's send history track
+//! only the media streams they were told of, so retransmissions and probes would be invisible to
+//! congestion control: [`WithRepairStreams`] tells them of each RTX stream too.
 
 use std::time::Instant;
 
-use rtc::interceptor::{Interceptor, StreamInfo, TaggedPacket, TwccSenderBuilder, TwccSenderInterceptor};
+use rtc::interceptor::{Interceptor, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
@@ -23,14 +23,10 @@ pub(crate) fn original_sequence_number(payload: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]))
 }
 
-/// The library's transport-wide sequence numbering, extended to each stream's RTX stream.
-pub(crate) struct TwccSenderWithRepair(TwccSenderInterceptor);
+/// One of the library's interceptors, told of each local stream's RTX stream as of a stream of its own.
+pub(crate) struct WithRepairStreams<I>(pub(crate) I);
 
-impl TwccSenderWithRepair {
-    pub(crate) fn new() -> Self {
-        Self(TwccSenderBuilder::new().build())
-    }
-
+impl<I> WithRepairStreams<I> {
     /// The RTX stream of `info`, described as a stream of its own with the same header extensions.
     fn repair_stream(info: &StreamInfo) -> Option<StreamInfo> {
         let ssrc = info.ssrc_rtx?;
@@ -38,7 +34,19 @@ impl TwccSenderWithRepair {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for TwccSenderWithRepair {
+impl<I> Protocol<TaggedPacket, TaggedPacket, ()> for WithRepairStreams<I>
+where
+    I: Protocol<
+            TaggedPacket,
+            TaggedPacket,
+            (),
+            Rout = TaggedPacket,
+            Wout = TaggedPacket,
+            Eout = (),
+            Error = Error,
+            Time = Instant,
+        >,
+{
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -82,7 +90,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for TwccSenderWithRepair {
     }
 }
 
-impl Interceptor for TwccSenderWithRepair {
+impl<I: Interceptor> Interceptor for WithRepairStreams<I> {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         self.0.bind_local_stream(info);
         if let Some(repair) = Self::repair_stream(info) {
@@ -108,7 +116,7 @@ impl Interceptor for TwccSenderWithRepair {
 
 #[cfg(test)]
 mod tests {
-    use rtc::interceptor::{AttributedPacket, Packet, RTPHeaderExtension};
+    use rtc::interceptor::{AttributedPacket, Packet, RTPHeaderExtension, TwccSenderBuilder, TwccSenderInterceptor};
     use rtc::rtp;
     use rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
     use rtc::shared::TransportContext;
@@ -120,7 +128,7 @@ mod tests {
     const REPAIR: u32 = 11;
     const EXTENSION_ID: u8 = 5;
 
-    fn sent(sender: &mut TwccSenderWithRepair, ssrc: u32) -> Option<u16> {
+    fn sent(sender: &mut WithRepairStreams<TwccSenderInterceptor>, ssrc: u32) -> Option<u16> {
         let rtp = rtp::Packet { header: rtp::header::Header { ssrc, ..Default::default() }, ..Default::default() };
         let packet = TaggedPacket {
             now: Instant::now(),
@@ -135,7 +143,7 @@ mod tests {
 
     #[test]
     fn retransmissions_are_numbered_for_transport_wide_feedback_like_the_media() {
-        let mut sender = TwccSenderWithRepair::new();
+        let mut sender = WithRepairStreams(TwccSenderBuilder::new().build());
         let info = StreamInfo {
             ssrc: VIDEO,
             ssrc_rtx: Some(REPAIR),

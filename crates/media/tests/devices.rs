@@ -60,7 +60,7 @@ async fn a_microphone_that_does_not_exist_sends_silence_and_says_why() {
 async fn the_fake_pick_uses_the_twin_without_a_problem() {
     let (notify, notices) = recorder();
     let preview = VideoSlot::new(None);
-    let camera = CameraConfig { width: 160, height: 120, fps: 15, bitrate_kbps: 200 };
+    let camera = CameraConfig { width: 160, height: 120, fps: 15, bitrate_kbps: 200, detailed: false };
     let _camera =
         VideoSender::start(camera, VideoSource::Device { pick: DevicePick::Fake, notify }, Some(preview.clone()))
             .unwrap();
@@ -71,7 +71,7 @@ async fn the_fake_pick_uses_the_twin_without_a_problem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_preview_nobody_looks_at_is_not_drawn_until_someone_does() {
     let preview = VideoSlot::new(None);
-    let camera = CameraConfig { width: 160, height: 120, fps: 30, bitrate_kbps: 200 };
+    let camera = CameraConfig { width: 160, height: 120, fps: 30, bitrate_kbps: 200, detailed: false };
     let _camera = VideoSender::start(camera, VideoSource::TestPattern, Some(preview.clone())).unwrap();
     // Counting pictures is not looking at them: only the first is drawn while nobody reads the slot.
     until("the first preview picture", || preview.frames_decoded() >= 1).await;
@@ -96,7 +96,7 @@ async fn a_preview_nobody_looks_at_is_not_drawn_until_someone_does() {
 async fn no_camera_here_means_no_picture_with_a_reason() {
     let (notify, notices) = recorder();
     let preview = VideoSlot::new(None);
-    let camera = CameraConfig { width: 160, height: 120, fps: 15, bitrate_kbps: 200 };
+    let camera = CameraConfig { width: 160, height: 120, fps: 15, bitrate_kbps: 200, detailed: false };
     let pick = DevicePick::Id("camera:7".into());
     let _camera = VideoSender::start(camera, VideoSource::Device { pick, notify }, Some(preview.clone())).unwrap();
     until("the notice", || !notices.lock().unwrap().is_empty()).await;
@@ -199,7 +199,7 @@ async fn pictures_of_another_shape_are_sent_in_their_own_shape_not_stretched() {
         Some(Arc::new(DecodedFrame { picture, stamp: None, decoded_us: 0, index }))
     }));
     let preview = VideoSlot::new(None);
-    let camera = CameraConfig { width: 1280, height: 720, fps: 30, bitrate_kbps: 1_500 };
+    let camera = CameraConfig { width: 1280, height: 720, fps: 30, bitrate_kbps: 1_500, detailed: false };
     let _sender = VideoSender::start(camera, source, Some(preview.clone())).unwrap();
     // The preview shows what is encoded, at the encoder's size.
     let shown = |wanted: (u32, u32)| {

@@ -114,7 +114,7 @@ fn relay_rest(offerer: Link, mut offers: Events, answerer: Link, mut answers: Ev
 async fn video_sent_on_one_side_is_decoded_on_the_other_in_order_and_fresh() {
     let (offerer, answerer) = connected_pair().await;
 
-    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 };
+    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500, detailed: false };
     let started = tokio::time::Instant::now();
     let preview = VideoSlot::new(None);
     let sender = VideoSender::start(camera, VideoSource::TestPattern, Some(preview.clone())).unwrap();
@@ -151,7 +151,7 @@ async fn video_sent_on_one_side_is_decoded_on_the_other_in_order_and_fresh() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_sends_back_the_pictures_and_sound_it_receives() {
     let (offerer, answerer) = connected_pair().await;
-    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 };
+    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500, detailed: false };
     let there = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();
     there.set_targets(vec![answerer.sender()]);
     let meter = AudioSlot::new();
@@ -202,7 +202,7 @@ async fn a_mirror_sends_back_the_pictures_and_sound_it_receives() {
 async fn a_keyframe_request_gets_a_keyframe() {
     let (offerer, answerer) = connected_pair().await;
 
-    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 };
+    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500, detailed: false };
     let sender = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();
     sender.set_targets(vec![answerer.sender()]);
     let slot = offerer.remote_video();
@@ -342,7 +342,7 @@ async fn keyframe_requests_are_answered_when_both_sides_send_video_over_a_lossy_
     let (answerer, mut answers) = spawn(Role::Answerer);
     connect(&offerer, &mut offers, &answerer, &mut answers).await;
     let (offerer, answerer) = relay_rest(offerer, offers, answerer, answers);
-    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500 };
+    let camera = CameraConfig { width: 320, height: 240, fps: 30, bitrate_kbps: 500, detailed: false };
     let offerer_camera = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();
     offerer_camera.set_targets(vec![offerer.sender()]);
     let answerer_camera = VideoSender::start(camera, VideoSource::TestPattern, None).unwrap();

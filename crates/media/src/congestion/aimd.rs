@@ -52,8 +52,14 @@ impl RateControl {
 
     /// Lets the estimate grow for the time since the last update: the path shows no sign of congestion.
     /// `delivered` is what the path delivered lately, `rtt` the round trip; the estimate rises no higher
-    /// than `ceiling` (but is not lowered to it).
-    pub(crate) fn increase(&mut self, now: Instant, delivered: Option<f64>, rtt: Duration, ceiling: Option<f64>) {
+    /// than `ceiling` (but is not lowered to it). Returns whether the ceiling held it back.
+    pub(crate) fn increase(
+        &mut self,
+        now: Instant,
+        delivered: Option<f64>,
+        rtt: Duration,
+        ceiling: Option<f64>,
+    ) -> bool {
         let elapsed = self.elapsed(now);
         if let (Some(capacity), Some(delivered)) = (self.capacity, delivered)
             && delivered > capacity * OUTGROWN
@@ -68,8 +74,38 @@ impl RateControl {
                 (self.target + additive).max(self.target * NEAR_PER_SECOND.powf(seconds))
             }
         };
+        let held_back = ceiling.is_some_and(|ceiling| grown > ceiling);
         let grown = ceiling.map_or(grown, |ceiling| grown.min(ceiling.max(self.target)));
         self.target = grown.clamp(self.min, self.max);
+        held_back
+    }
+
+    /// A probe showed the path carries `rate`: the estimate rises to it (within the bounds) if it is lower.
+    /// Returns whether it rose.
+    pub(crate) fn raise_to(&mut self, rate: f64) -> bool {
+        let rate = rate.min(self.max);
+        if rate <= self.target {
+            return false;
+        }
+        self.target = rate;
+        if self.capacity.is_some_and(|capacity| rate > capacity * OUTGROWN) {
+            self.capacity = None;
+        }
+        true
+    }
+
+    /// A probe found the path carries `rate` while it pushed back: the estimate settles there (up or
+    /// down), and that is the path's rate to climb near.
+    pub(crate) fn settle_at(&mut self, now: Instant, rate: f64) {
+        self.elapsed(now);
+        self.last_decrease = Some(now);
+        self.capacity = Some(rate);
+        self.target = rate.clamp(self.min, self.max);
+    }
+
+    /// The most the estimate may reach.
+    pub(crate) fn max(&self) -> f64 {
+        self.max
     }
 
     /// Holds the estimate where it is (a queue is draining), letting time pass.

@@ -14,9 +14,12 @@
 //! estimate and paced at 2.5 times it, would overflow the bottleneck (on a 400 kbit/s path the library's
 //! GCC climbed to 1.6 Mbit/s so, and every keyframe froze the picture). It is not lowered for sending
 //! little, though: a camera turned on after minutes of audio alone starts at what the path carried before.
+//! And while the call is held back by what it sends, short probes ([`probe`]) find out what more the path
+//! carries.
 
 mod aimd;
 mod loss;
+mod probe;
 #[cfg(test)]
 mod tests;
 mod throughput;
@@ -28,8 +31,10 @@ use std::time::{Duration, Instant};
 
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
 
+use crate::pacer::ProbeOrders;
 use aimd::RateControl;
 use loss::LossWatch;
+use probe::{Boldness, Outcome, ProbePlan};
 use throughput::Throughput;
 use trend::{DelayTrend, Usage};
 
@@ -50,6 +55,9 @@ const ACKNOWLEDGED_WINDOW: Duration = Duration::from_secs(1);
 /// What the path delivers is measured over this much arrival time: short, so that a decrease follows a
 /// link that just got narrower, long enough to hold a few frames.
 const DELIVERED_WINDOW: Duration = Duration::from_millis(500);
+/// Where the path pushed back lately at less than this share of the most it carried before, gentle
+/// probes look for whether it widened again.
+const RECOVERY_SHARE: f64 = 0.5;
 /// A batch of feedback that starts with this many packets unacknowledged follows a feedback that was lost
 /// (random loss makes such a run about once in a thousand batches at 10 %).
 const LOST_FEEDBACK_RUN: usize = 3;
@@ -79,13 +87,26 @@ pub(crate) struct CongestionControl {
     origin: Option<Instant>,
     rtt: Option<Duration>,
     limit: Limit,
+    probe: ProbePlan,
+    /// The most the path has been seen to carry in this call (delivered when it pushed back, or a
+    /// probe's result).
+    peak_bps: f64,
+    /// Where probe orders are left for the pacer.
+    orders: ProbeOrders,
     /// The estimate published to the encoder, in bits per second (`f64` bits).
     estimate: Arc<AtomicU64>,
 }
 
 impl CongestionControl {
-    /// Starts at `start_bps`, within `min_bps..=max_bps`.
-    pub(crate) fn new(start_bps: f64, min_bps: f64, max_bps: f64, estimate: Arc<AtomicU64>) -> Self {
+    /// Starts at `start_bps`, within `min_bps..=max_bps`; publishes the estimate in `estimate` and leaves
+    /// probe orders for the pacer in `orders`.
+    pub(crate) fn new(
+        start_bps: f64,
+        min_bps: f64,
+        max_bps: f64,
+        estimate: Arc<AtomicU64>,
+        orders: ProbeOrders,
+    ) -> Self {
         let control = Self {
             trend: DelayTrend::default(),
             loss: LossWatch::default(),
@@ -95,6 +116,9 @@ impl CongestionControl {
             origin: None,
             rtt: None,
             limit: Limit::Ramping,
+            probe: ProbePlan::default(),
+            peak_bps: 0.0,
+            orders,
             estimate,
         };
         control.publish();
@@ -128,6 +152,7 @@ impl BandwidthEstimator for CongestionControl {
                 Some(arrival) if report.arrived => {
                     self.acknowledged.add(report.departure.saturating_duration_since(origin), report.size);
                     self.delivered.add(arrival, report.size);
+                    self.probe.arrived(report.departure, arrival, report.size);
                     usage = self.trend.add(report.departure, arrival);
                     newest = Some(newest.map_or(report.departure, |newest: Instant| newest.max(report.departure)));
                 }
@@ -140,8 +165,13 @@ impl BandwidthEstimator for CongestionControl {
         }
         let rtt = self.rtt.unwrap_or(FIRST_RTT);
         let delivered = self.delivered.bits_per_second();
-        let judged = self.loss.add(now, lost, reports.len() - unknown);
-        if let Some(congestion) = judged {
+        let congestion = self.loss.add(now, lost, reports.len() - unknown);
+        let pushed_back = congestion.is_some() || usage == Usage::Over;
+        let mut held_back = false;
+        if pushed_back && self.probe.probing() {
+            // A probe is an experiment on the path: its result says what the path carries.
+            self.probe.pushed_back();
+        } else if let Some(congestion) = congestion {
             if self.rate.cut(now, congestion.keep(), rtt) {
                 tracing::debug!(?congestion, ?delivered, target = self.rate.target(), "loss: estimate lowered");
             }
@@ -149,6 +179,7 @@ impl BandwidthEstimator for CongestionControl {
         } else {
             match usage {
                 Usage::Over => {
+                    self.peak_bps = self.peak_bps.max(delivered.unwrap_or_default());
                     if self.rate.decrease(now, delivered, rtt) {
                         tracing::debug!(?delivered, target = self.rate.target(), "queue building: estimate lowered");
                     }
@@ -161,10 +192,45 @@ impl BandwidthEstimator for CongestionControl {
                         .acknowledged
                         .bits_per_second()
                         .map(|acknowledged| acknowledged * OVER_ACKNOWLEDGED + OVER_ACKNOWLEDGED_BPS);
-                    self.rate.increase(now, delivered, rtt, ceiling);
+                    held_back = self.rate.increase(now, delivered, rtt, ceiling);
                     if self.rate.capacity().is_none() {
                         self.limit = Limit::Ramping;
                     }
+                }
+            }
+        }
+        match self.probe.result(now, rtt) {
+            // Where a queue built, the probe's packets arrived at the bottleneck's rate: that is the path.
+            Some(Outcome { carried: Some(carried), pushed_back: true }) => {
+                self.peak_bps = self.peak_bps.max(carried);
+                self.rate.settle_at(now, carried);
+                self.limit = Limit::Bandwidth;
+                tracing::debug!(carried, target = self.rate.target(), "a probe found the path's rate");
+            }
+            Some(Outcome { carried: Some(carried), pushed_back: false }) => {
+                self.peak_bps = self.peak_bps.max(carried);
+                if self.rate.raise_to(carried) {
+                    tracing::debug!(carried, target = self.rate.target(), "a probe raised the estimate");
+                    self.probe.raised(now);
+                }
+            }
+            Some(Outcome { carried: None, pushed_back: true }) => {
+                self.rate.decrease(now, delivered, rtt);
+                self.limit = Limit::Bandwidth;
+            }
+            Some(Outcome { carried: None, pushed_back: false }) => {}
+            None => {
+                let calm = usage == Usage::Normal && self.loss.allows_increase() && congestion.is_none();
+                let target = self.rate.target();
+                let boldness = match self.rate.capacity() {
+                    None => Some(Boldness::Bold),
+                    Some(_) if target < RECOVERY_SHARE * self.peak_bps => Some(Boldness::Gentle),
+                    // The path pushed back lately near this rate: probing would only fill its queue.
+                    Some(_) => None,
+                };
+                if let Some(order) = self.probe.start(now, target, self.rate.max(), held_back, calm, boldness) {
+                    tracing::debug!(extra_bps = order.extra_bps, target = self.rate.target(), "probing");
+                    *crate::lock(&self.orders) = Some(order);
                 }
             }
         }

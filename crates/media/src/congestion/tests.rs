@@ -85,12 +85,14 @@ impl Random {
 fn simulate(path: &Path, seconds: u64, max_bps: f64, sends: impl Fn(f64) -> f64) -> (Run, CongestionControl) {
     let epoch = Instant::now();
     let published = Arc::new(AtomicU64::new(0));
-    let mut control = CongestionControl::new(START_BPS, 80_000.0, max_bps, published.clone());
+    let orders = ProbeOrders::default();
+    let mut control = CongestionControl::new(START_BPS, 80_000.0, max_bps, published.clone(), orders.clone());
     let mut random = Random(0x2545_f491_4f6c_dd1d);
     let mut run = Run::default();
     // Sender: packets waiting for the pacer, and the pacer's budget in bytes.
     let mut paced: VecDeque<usize> = VecDeque::new();
     let mut pacer_budget = 0.0;
+    let mut probe_budget = 0.0;
     // Every packet sent: (departure, size); the index is its transport-wide sequence number.
     let mut sent: Vec<(Duration, usize)> = Vec::new();
     // Bottleneck queue: (sequence, entered), and the shaper's budget in bytes.
@@ -123,11 +125,25 @@ fn simulate(path: &Path, seconds: u64, max_bps: f64, sends: impl Fn(f64) -> f64)
             paced.push_front(100);
         }
         pacer_budget = (pacer_budget + control.target_bitrate() / 8.0 * TICK.as_secs_f64()).min(2.0 * PACKET as f64);
-        while let Some(&size) = paced.front()
-            && pacer_budget >= 0.0
-        {
-            paced.pop_front();
-            pacer_budget -= size as f64;
+        // Probes, as the pacer sends them: copies on top of the media while no media waits.
+        let order = *crate::lock(&orders);
+        match order.filter(|order| epoch + now < order.until) {
+            Some(order) => {
+                probe_budget = (probe_budget + order.extra_bps / 8.0 * TICK.as_secs_f64()).min(4.0 * PACKET as f64)
+            }
+            None => probe_budget = 0.0,
+        }
+        let mut probes = VecDeque::new();
+        while probe_budget >= PACKET as f64 && paced.is_empty() {
+            probe_budget -= PACKET as f64;
+            probes.push_back(PACKET);
+        }
+        while let Some(size) = if paced.front().is_some() && pacer_budget >= 0.0 {
+            pacer_budget -= paced[0] as f64;
+            paced.pop_front()
+        } else {
+            probes.pop_front()
+        } {
             let sequence = sent.len();
             sent.push((now, size));
             run.sent.push(now);
@@ -290,12 +306,51 @@ fn a_link_that_narrows_mid_call_is_followed_down_within_two_seconds_and_back_up_
 }
 
 #[test]
-fn a_call_that_sends_little_neither_raises_nor_lowers_the_estimate() {
+fn an_easy_picture_follows_a_link_down_and_probes_its_way_back_up() {
+    let rate = |at: Duration| if (secs(10.0)..secs(20.0)).contains(&at) { 300_000.0 } else { 2_500_000.0 };
+    let path = Path { queue: QUEUE_LIMIT, rate_bps: Box::new(rate), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
+    // The encoder makes 60 % of what it is given.
+    let (run, _) = simulate(&path, 32, 2_000_000.0, |estimate| 0.6 * estimate);
+    let before = run.estimate_at(secs(9.9));
+    let down = run.first_estimate(secs(10.0), |bps| bps <= 300_000.0);
+    let up = run.first_estimate(secs(20.0), |bps| bps >= 0.85 * before);
+    let lost = run.lost(secs(10.0), secs(20.0));
+    eprintln!(
+        "an easy picture: {before:.0} before, down after {down:?}, back after {up:?}; {:.1} % lost while narrow",
+        lost * 100.0
+    );
+    assert!(before >= 1_000_000.0, "before: {before}");
+    assert!(down.is_some_and(|down| down <= secs(2.0)), "down after {down:?}");
+    assert!(up.is_some_and(|up| up <= secs(10.0)), "back after {up:?}");
+}
+
+#[test]
+fn a_call_that_sends_little_finds_a_wide_paths_rate_by_probing() {
     let path =
         Path { queue: QUEUE_LIMIT, rate_bps: steady(5_000_000.0), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
     // An easy picture: 150 kbit/s whatever the estimate.
-    let (run, _) = simulate(&path, 10, 2_000_000.0, |_| 150_000.0);
+    let (run, _) = simulate(&path, 20, 2_000_000.0, |_| 150_000.0);
+    let reached = run.first_estimate(Duration::ZERO, |bps| bps >= 1_700_000.0);
+    let probing = run.received_bps(secs(10.0), secs(20.0)) - 150_000.0 - 40_000.0;
+    eprintln!("sending 150 kbit/s: 1.7 Mbit/s reached after {reached:?}; probes cost {probing:.0} bit/s after 10 s");
+    assert!(reached.is_some_and(|at| at <= secs(10.0)), "reached after {reached:?}");
+    assert!(probing < 60_000.0, "probes cost {probing:.0} bit/s");
+}
+
+#[test]
+fn probing_a_narrow_path_does_not_lift_the_estimate_far_above_it() {
+    let path =
+        Path { queue: QUEUE_LIMIT, rate_bps: steady(500_000.0), one_way: secs(0.02), jitter: secs(0.0), loss: 0.0 };
+    let (run, _) = simulate(&path, 30, 2_000_000.0, |_| 150_000.0);
     let highest = run.estimates.iter().map(|(_, bps)| *bps).fold(0.0, f64::max);
-    assert!(highest <= 1.5 * 250_000.0 + 10_000.0, "rose to {highest} on ~250 kbit/s acknowledged");
-    assert!(run.estimate_at(secs(9.9)) >= START_BPS, "not lowered: {}", run.estimate_at(secs(9.9)));
+    let lost = run.lost(Duration::ZERO, secs(30.0));
+    let queueing = run.worst_queueing(Duration::ZERO, secs(30.0));
+    eprintln!(
+        "sending 150 kbit/s on a 500 kbit/s path: highest estimate {highest:.0}, {:.1} % lost, queueing up to {queueing:?}",
+        lost * 100.0
+    );
+    assert!(highest <= 500_000.0, "rose to {highest}");
+    assert!(run.estimate_at(secs(29.9)) >= 400_000.0, "found {}", run.estimate_at(secs(29.9)));
+    // A probe twice the estimate into a full 150 ms queue may overflow it once or twice.
+    assert!(lost <= 0.005, "probes overflowed the queue: {:.1} % lost", lost * 100.0);
 }

@@ -42,7 +42,14 @@ pub struct TestPattern {
     width: u32,
     height: u32,
     next: u32,
+    /// Fine detail added under the stamp, different every frame (see [`Self::detailed`]).
+    detail: Option<Box<[i8; DETAIL_TABLE]>>,
 }
+
+/// The detail is drawn from a table of small offsets this long, at a different place in each row and frame.
+const DETAIL_TABLE: usize = 4096;
+/// Detail changes the luma by at most this much either way.
+const DETAIL_DEPTH: i8 = 3;
 
 impl TestPattern {
     /// A pattern of the given size, enlarged where needed to hold the stamp (at least 256 pixels wide,
@@ -50,13 +57,29 @@ impl TestPattern {
     pub fn new(width: u32, height: u32) -> Self {
         let width = width.max(256) & !1;
         let strip = BITS.div_ceil(width / BLOCK) * BLOCK;
-        Self { width, height: height.max(strip) & !1, next: 0 }
+        Self { width, height: height.max(strip) & !1, next: 0, detail: None }
     }
 
-    /// Draws at a new size from now on (enlarged as in [`Self::new`]); frame numbers go on.
+    /// The same pattern with fine detail under the stamp that changes every frame, as a camera's sensor
+    /// noise does: the encoder then spends whatever bitrate it is given, as it would on a camera's
+    /// picture (the plain pattern needs a fraction of it).
+    pub fn detailed(mut self) -> Self {
+        let mut table = Box::new([0i8; DETAIL_TABLE]);
+        let mut state = 0x9e37_79b9_u32;
+        for entry in table.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *entry = (state % (2 * DETAIL_DEPTH as u32 + 1)) as i8 - DETAIL_DEPTH;
+        }
+        self.detail = Some(table);
+        self
+    }
+
+    /// Draws at a new size from now on (enlarged as in [`Self::new`]); frame numbers and detail go on.
     pub fn resize(&mut self, width: u32, height: u32) {
-        let next = self.next;
-        *self = Self { next, ..Self::new(width, height) };
+        let (next, detail) = (self.next, self.detail.take());
+        *self = Self { next, detail, ..Self::new(width, height) };
     }
 
     /// The size frames are drawn at.
@@ -104,6 +127,16 @@ impl TestPattern {
             u_line.copy_from_slice(&u_row);
             v_line.copy_from_slice(&v_row);
         }
+        if let Some(table) = &self.detail {
+            let strip_rows = BITS.div_ceil(width / BLOCK) * BLOCK;
+            for (number, row) in y.chunks_exact_mut(width as usize).enumerate().skip(strip_rows as usize) {
+                let start = (number as u32).wrapping_mul(2_654_435_761).wrapping_add(stamp.frame.wrapping_mul(40_503));
+                for (col, pixel) in row.iter_mut().enumerate() {
+                    let offset = table[(start as usize).wrapping_add(col) % DETAIL_TABLE];
+                    *pixel = pixel.saturating_add_signed(offset).clamp(16, 235);
+                }
+            }
+        }
         // The stamp strip: grey chroma, black or white luma blocks.
         let per_row = width / BLOCK;
         let bits = stamp.bits();
@@ -149,6 +182,22 @@ mod tests {
             assert_eq!(stamp.frame, expected);
             assert_eq!(read_stamp(&frame.to_rgba()), Some(stamp));
         }
+    }
+
+    #[test]
+    fn a_detailed_pattern_keeps_its_stamp_and_changes_every_frame() {
+        let mut pattern = TestPattern::new(640, 360).detailed();
+        let (first, stamp) = pattern.next_frame(1_763_700_000_000_000);
+        assert_eq!(read_stamp(&first.to_rgba()), Some(stamp));
+        pattern.resize(320, 180);
+        pattern.resize(640, 360);
+        let (second, _) = pattern.next_frame(1_763_700_000_033_333);
+        let plain = TestPattern::new(640, 360).next_frame(0).0;
+        let differing = |a: &I420Frame, b: &I420Frame| {
+            a.planes().0.iter().zip(b.planes().0).filter(|(a, b)| a != b).count() as f64 / a.planes().0.len() as f64
+        };
+        assert!(differing(&first, &plain) > 0.5, "detail on most pixels");
+        assert!(differing(&first, &second) > 0.5, "and different in the next frame (after a resize too)");
     }
 
     #[test]

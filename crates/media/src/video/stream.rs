@@ -560,7 +560,11 @@ impl VideoSender {
         let mut capture = Capture {
             source: source.into(),
             fps: camera.fps,
-            pattern: TestPattern::new(camera.width, camera.height),
+            pattern: if camera.detailed {
+                TestPattern::new(camera.width, camera.height).detailed()
+            } else {
+                TestPattern::new(camera.width, camera.height)
+            },
             last: LastSent::default(),
             preview,
             preview_every: camera.fps.div_ceil(15).max(1),
