@@ -83,16 +83,65 @@ pub enum Quality {
     Good,
 }
 
+/// What holds a connection back, the worst of it, for the indicator's tooltip.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Trouble {
+    /// This share of packets (0.0 to 1.0) did not arrive.
+    Loss(f64),
+    /// The round trip takes this many milliseconds.
+    Delay(f64),
+    /// The picture froze this many times.
+    Freezes(u64),
+    /// The network carries only this many kbit/s to them: the picture is kept small.
+    Narrow(f64),
+}
+
+impl Trouble {
+    /// In a few words.
+    pub fn describe(self) -> String {
+        match self {
+            Trouble::Loss(share) => format!("{:.0} % of packets lost", share * 100.0),
+            Trouble::Delay(ms) => format!("{ms:.0} ms round trip"),
+            Trouble::Freezes(1) => "the picture froze".to_owned(),
+            Trouble::Freezes(count) => format!("the picture froze {count} times"),
+            Trouble::Narrow(kbps) => format!("a narrow network ({kbps:.0} kbit/s)"),
+        }
+    }
+}
+
+/// Below this estimate of what the network carries, video is kept small: fair ...
+const NARROW_KBPS: f64 = 250.0;
+/// ... and below this, poor.
+const VERY_NARROW_KBPS: f64 = 120.0;
+
 impl Quality {
-    /// Grades round-trip time, the fraction of packets lost and the video freezes over the last period.
-    pub fn grade(rtt_ms: Option<f64>, loss: f64, freezes: u64) -> Quality {
+    /// Grades round-trip time, the fraction of packets lost and the video freezes over the last period,
+    /// and what congestion control estimates the network carries to them (`send_estimate_kbps`, 0 while
+    /// unknown); with the worst trouble found.
+    pub fn assess(
+        rtt_ms: Option<f64>,
+        loss: f64,
+        freezes: u64,
+        send_estimate_kbps: Option<f64>,
+    ) -> (Quality, Option<Trouble>) {
         let rtt = rtt_ms.unwrap_or(0.0);
-        if loss > 0.08 || rtt > 400.0 || freezes > 1 {
-            Quality::Poor
-        } else if loss > 0.02 || rtt > 150.0 || freezes == 1 {
-            Quality::Fair
+        let estimate = send_estimate_kbps.filter(|kbps| *kbps > 0.0);
+        let graded = [
+            (loss > 0.08, loss > 0.02, Trouble::Loss(loss)),
+            (rtt > 400.0, rtt > 150.0, Trouble::Delay(rtt)),
+            (freezes > 1, freezes == 1, Trouble::Freezes(freezes)),
+            (
+                estimate.is_some_and(|kbps| kbps < VERY_NARROW_KBPS),
+                estimate.is_some_and(|kbps| kbps < NARROW_KBPS),
+                Trouble::Narrow(estimate.unwrap_or_default()),
+            ),
+        ];
+        if let Some((.., trouble)) = graded.iter().find(|(poor, ..)| *poor) {
+            (Quality::Poor, Some(*trouble))
+        } else if let Some((.., trouble)) = graded.iter().find(|(_, fair, _)| *fair) {
+            (Quality::Fair, Some(*trouble))
         } else {
-            Quality::Good
+            (Quality::Good, None)
         }
     }
 
@@ -121,6 +170,8 @@ pub struct Participant {
     pub media: MediaState,
     /// The latest network grade.
     pub quality: Option<Quality>,
+    /// What held it back, if anything.
+    pub trouble: Option<Trouble>,
     /// The peer connection's state.
     pub link: Option<MediaLinkState>,
     /// Why no connection to them could be made, until one is being tried again.
@@ -165,6 +216,19 @@ impl CurrentCall {
     /// The worst grade among joined participants, for the call's indicator.
     pub fn quality(&self) -> Option<Quality> {
         self.joined().filter_map(|p| p.quality).min()
+    }
+
+    /// What the indicator's tooltip says: the worst grade, and what holds that connection back (with
+    /// whose it is in a group call).
+    pub fn quality_text(&self) -> String {
+        let worst = self.joined().filter(|p| p.quality.is_some()).min_by_key(|p| p.quality);
+        let Some(worst) = worst else { return "Measuring the connection".to_owned() };
+        let grade = worst.quality.map_or("Measuring the connection", Quality::label);
+        match (worst.trouble, self.group) {
+            (Some(trouble), true) => format!("{grade}: {} to {}", trouble.describe(), worst.profile.display_name),
+            (Some(trouble), false) => format!("{grade}: {}", trouble.describe()),
+            (None, _) => grade.to_owned(),
+        }
     }
 
     fn participant(&mut self, user: &UserId) -> Option<&mut Participant> {

@@ -79,6 +79,7 @@ impl Model {
             device: None,
             media: MediaState::default(),
             quality: None,
+            trouble: None,
             link: None,
             unreachable: None,
             packets: (0, 0),
@@ -262,13 +263,24 @@ impl Model {
                     }
                 }
             }
-            Event::MediaStats { call, peer, rtt_ms, packets_lost, packets_received, video_freezes, .. } => {
+            Event::MediaStats {
+                call,
+                peer,
+                rtt_ms,
+                packets_lost,
+                packets_received,
+                video_freezes,
+                send_estimate_kbps,
+                ..
+            } => {
                 if let Some(p) = self.call.as_mut().filter(|c| c.id == call).and_then(|c| c.participant(&peer.user)) {
                     let (lost_before, received_before) = p.packets;
                     let lost = (packets_lost - lost_before).max(0) as f64;
                     let received = packets_received.saturating_sub(received_before) as f64;
                     let loss = if lost + received > 0.0 { lost / (lost + received) } else { 0.0 };
-                    p.quality = Some(Quality::grade(rtt_ms, loss, video_freezes.saturating_sub(p.freezes)));
+                    let freezes = video_freezes.saturating_sub(p.freezes);
+                    let (quality, trouble) = Quality::assess(rtt_ms, loss, freezes, Some(send_estimate_kbps));
+                    (p.quality, p.trouble) = (Some(quality), trouble);
                     p.packets = (packets_lost, packets_received);
                     p.freezes = video_freezes;
                 }

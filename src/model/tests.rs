@@ -107,6 +107,7 @@ fn an_outgoing_call_rings_becomes_active_and_ends_with_its_duration() {
     };
     model.apply(stats, t0 + Duration::from_secs(5), 10_000);
     assert_eq!(model.call.as_ref().unwrap().quality(), Some(Quality::Poor), "10 % loss is poor");
+    assert_eq!(model.call.as_ref().unwrap().quality_text(), "Poor connection: 10 % of packets lost");
     model.apply(
         Event::CallEnded { call: id, reason: EndReason::RemoteHangup, duration_ms: Some(62_000) },
         t0 + Duration::from_secs(65),
@@ -193,12 +194,25 @@ fn presence_fills_contacts_but_never_lists_this_user() {
 
 #[test]
 fn quality_grades() {
-    assert_eq!(Quality::grade(Some(10.0), 0.0, 0), Quality::Good);
-    assert_eq!(Quality::grade(Some(200.0), 0.0, 0), Quality::Fair);
-    assert_eq!(Quality::grade(None, 0.05, 0), Quality::Fair);
-    assert_eq!(Quality::grade(Some(500.0), 0.0, 0), Quality::Poor);
-    assert_eq!(Quality::grade(Some(10.0), 0.0, 1), Quality::Fair, "a video freeze");
-    assert_eq!(Quality::grade(Some(10.0), 0.0, 3), Quality::Poor, "the video keeps freezing");
+    assert_eq!(Quality::assess(Some(10.0), 0.0, 0, None).0, Quality::Good);
+    assert_eq!(Quality::assess(Some(200.0), 0.0, 0, None).0, Quality::Fair);
+    assert_eq!(Quality::assess(None, 0.05, 0, None).0, Quality::Fair);
+    assert_eq!(Quality::assess(Some(500.0), 0.0, 0, None).0, Quality::Poor);
+    assert_eq!(Quality::assess(Some(10.0), 0.0, 1, None).0, Quality::Fair, "a video freeze");
+    assert_eq!(Quality::assess(Some(10.0), 0.0, 3, None).0, Quality::Poor, "the video keeps freezing");
+    // With what the network carries, and what holds it back.
+    assert_eq!(Quality::assess(Some(10.0), 0.0, 0, Some(1500.0)), (Quality::Good, None));
+    assert_eq!(Quality::assess(Some(10.0), 0.0, 0, Some(0.0)), (Quality::Good, None), "not measured yet");
+    assert_eq!(Quality::assess(Some(10.0), 0.0, 0, Some(200.0)), (Quality::Fair, Some(Trouble::Narrow(200.0))));
+    assert_eq!(Quality::assess(Some(10.0), 0.0, 0, Some(90.0)), (Quality::Poor, Some(Trouble::Narrow(90.0))));
+    assert_eq!(
+        Quality::assess(Some(500.0), 0.05, 0, Some(200.0)),
+        (Quality::Poor, Some(Trouble::Delay(500.0))),
+        "the worst grade's trouble"
+    );
+    assert_eq!(Trouble::Delay(512.4).describe(), "512 ms round trip");
+    assert_eq!(Trouble::Freezes(1).describe(), "the picture froze");
+    assert_eq!(Trouble::Narrow(180.0).describe(), "a narrow network (180 kbit/s)");
 }
 
 #[test]

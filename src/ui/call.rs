@@ -369,7 +369,7 @@ fn overlay(app: &View<'_>, ui: &mut Ui, area: Rect, call: &CurrentCall) {
                     widgets::paint_quality(ui, rect.left_bottom(), quality);
                     let label = quality.map_or("Measuring the connection", Quality::label);
                     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
-                    response.on_hover_text(label);
+                    response.on_hover_text(call.quality_text());
                 });
             });
     });
