@@ -212,9 +212,7 @@ fn a_narrow_uplink_is_found_from_a_gentle_start_and_filled_without_a_freeze() {
     lab.shape("home-a", NARROW_UPLINK);
     let mut counted = None;
     let call = lab.call_sending(WIDE_CAMERA, NARROW_CALL, |call| {
-        let Some((active_at, _)) = call.alice.as_ref().unwrap().events_at("call_active").into_iter().next() else {
-            call.fail("alice's call did not become active");
-        };
+        let active_at = call.alice_active_at();
         sleep_until(active_at + NARROW_SETTLED);
         let from = (Instant::now(), call.lab.bucket_bytes("home-a"));
         // Until a second before alice hangs up.
@@ -223,9 +221,7 @@ fn a_narrow_uplink_is_found_from_a_gentle_start_and_filled_without_a_freeze() {
     });
     call.check(Route::Any);
     let (alice, bob) = (call.alice.as_ref().unwrap(), call.bob.as_ref().unwrap());
-    let Some((active_at, _)) = alice.events_at("call_active").into_iter().next() else {
-        call.fail("alice's call did not become active");
-    };
+    let active_at = call.alice_active_at();
     let figures = |name: &str| -> Vec<f64> {
         alice
             .events_at("media_stats")
@@ -285,9 +281,7 @@ fn an_uplink_that_narrows_mid_call_is_followed_down_and_back_up() {
     lab.shape("home-a", "2mbit");
     let mut steps = None;
     let call = lab.call_sending(WIDE_CAMERA, STEP_CALL, |call| {
-        let Some((active_at, _)) = call.alice.as_ref().unwrap().events_at("call_active").into_iter().next() else {
-            call.fail("alice's call did not become active");
-        };
+        let active_at = call.alice_active_at();
         sleep_until(active_at + NARROWS_AFTER);
         call.lab.shape("home-a", "300kbit");
         let narrowed_at = Instant::now();
@@ -357,10 +351,7 @@ fn moving_to_another_network_mid_call_brings_the_media_back() {
     let lab = Lab::up(false);
     let mut moved_at = None;
     let call = lab.call_with(MOVE_CALL, |call| {
-        let alice = call.alice.as_ref().unwrap();
-        let Some((active_at, _)) = alice.events_at("call_active").into_iter().next() else {
-            call.fail("alice's call did not become active");
-        };
+        let active_at = call.alice_active_at();
         sleep_until(active_at + MOVE_AFTER_ACTIVE);
         let output = Command::new(netlab()).args(["move", &call.lab.prefix, "home-a"]).output().expect("netlab move");
         assert!(output.status.success(), "netlab move: {}", String::from_utf8_lossy(&output.stderr));
@@ -635,6 +626,13 @@ fn device_name(value: &Value) -> String {
 }
 
 impl Call<'_> {
+    /// When alice's call became active; fails the test if it never did.
+    fn alice_active_at(&self) -> Instant {
+        let active = self.alice.as_ref().and_then(|alice| alice.events_at("call_active").into_iter().next());
+        let Some((active_at, _)) = active else { self.fail("alice's call did not become active") };
+        active_at
+    }
+
     /// Panics with `what` and everything that explains it: the bots' output, coturn's and the server's logs.
     fn fail(&self, what: &str) -> ! {
         let mut report =
@@ -655,9 +653,7 @@ impl Call<'_> {
     /// active; silently, centred on the first of alice's pings that lets the cut start no sooner.
     fn blip(&mut self, reset: bool) {
         let alice = self.alice.as_ref().unwrap();
-        let Some((active_at, _)) = alice.events_at("call_active").into_iter().next() else {
-            self.fail("alice's call did not become active");
-        };
+        let active_at = self.alice_active_at();
         let signed_in_at = alice.events_at("signed_in").first().expect("signed in before the call").0;
         let mut cut_at = active_at + BLIP_AFTER_ACTIVE;
         if !reset {
