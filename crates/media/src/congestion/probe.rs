@@ -40,13 +40,25 @@ pub(crate) enum Boldness {
     Gentle,
 }
 
-/// What one probe's packets showed as they arrived.
-#[derive(Debug, Default, Clone, Copy)]
-struct Arrivals {
-    packets: usize,
-    bytes: usize,
-    first: Option<Duration>,
-    last: Option<Duration>,
+/// The first third of a probe's packets (at least one) is left out of its rate: a token bucket lets its
+/// burst through at the line's rate before it holds the rest to its own (a 16 kbit burst read a 500 kbit/s
+/// link as 650 over 100 ms), and the first packet's bytes arrived before the span measured began.
+const LEADING_SHARE: usize = 3;
+
+/// What one probe's packets showed as they arrived: (arrival on the receiver's clock, bytes).
+type Arrivals = Vec<(Duration, usize)>;
+
+/// The rate `arrivals` came in at, leaving out the leading packets (see [`LEADING_SHARE`]); `None` with
+/// too few packets to say.
+fn arrival_rate(mut arrivals: Arrivals) -> Option<f64> {
+    if arrivals.len() < MIN_PACKETS {
+        return None;
+    }
+    arrivals.sort_by_key(|(at, _)| *at);
+    let measured = &arrivals[(arrivals.len() / LEADING_SHARE).max(1) - 1..];
+    let (first, last) = (measured.first()?.0, measured.last()?.0);
+    let bytes: usize = measured[1..].iter().map(|(_, size)| size).sum();
+    (last > first).then(|| bytes as f64 * 8.0 / (last - first).as_secs_f64())
 }
 
 #[derive(Debug)]
@@ -107,7 +119,7 @@ impl ProbePlan {
             return None;
         }
         let until = now + PROBE_FOR;
-        self.state = State::Probing { from: now, until, arrivals: Arrivals::default(), pushed_back: false };
+        self.state = State::Probing { from: now, until, arrivals: Arrivals::new(), pushed_back: false };
         let extra = match boldness {
             Boldness::Bold => BOLD_EXTRA,
             Boldness::Gentle => GENTLE_EXTRA,
@@ -120,10 +132,7 @@ impl ProbePlan {
         if let State::Probing { from, until, arrivals, .. } = &mut self.state
             && (*from..*until).contains(&departure)
         {
-            arrivals.packets += 1;
-            arrivals.bytes += size;
-            arrivals.first = Some(arrivals.first.map_or(arrival, |first| first.min(arrival)));
-            arrivals.last = Some(arrivals.last.map_or(arrival, |last| last.max(arrival)));
+            arrivals.push((arrival, size));
         }
     }
 
@@ -136,19 +145,16 @@ impl ProbePlan {
 
     /// Once a probe's feedback is in, what it found.
     pub(crate) fn result(&mut self, now: Instant, rtt: Duration) -> Option<Outcome> {
-        let State::Probing { until, arrivals, pushed_back, .. } = self.state else { return None };
+        let State::Probing { until, pushed_back, .. } = self.state else { return None };
         if now < until + rtt + FEEDBACK_SLACK {
             return None;
         }
-        let carried = match (arrivals.first, arrivals.last) {
-            (Some(first), Some(last)) if arrivals.packets >= MIN_PACKETS && last > first => {
-                // The first packet's bytes arrived before the span began.
-                let bytes = arrivals.bytes - arrivals.bytes / arrivals.packets;
-                Some(bytes as f64 * 8.0 / (last - first).as_secs_f64() * RESULT_SHARE)
-            }
-            _ => None,
+        let State::Probing { arrivals, .. } =
+            std::mem::replace(&mut self.state, State::Idle(Some(now + AGAIN_AFTER_NOTHING)))
+        else {
+            return None;
         };
-        self.state = State::Idle(Some(now + AGAIN_AFTER_NOTHING));
+        let carried = arrival_rate(arrivals).map(|rate| rate * RESULT_SHARE);
         Some(Outcome { carried, pushed_back })
     }
 
@@ -210,6 +216,16 @@ mod tests {
             plan.start(next + AGAIN_AFTER_RAISE, 300_000.0, 2_000_000.0, true, true, Some(Boldness::Bold)).is_some(),
             "raised: 3 s"
         );
+    }
+
+    #[test]
+    fn a_buckets_burst_at_the_start_of_a_probe_is_left_out_of_its_rate() {
+        // A 16 kbit burst (two packets of 1000 bytes) at once, then 500 kbit/s: one packet every 16 ms.
+        let mut arrivals: Arrivals = vec![(Duration::ZERO, 1000), (Duration::from_micros(10), 1000)];
+        arrivals.extend((1..=7).map(|n| (Duration::from_millis(16 * n), 1000)));
+        let rate = arrival_rate(arrivals).expect("enough packets");
+        assert!((rate - 500_000.0).abs() < 1.0, "{rate}");
+        assert_eq!(arrival_rate(vec![(Duration::ZERO, 1000); 4]), None, "too few");
     }
 
     #[test]

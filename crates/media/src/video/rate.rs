@@ -19,7 +19,7 @@ pub struct Rung {
 /// large blocky one), then frame rate, then size again.
 const LADDER: [(Rung, f64); 4] = [
     (Rung { scale: 1, fps_divider: 1 }, 0.40),
-    (Rung { scale: 2, fps_divider: 1 }, 0.12),
+    (Rung { scale: 2, fps_divider: 1 }, 0.10),
     (Rung { scale: 2, fps_divider: 2 }, 0.06),
     (Rung { scale: 4, fps_divider: 2 }, 0.0),
 ];
