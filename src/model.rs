@@ -109,6 +109,9 @@ impl Trouble {
     }
 }
 
+/// What the connection indicator says before the first figures.
+pub const MEASURING_CONNECTION: &str = "Measuring the connection";
+
 /// Below this estimate of what the network carries, video is kept small: fair ...
 const NARROW_KBPS: f64 = 250.0;
 /// ... and below this, poor.
@@ -221,9 +224,9 @@ impl CurrentCall {
     /// What the indicator's tooltip says: the worst grade, and what holds that connection back (with
     /// whose it is in a group call).
     pub fn quality_text(&self) -> String {
-        let worst = self.joined().filter(|p| p.quality.is_some()).min_by_key(|p| p.quality);
-        let Some(worst) = worst else { return "Measuring the connection".to_owned() };
-        let grade = worst.quality.map_or("Measuring the connection", Quality::label);
+        let worst = self.joined().filter_map(|p| Some((p.quality?, p))).min_by_key(|(quality, _)| *quality);
+        let Some((quality, worst)) = worst else { return MEASURING_CONNECTION.to_owned() };
+        let grade = quality.label();
         match (worst.trouble, self.group) {
             (Some(trouble), true) => format!("{grade}: {} to {}", trouble.describe(), worst.profile.display_name),
             (Some(trouble), false) => format!("{grade}: {}", trouble.describe()),

@@ -14,7 +14,7 @@ use super::view_state::GridLayout;
 use super::widgets::{self, AvatarLook};
 use super::{theme, video};
 
-use crate::model::{Connection, CurrentCall, Quality, Stage};
+use crate::model::{Connection, CurrentCall, MEASURING_CONNECTION, Quality, Stage};
 use crate::settings::AvatarShape;
 
 /// Columns and rows for `count` tiles of `aspect` (width/height) in `area` so that tiles are as large
@@ -367,7 +367,7 @@ fn overlay(app: &View<'_>, ui: &mut Ui, area: Rect, call: &CurrentCall) {
                     let quality = call.quality();
                     let (rect, response) = ui.allocate_exact_size(vec2(22.0, 20.0), Sense::hover());
                     widgets::paint_quality(ui, rect.left_bottom(), quality);
-                    let label = quality.map_or("Measuring the connection", Quality::label);
+                    let label = quality.map_or(MEASURING_CONNECTION, Quality::label);
                     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
                     response.on_hover_text(call.quality_text());
                 });

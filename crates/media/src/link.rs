@@ -25,6 +25,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters, RtpCodecKind, TYPE_RTCP_FB_TRANSPORT_CC,
 };
+use rtc::statistics::stats::ice_candidate_pair::RTCIceCandidatePairStats;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::sync::mpsc;
@@ -219,10 +220,14 @@ struct StatsCounter {
     last: Option<(Instant, u64, u64)>,
 }
 
-/// The round trip ICE measured on the pair in use, in milliseconds.
-fn round_trip_ms(report: &webrtc::peer_connection::RTCStatsReport) -> Option<f64> {
-    let selected = report.candidate_pairs().find(|pair| pair.nominated);
-    selected.map(|pair| pair.current_round_trip_time * 1000.0).filter(|rtt| *rtt > 0.0)
+/// The candidate pair in use.
+fn selected_pair(report: &webrtc::peer_connection::RTCStatsReport) -> Option<&RTCIceCandidatePairStats> {
+    report.candidate_pairs().find(|pair| pair.nominated)
+}
+
+/// The round trip ICE measured on a candidate pair, in milliseconds, once measured.
+fn round_trip_ms(pair: &RTCIceCandidatePairStats) -> Option<f64> {
+    Some(pair.current_round_trip_time * 1000.0).filter(|rtt| *rtt > 0.0)
 }
 
 impl StatsCounter {
@@ -238,8 +243,8 @@ impl StatsCounter {
             None => (0.0, 0.0),
         };
         self.last = Some((now, sent, received));
-        let selected = report.candidate_pairs().find(|pair| pair.nominated);
-        let rtt_ms = round_trip_ms(report);
+        let selected = selected_pair(report);
+        let rtt_ms = selected.and_then(round_trip_ms);
         // The report files candidates under a prefixed id; the pair names them without it.
         let kind_of = |id: &str| {
             let entry = report.get(id).or_else(|| {
@@ -737,7 +742,7 @@ async fn run(
                     && exchange.shared.send.connected.load(Ordering::Relaxed) =>
             {
                 let report = pc.get_stats(std::time::Instant::now(), StatsSelector::None).await;
-                if let Some(rtt) = round_trip_ms(&report) {
+                if let Some(rtt) = selected_pair(&report).and_then(round_trip_ms) {
                     exchange.shared.rtt_ms.store(rtt.ceil() as u32, Ordering::Relaxed);
                 }
                 continue;

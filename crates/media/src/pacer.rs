@@ -21,6 +21,8 @@ use rtc::shared::TransportContext;
 use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize;
 
+use crate::repair::repair_packet;
+
 /// The most video packets held before new ones are refused (the library's limit too); at 720p that is
 /// seconds of video, which congestion control never lets build up.
 const QUEUE_LIMIT: usize = 4096;
@@ -32,15 +34,15 @@ const FIRST_BITRATE_BPS: f64 = 1_000_000.0;
 /// half the estimate) ...
 const RETRANSMISSION_SHARE: f64 = 0.2;
 /// ... gathering at most this many bits while there are none; beyond it they are dropped. On a path that
-/// congestion made lossy, unbounded retransmissions (each asked for twice, and again when lost) sent
-/// nearly twice the narrow link's rate and kept it lossy.
+/// congestion made lossy, unbounded retransmissions (each asked for more than once, and again when lost)
+/// sent nearly twice the narrow link's rate and kept it lossy.
 const RETRANSMISSION_BURST_BITS: f64 = 8.0 * 1_200.0 * 8.0;
 /// How many recent video packets are kept to be copied in probes.
 const RECENT_FOR_PROBES: usize = 64;
 /// While probing, the pacer wakes this often to send the next copy.
 const PROBE_TICK: Duration = Duration::from_millis(2);
 /// The most probe bits that may gather between two sends (a few packets), so that a late wake-up does not
-/// send a burst.
+/// send a burst; a probe starts with none.
 const PROBE_BURST_BITS: f64 = 4.0 * 1_200.0 * 8.0;
 
 /// Congestion control's request for probing traffic: this many bits per second on top of the media, until
@@ -75,13 +77,10 @@ pub(crate) struct AudioFirstPacer {
     recent: VecDeque<(TransportContext, rtp::Packet)>,
     next_copy: usize,
     orders: ProbeOrders,
-    /// Probe bits that may be sent, and when they were last added to.
-    probe_bits: f64,
-    probe_refilled: Option<Instant>,
-    /// The pacing rate, and the retransmission bits that may be sent and when they were last added to.
-    pacing_bps: f64,
-    retransmission_bits: f64,
-    retransmission_refilled: Option<Instant>,
+    /// The order being sent, and what it may send (a bucket at its rate, starting empty).
+    probe: Option<(ProbeOrder, Pacer)>,
+    /// What retransmissions may send: a bucket at [`RETRANSMISSION_SHARE`] of the pacing rate.
+    retransmissions: Pacer,
     /// Retransmissions dropped for want of budget, for the log.
     retransmissions_dropped: u64,
     /// The latest instant the pacer was given (a wake-up's, a packet's).
@@ -104,11 +103,8 @@ impl AudioFirstPacer {
             recent: VecDeque::with_capacity(RECENT_FOR_PROBES),
             next_copy: 0,
             orders,
-            probe_bits: 0.0,
-            probe_refilled: None,
-            pacing_bps: FIRST_BITRATE_BPS,
-            retransmission_bits: RETRANSMISSION_BURST_BITS,
-            retransmission_refilled: None,
+            probe: None,
+            retransmissions: retransmission_budget(),
             retransmissions_dropped: 0,
             last_seen: None,
             video: VecDeque::new(),
@@ -126,17 +122,13 @@ impl AudioFirstPacer {
 
     /// Whether a retransmission fits the retransmissions' budget (charging it if so).
     fn retransmission_allowed(&mut self, packet: &TaggedPacket) -> bool {
-        let last = self.retransmission_refilled.replace(packet.now);
-        let elapsed = last.map_or(Duration::ZERO, |last| packet.now.saturating_duration_since(last));
-        self.retransmission_bits = (self.retransmission_bits
-            + self.pacing_bps * RETRANSMISSION_SHARE * elapsed.as_secs_f64())
-        .min(RETRANSMISSION_BURST_BITS);
+        self.retransmissions.refill(packet.now);
         let bits = Self::bits_of(packet);
-        if self.retransmission_bits < bits {
-            return false;
+        let allowed = self.retransmissions.can_afford(bits);
+        if allowed {
+            self.retransmissions.consume(bits);
         }
-        self.retransmission_bits -= bits;
-        true
+        allowed
     }
 
     /// A video packet leaves: an RTX packet gets the next number of its stream; a video packet with an RTX
@@ -164,35 +156,32 @@ impl AudioFirstPacer {
     /// Sends what the probe order allows since the last call, while no video waits.
     fn probe(&mut self, now: Instant) {
         let order = *crate::lock(&self.orders);
-        let last = self.probe_refilled.replace(now);
         let Some(order) = order.filter(|order| now < order.until) else {
-            self.probe_bits = 0.0;
+            self.probe = None;
             return;
         };
-        tracing::trace!(recent = self.recent.len(), queued = self.video.len(), bits = self.probe_bits, "probe tick");
-        let elapsed = last.map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
-        self.probe_bits = (self.probe_bits + order.extra_bps * elapsed.as_secs_f64()).min(PROBE_BURST_BITS);
+        let budget = match &mut self.probe {
+            Some((running, budget)) if *running == order => budget,
+            _ => {
+                // Empty, filling from the pacer's last wake-up.
+                let mut budget = Pacer::new(order.extra_bps).with_burst_bits(PROBE_BURST_BITS);
+                budget.refill(self.last_seen.unwrap_or(now));
+                budget.consume(budget.budget_bits());
+                &mut self.probe.insert((order, budget)).1
+            }
+        };
+        budget.refill(now);
         while !self.recent.is_empty() && self.video.is_empty() {
             let (transport, original) = &self.recent[self.next_copy % self.recent.len()];
             let Some(repair) = self.repairs.get_mut(&original.header.ssrc) else { break };
             let bits = ((original.marshal_size() + 2) * 8) as f64;
-            if self.probe_bits < bits {
+            if !budget.can_afford(bits) {
                 break;
             }
-            self.probe_bits -= bits;
+            budget.consume(bits);
             self.next_copy = self.next_copy.wrapping_add(1);
-            let mut payload = Vec::with_capacity(original.payload.len() + 2);
-            payload.extend_from_slice(&original.header.sequence_number.to_be_bytes());
-            payload.extend_from_slice(&original.payload);
-            let header = rtp::header::Header {
-                ssrc: repair.ssrc,
-                payload_type: repair.payload_type,
-                sequence_number: repair.next_sequence,
-                padding: false,
-                ..original.header.clone()
-            };
+            let copy = repair_packet(original, repair.ssrc, repair.payload_type, repair.next_sequence);
             repair.next_sequence = repair.next_sequence.wrapping_add(1);
-            let copy = rtp::Packet { header, payload: payload.into() };
             self.outbound.push_back(TaggedPacket {
                 now,
                 transport: *transport,
@@ -200,6 +189,15 @@ impl AudioFirstPacer {
             });
         }
     }
+}
+
+/// The retransmissions' bucket, full to start with: a call's first losses come together. (The library's
+/// bucket starts with a tenth of a second of its rate, so it is made at ten times the burst's rate and then
+/// set to the retransmissions' own.)
+fn retransmission_budget() -> Pacer {
+    let mut budget = Pacer::new(RETRANSMISSION_BURST_BITS * 10.0).with_burst_bits(RETRANSMISSION_BURST_BITS);
+    budget.set_target_bitrate(FIRST_BITRATE_BPS * RETRANSMISSION_SHARE);
+    budget
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for AudioFirstPacer {
@@ -211,7 +209,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for AudioFirstPacer {
             message.message.get(&Attribute::TargetBitrateChanged { bits_per_second: 0.0 })
         {
             self.bucket.set_target_bitrate(*bits_per_second);
-            self.pacing_bps = *bits_per_second;
+            self.retransmissions.set_target_bitrate(*bits_per_second * RETRANSMISSION_SHARE);
         }
         self.inbound.push_back(message);
         Ok(())
@@ -426,5 +424,32 @@ mod tests {
             assert_eq!(original, n as u16 % 4, "copies of the recent video in turn");
             assert_eq!(copy.payload.len(), 1_002);
         }
+    }
+
+    #[test]
+    fn retransmissions_start_with_a_full_burst_and_then_keep_to_their_share() {
+        const VIDEO: u32 = 2;
+        const REPAIR: u32 = 3;
+        let start = Instant::now();
+        let mut pacer = AudioFirstPacer::new(ProbeOrders::default());
+        pacer.bind_local_stream(&StreamInfo {
+            ssrc: VIDEO,
+            ssrc_rtx: Some(REPAIR),
+            payload_type_rtx: Some(97),
+            mime_type: "video/VP8".to_owned(),
+            ..Default::default()
+        });
+        let queued = |pacer: &AudioFirstPacer| pacer.video.len();
+        // 988 bytes of payload and a 12-byte header: 8 000 bits each, so the burst holds nine.
+        for sequence in 0..12 {
+            pacer.handle_write(packet(REPAIR, sequence, 988, start)).unwrap();
+        }
+        assert_eq!(queued(&pacer), 9, "the burst at once, the rest dropped");
+        // A tenth of a second at 0.2 x the first pacing rate (1 Mbit/s) adds 20 000 bits to the 4 800 left:
+        // three more.
+        for sequence in 12..16 {
+            pacer.handle_write(packet(REPAIR, sequence, 988, start + Duration::from_millis(100))).unwrap();
+        }
+        assert_eq!(queued(&pacer), 12);
     }
 }

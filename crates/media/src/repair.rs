@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use rtc::interceptor::{Interceptor, StreamInfo, TaggedPacket};
+use rtc::rtp;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
@@ -21,6 +22,17 @@ pub(crate) const RTX_PAYLOAD_TYPE: u8 = 97;
 /// none (padding).
 pub(crate) fn original_sequence_number(payload: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]))
+}
+
+/// `original` sent again on an RTX stream (`ssrc`, `payload_type`, its own `sequence_number`): the
+/// original's sequence number leads the payload ([`original_sequence_number`] reads it back), the rest of
+/// the header is the original's.
+pub(crate) fn repair_packet(original: &rtp::Packet, ssrc: u32, payload_type: u8, sequence_number: u16) -> rtp::Packet {
+    let mut payload = Vec::with_capacity(original.payload.len() + 2);
+    payload.extend_from_slice(&original.header.sequence_number.to_be_bytes());
+    payload.extend_from_slice(&original.payload);
+    let header = rtp::header::Header { ssrc, payload_type, sequence_number, padding: false, ..original.header.clone() };
+    rtp::Packet { header, payload: payload.into() }
 }
 
 /// One of the library's interceptors, told of each local stream's RTX stream as of a stream of its own.
@@ -117,7 +129,6 @@ impl<I: Interceptor> Interceptor for WithRepairStreams<I> {
 #[cfg(test)]
 mod tests {
     use rtc::interceptor::{AttributedPacket, Packet, RTPHeaderExtension, TwccSenderBuilder, TwccSenderInterceptor};
-    use rtc::rtp;
     use rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
     use rtc::shared::TransportContext;
     use rtc::shared::marshal::Unmarshal;
@@ -167,5 +178,20 @@ mod tests {
     fn the_original_sequence_number_leads_the_payload() {
         assert_eq!(original_sequence_number(&[0x12, 0x34, 0xaa]), Some(0x1234));
         assert_eq!(original_sequence_number(&[0x12]), None);
+        let original = rtp::Packet {
+            header: rtp::header::Header {
+                ssrc: VIDEO,
+                sequence_number: 0x1234,
+                timestamp: 9000,
+                marker: true,
+                ..Default::default()
+            },
+            payload: vec![0xaa, 0xbb].into(),
+        };
+        let repair = repair_packet(&original, REPAIR, RTX_PAYLOAD_TYPE, 7);
+        assert_eq!((repair.header.ssrc, repair.header.payload_type, repair.header.sequence_number), (REPAIR, 97, 7));
+        assert_eq!((repair.header.timestamp, repair.header.marker), (9000, true), "the rest of the header kept");
+        assert_eq!(original_sequence_number(&repair.payload), Some(0x1234));
+        assert_eq!(&repair.payload[2..], &[0xaa, 0xbb]);
     }
 }

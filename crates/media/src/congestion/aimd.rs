@@ -61,10 +61,8 @@ impl RateControl {
         ceiling: Option<f64>,
     ) -> bool {
         let elapsed = self.elapsed(now);
-        if let (Some(capacity), Some(delivered)) = (self.capacity, delivered)
-            && delivered > capacity * OUTGROWN
-        {
-            self.capacity = None;
+        if let Some(delivered) = delivered {
+            self.forget_outgrown_capacity(delivered);
         }
         let seconds = elapsed.as_secs_f64();
         let grown = match self.capacity {
@@ -88,10 +86,15 @@ impl RateControl {
             return false;
         }
         self.target = rate;
+        self.forget_outgrown_capacity(rate);
+        true
+    }
+
+    /// The path carried `rate`: if that outgrows the rate it last pushed back at, the estimate ramps again.
+    fn forget_outgrown_capacity(&mut self, rate: f64) {
         if self.capacity.is_some_and(|capacity| rate > capacity * OUTGROWN) {
             self.capacity = None;
         }
-        true
     }
 
     /// A probe found the path carries `rate` while it pushed back: the estimate settles there (up or
@@ -113,14 +116,12 @@ impl RateControl {
         self.elapsed(now);
     }
 
-    /// The path pushed back (a queue building, or loss beyond its own): the estimate falls to
-    /// [`BACK_OFF`] of what it delivered, if it is not lower already. Returns whether it fell.
+    /// A queue built up: the estimate falls to [`BACK_OFF`] of what the path delivered, if it is not lower
+    /// already. Returns whether it fell.
     pub(crate) fn decrease(&mut self, now: Instant, delivered: Option<f64>, rtt: Duration) -> bool {
         self.elapsed(now);
-        let spacing = rtt.clamp(DECREASE_SPACING.0, DECREASE_SPACING.1);
         let delivered = delivered.unwrap_or(self.target);
-        let recent = self.last_decrease.is_some_and(|last| now.saturating_duration_since(last) < spacing);
-        if recent && delivered >= self.target / 2.0 {
+        if self.decreased_within(now, rtt) && delivered >= self.target / 2.0 {
             return false;
         }
         self.last_decrease = Some(now);
@@ -137,14 +138,19 @@ impl RateControl {
     /// Returns whether it fell.
     pub(crate) fn cut(&mut self, now: Instant, keep: f64, rtt: Duration) -> bool {
         self.elapsed(now);
-        let spacing = rtt.clamp(DECREASE_SPACING.0, DECREASE_SPACING.1);
-        if self.last_decrease.is_some_and(|last| now.saturating_duration_since(last) < spacing) {
+        if self.decreased_within(now, rtt) {
             return false;
         }
         self.last_decrease = Some(now);
         self.target = (self.target * keep.clamp(0.0, 1.0)).clamp(self.min, self.max);
         self.capacity = Some(self.target);
         true
+    }
+
+    /// Whether the estimate was lowered less than a round trip ago (see [`DECREASE_SPACING`]).
+    fn decreased_within(&self, now: Instant, rtt: Duration) -> bool {
+        let spacing = rtt.clamp(DECREASE_SPACING.0, DECREASE_SPACING.1);
+        self.last_decrease.is_some_and(|last| now.saturating_duration_since(last) < spacing)
     }
 
     fn elapsed(&mut self, now: Instant) -> Duration {

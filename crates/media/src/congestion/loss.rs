@@ -41,14 +41,21 @@ impl Congestion {
     }
 }
 
+/// One window's loss, and how far it may be off by chance (two standard errors).
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    loss: f64,
+    uncertainty: f64,
+}
+
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub(crate) struct LossWatch {
     window_start: Option<Instant>,
     lost: usize,
     total: usize,
-    /// The last windows, newest last: their loss, and the lower and upper ends of its uncertainty.
-    history: VecDeque<(f64, f64, f64)>,
+    /// The last windows, newest last.
+    history: VecDeque<Window>,
 }
 
 impl LossWatch {
@@ -64,7 +71,7 @@ impl LossWatch {
         let loss = self.lost as f64 / self.total as f64;
         let uncertainty = 2.0 * (loss * (1.0 - loss) / self.total as f64).sqrt();
         (self.window_start, self.lost, self.total) = (Some(now), 0, 0);
-        self.history.push_back((loss, loss - uncertainty, loss + uncertainty));
+        self.history.push_back(Window { loss, uncertainty });
         if self.history.len() > INHERENT_OVER {
             self.history.pop_front();
         }
@@ -74,19 +81,19 @@ impl LossWatch {
 
     /// What the path loses anyway, as far as the last windows tell.
     pub(crate) fn inherent(&self) -> f64 {
-        self.history.iter().map(|(_, _, upper)| *upper).fold(INHERENT_MAX, f64::min)
+        self.history.iter().map(|window| window.loss + window.uncertainty).fold(INHERENT_MAX, f64::min)
     }
 
     /// Whether the last window's loss leaves room to send more: not clearly more than half the
     /// congestion margin above the path's own (between that and congestion, the estimate holds, as the
     /// GCC draft's loss half does between 2 and 10 %).
     pub(crate) fn allows_increase(&self) -> bool {
-        self.history.back().is_none_or(|(_, lower, _)| *lower <= self.inherent() + EXCESS / 2.0)
+        self.history.back().is_none_or(|window| window.loss - window.uncertainty <= self.inherent() + EXCESS / 2.0)
     }
 
     /// The last window's loss.
     pub(crate) fn last(&self) -> Option<f64> {
-        self.history.back().map(|(loss, _, _)| *loss)
+        self.history.back().map(|window| window.loss)
     }
 }
 

@@ -64,7 +64,7 @@ const LOST_FEEDBACK_RUN: usize = 3;
 /// The round trip assumed before feedback has measured one.
 const FIRST_RTT: Duration = Duration::from_millis(100);
 
-/// What holds the estimate where it is, for the statistics.
+/// What last held the estimate where it is: which half of congestion control acted (the tests read it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Limit {
     /// Nothing yet: the estimate is ramping up from its start.

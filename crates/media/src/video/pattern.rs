@@ -56,8 +56,7 @@ impl TestPattern {
     /// and tall enough for the strip's rows at that width).
     pub fn new(width: u32, height: u32) -> Self {
         let width = width.max(256) & !1;
-        let strip = BITS.div_ceil(width / BLOCK) * BLOCK;
-        Self { width, height: height.max(strip) & !1, next: 0, detail: None }
+        Self { width, height: height.max(strip_rows(width)) & !1, next: 0, detail: None }
     }
 
     /// The same pattern with fine detail under the stamp that changes every frame, as a camera's sensor
@@ -128,8 +127,7 @@ impl TestPattern {
             v_line.copy_from_slice(&v_row);
         }
         if let Some(table) = &self.detail {
-            let strip_rows = BITS.div_ceil(width / BLOCK) * BLOCK;
-            for (number, row) in y.chunks_exact_mut(width as usize).enumerate().skip(strip_rows as usize) {
+            for (number, row) in y.chunks_exact_mut(width as usize).enumerate().skip(strip_rows(width) as usize) {
                 let start = (number as u32).wrapping_mul(2_654_435_761).wrapping_add(stamp.frame.wrapping_mul(40_503));
                 for (col, pixel) in row.iter_mut().enumerate() {
                     let offset = table[(start as usize).wrapping_add(col) % DETAIL_TABLE];
@@ -155,10 +153,15 @@ impl TestPattern {
     }
 }
 
+/// How many rows the stamp's strip takes at `width`.
+fn strip_rows(width: u32) -> u32 {
+    BITS.div_ceil(width / BLOCK) * BLOCK
+}
+
 /// Reads the stamp from a decoded frame, if it carries one.
 pub fn read_stamp(frame: &RgbaFrame) -> Option<Stamp> {
     let per_row = frame.width / BLOCK;
-    if per_row == 0 || frame.height < BITS.div_ceil(per_row) * BLOCK {
+    if per_row == 0 || frame.height < strip_rows(frame.width) {
         return None;
     }
     let mut bits = 0u128;
